@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// Sample is one item of a data set: the model inputs by input name, and what
+// the metric compares the outputs with.
+type Sample struct {
+	Inputs     map[string]Tensor
+	Annotation any
+	Metadata   map[string]any
+}
+
+// DataLoader gives random access to a data set (POT's DataLoader).
+// Item must be safe for concurrent use and must return an error wrapping
+// ErrIndexOutOfRange for an index outside [0, Len()).
+type DataLoader interface {
+	Len() int
+	Item(ctx context.Context, i int) (Sample, error)
+}
+
+// MetricAttributes says how to read a metric: Direction is "higher-better"
+// or "higher-worse"; Type is a free-form kind such as "accuracy".
+type MetricAttributes struct {
+	Direction string `json:"direction"`
+	Type      string `json:"type"`
+}
+
+// Metric accumulates a quality measure over model outputs (POT's Metric).
+// Update is called once per sample with that sample's outputs (by output
+// name) and annotation.
+type Metric interface {
+	// Value is the metric of the last Update, by metric name.
+	Value() map[string]float64
+	// AvgValue is the metric averaged over every Update since Reset.
+	AvgValue() map[string]float64
+	HigherBetter() bool
+	Update(outputs map[string]Tensor, annotation any) error
+	Reset()
+	Attributes() map[string]MetricAttributes
+}
+
+// Sampler yields the batches of sample indices an Engine visits.
+type Sampler interface {
+	Batches() [][]int
+}
+
+// PredictOptions is what Predict does: which statistics to collect, over
+// which samples, and whether to keep the metric per sample.
+type PredictOptions struct {
+	// StatsLayout names the tensors to observe and the statistics on each;
+	// nil collects nothing.
+	StatsLayout StatsLayout
+	// Sampler chooses the samples; nil visits every sample, batch size 1.
+	Sampler Sampler
+	// Metric is updated with every sample's outputs; nil skips evaluation.
+	Metric Metric
+	// MetricPerSample keeps each sample's metric value in the result.
+	MetricPerSample bool
+	// Progress, when set, is called after each batch with the samples done so far.
+	Progress func(done, total int)
+}
+
+// PerSampleMetric is one sample's metric values.
+type PerSampleMetric struct {
+	Index  int
+	Values map[string]float64
+}
+
+// PredictResult is what Predict returns.
+type PredictResult struct {
+	// Metrics is Metric.AvgValue after the pass (nil without a metric).
+	Metrics map[string]float64
+	// PerSample holds each sample's metric, in index order, when asked for.
+	PerSample []PerSampleMetric
+	// Stats holds the statistics of StatsLayout, per sample, keyed by index.
+	Stats *reduce.Set
+	// Samples is the number of samples run.
+	Samples int
+}
+
+// Engine runs a model over a data set (POT's Engine). The ONNX Runtime engine
+// runs in this process; the cluster engine spreads the same work over workers.
+type Engine interface {
+	SetModel(m *model.CompressedModel) error
+	Predict(ctx context.Context, opts PredictOptions) (PredictResult, error)
+}

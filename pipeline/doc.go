@@ -1,0 +1,22 @@
+// Package pipeline is the POT API in Go: the interfaces the rest of fleetcal is
+// written against and the types that travel between them.
+//
+//   - DataLoader: Len and Item(ctx, i) → Sample{Inputs, Annotation, Metadata}
+//     (POT's DataLoader with __len__ and __getitem__).
+//   - Metric: Value, AvgValue, HigherBetter, Update, Reset, Attributes.
+//   - Engine: SetModel and Predict(ctx, PredictOptions) → PredictResult with the
+//     metric and the statistics asked for in a StatsLayout.
+//   - Sampler / BatchSampler: which sample indices are visited, in which batches.
+//
+// A typical statistics pass:
+//
+//	layout := pipeline.StatsLayout{"conv1_out": {{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}}}
+//	res, err := eng.Predict(ctx, pipeline.PredictOptions{
+//		StatsLayout: layout,
+//		Sampler:     pipeline.NewBatchSampler(loader.Len(), 1, nil),
+//	})
+//	mins := res.Stats.Get("conv1_out", pipeline.StatSpec{Kind: pipeline.StatMin}.Key())
+//
+// The package is pure Go: it must never import onnxruntime_go (engine/) or
+// nats.go (cluster/); an Engine may run in this process or on a fleet.
+package pipeline

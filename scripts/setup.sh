@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what fleetcal needs to build, run and test, skipping what is already there:
+#   - the ONNX Runtime shared library (from the npm package onnxruntime-node, checked by SHA-256)
+#     into .deps/onnxruntime/ (ignored by git);
+#   - the Go modules of go.mod.
+# Set ONNXRUNTIME_LIB to use another copy of libonnxruntime.so instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_NPM_VERSION=1.30.0
+ORT_SO_SHA256=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+ORT_DIR=.deps/onnxruntime
+ORT_SO="$ORT_DIR/libonnxruntime.so.1"
+
+have_ort() { [ -f "$ORT_SO" ] && echo "$ORT_SO_SHA256  $ORT_SO" | sha256sum -c --status; }
+
+if [ -n "${ONNXRUNTIME_LIB:-}" ]; then
+  [ -f "$ONNXRUNTIME_LIB" ] || { echo "setup: ONNXRUNTIME_LIB=$ONNXRUNTIME_LIB: no such file" >&2; exit 1; }
+  echo "setup: using ONNXRUNTIME_LIB=$ONNXRUNTIME_LIB"
+elif have_ort; then
+  echo "setup: ONNX Runtime $ORT_NPM_VERSION already in $ORT_DIR"
+else
+  command -v npm >/dev/null || { echo "setup: npm is needed to fetch onnxruntime-node@$ORT_NPM_VERSION" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "setup: fetching onnxruntime-node@$ORT_NPM_VERSION (ONNX Runtime shared library)"
+  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_NPM_VERSION" >/dev/null)
+  tar -xzf "$tmp"/onnxruntime-node-*.tgz -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  mkdir -p "$ORT_DIR"
+  cp "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ORT_SO.tmp"
+  got=$(sha256sum "$ORT_SO.tmp" | cut -d' ' -f1)
+  if [ "$got" != "$ORT_SO_SHA256" ]; then
+    rm -f "$ORT_SO.tmp"
+    echo "setup: libonnxruntime.so.1 has SHA-256 $got, want $ORT_SO_SHA256; refusing it" >&2
+    exit 1
+  fi
+  mv "$ORT_SO.tmp" "$ORT_SO"
+  echo "setup: installed $ORT_SO"
+fi
+
+go mod download
