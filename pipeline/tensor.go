@@ -142,3 +142,11 @@ func ShapeString(shape []int64) string {
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
+
+// TensorInfo describes a model input or output: its name, element type and
+// shape, with -1 for a dynamic dimension.
+type TensorInfo struct {
+	Name  string
+	DType DType
+	Shape []int64
+}
