@@ -52,7 +52,7 @@ func (p *PerSample) Merge(o *PerSample) error {
 	if len(o.index) == 0 {
 		return nil
 	}
-	if n := len(p.index); n > 0 && (!o.sorted || p.index[n-1] >= o.index[0]) {
+	if n := len(p.index); !o.sorted || (n > 0 && p.index[n-1] >= o.index[0]) {
 		p.sorted = false
 	}
 	p.index = append(p.index, o.index...)
