@@ -1,0 +1,144 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/model"
+)
+
+const goodConfig = `{
+  "model":  {"model_name": "net", "model": "net.onnx"},
+  "engine": {"type": "onnxruntime", "data_source": {"type": "npy", "path": "calib/"},
+             "metric": {"name": "accuracy", "top_k": 1}, "threads": 1, "requests": 2},
+  "compression": {"target_device": "CPU",
+                  "algorithms": [{"name": "DefaultQuantization", "params": {"preset": "performance"}}]}
+}`
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte(goodConfig), ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Model.ModelName != "net" || cfg.Engine.Requests != 2 || len(cfg.Compression.Algorithms) != 1 {
+		t.Fatalf("decoded %+v", cfg)
+	}
+	if got := string(cfg.Compression.Algorithms[0].Params); !strings.Contains(got, "performance") {
+		t.Fatalf("params kept raw = %s", got)
+	}
+}
+
+func TestParseConfigYAML(t *testing.T) {
+	y := `
+model: {model_name: net, model: net.onnx}
+engine:
+  data_source: calib/
+compression:
+  algorithms:
+    - name: DefaultQuantization
+      params: {preset: mixed, stat_subset_size: 10}
+`
+	cfg, err := ParseConfig([]byte(y), ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(cfg.Engine.DataSource) != `"calib/"` {
+		t.Fatalf("data_source = %s, want the plain string form kept", cfg.Engine.DataSource)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, json, want string
+	}{
+		{"unknown top key", `{"model": {"model": "a.onnx"}, "engin": {}}`, `unknown key "engin"; valid keys: compression, engine, model`},
+		{"unknown nested key", `{"model": {"model": "a.onnx", "wieghts": "x"}}`, `model: unknown key "wieghts"; valid keys: cascade, model, model_name, weights`},
+		{"unknown key in cascade", `{"model": {"cascade": [{"name": "a", "model": "a.onnx", "x": 1}]}}`, `model.cascade[0]: unknown key "x"`},
+		{"wrong type", `{"model": {"model": "a.onnx"}, "engine": {"threads": "two"}}`, `engine.threads: want int, got JSON string`},
+		{"no model", `{"engine": {}}`, `set "model"`},
+		{"both model and cascade", `{"model": {"model": "a.onnx", "cascade": [{"name": "s", "model": "s.onnx"}]}}`, `exclusive`},
+		{"duplicate stage", `{"model": {"cascade": [{"name": "s", "model": "a.onnx"}, {"name": "s", "model": "b.onnx"}]}}`, `stage name "s" used twice`},
+		{"bad engine", `{"model": {"model": "a.onnx"}, "engine": {"type": "openvino"}}`, `unknown engine "openvino"; valid: onnxruntime`},
+		{"bad device", `{"model": {"model": "a.onnx"}, "compression": {"target_device": "GPU"}}`, `"GPU" is not supported; valid: ANY, CPU`},
+		{"not an object", `[1]`, `config: want an object`},
+		{"algorithm without name", `{"model": {"model": "a.onnx"}, "compression": {"algorithms": [{"params": {}}]}}`, `compression.algorithms[0]: "name" is required`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.json), ".json")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseConfig(%s): err = %v, want it to contain %q", tc.json, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigResolvesAgainstItsFolder(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(path, []byte(goodConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Resolve(cfg.Model.Model); got != filepath.Join(dir, "net.onnx") {
+		t.Fatalf("Resolve = %s", got)
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("missing file: err = %v", err)
+	}
+}
+
+type nopAlgo struct{ name string }
+
+func (a nopAlgo) Name() string { return a.name }
+func (a nopAlgo) Run(_ context.Context, m *model.CompressedModel) (*model.CompressedModel, error) {
+	return m, nil
+}
+
+func TestCreateRejectsUnknownAlgorithmsAndParams(t *testing.T) {
+	RegisterAlgorithm("TestNop", func(params json.RawMessage, env AlgorithmEnv) (Algorithm, error) {
+		var p struct {
+			Level int `json:"level"`
+		}
+		if err := DecodeStrict(params, &p, "params"); err != nil {
+			return nil, err
+		}
+		return nopAlgo{"TestNop"}, nil
+	})
+	if _, err := Create([]AlgorithmConfig{{Name: "TestNop", Params: json.RawMessage(`{"level": 2}`)}}, AlgorithmEnv{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Create([]AlgorithmConfig{{Name: "NoSuchQuantization"}}, AlgorithmEnv{})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), `unknown algorithm "NoSuchQuantization"; valid: `) || !strings.Contains(err.Error(), "TestNop") {
+		t.Fatalf("unknown algorithm: err = %v", err)
+	}
+	_, err = Create([]AlgorithmConfig{{Name: "TestNop", Params: json.RawMessage(`{"levle": 2}`)}}, AlgorithmEnv{})
+	if err == nil || !strings.Contains(err.Error(), `params: unknown key "levle"; valid keys: level`) {
+		t.Fatalf("unknown param: err = %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("registering TestNop twice did not panic")
+		}
+	}()
+	RegisterAlgorithm("TestNop", nil)
+}
+
+func TestBatchSampler(t *testing.T) {
+	got := NewBatchSampler(5, 2, nil).Batches()
+	if len(got) != 3 || len(got[2]) != 1 || got[2][0] != 4 {
+		t.Fatalf("batches of 5 by 2 = %v", got)
+	}
+	got = NewBatchSampler(10, 3, []int{9, 1, 4}).Batches()
+	if len(got) != 1 || got[0][0] != 9 || got[0][2] != 4 {
+		t.Fatalf("subset batches = %v", got)
+	}
+}
