@@ -1,0 +1,11 @@
+// Package metric holds fleetcal's built-in metrics behind pipeline.Metric and
+// a registry by name, so a config's "metric": {"name": "accuracy", "top_k": 1}
+// builds one:
+//
+//	m, err := metric.New(json.RawMessage(`{"name": "accuracy", "top_k": 5}`))
+//	m.Update(outputs, annotation) // per sample
+//	m.AvgValue()                  // {"accuracy@top5": 0.93}
+//
+// Register your own with Register; Names lists them for error messages.
+// The package is pure Go: it must never import onnxruntime_go or nats.go.
+package metric

@@ -1,0 +1,212 @@
+package metric
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// Factory builds a metric from its config object (decode it with
+// pipeline.DecodeStrict so typos are errors).
+type Factory func(raw json.RawMessage) (pipeline.Metric, error)
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Factory{}
+)
+
+// ErrUnknownMetric: a metric name nobody registered.
+var ErrUnknownMetric = errors.New("unknown metric")
+
+// Register adds a metric by name; it panics on a duplicate name.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("metric: %q registered twice", name))
+	}
+	registry[name] = f
+}
+
+// Names lists the registered metrics, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return slices.Sorted(maps.Keys(registry))
+}
+
+// New builds the metric a config's "metric" object names.
+func New(raw json.RawMessage) (pipeline.Metric, error) {
+	var head struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, fmt.Errorf("engine.metric: want an object with \"name\": %w", err)
+	}
+	mu.RLock()
+	f, ok := registry[head.Name]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("engine.metric: %w %q; valid: %s", ErrUnknownMetric, head.Name, strings.Join(Names(), ", "))
+	}
+	m, err := f(raw)
+	if err != nil {
+		return nil, fmt.Errorf("engine.metric: %w", err)
+	}
+	return m, nil
+}
+
+func init() {
+	Register("accuracy", newAccuracy)
+}
+
+// Accuracy is top-k classification accuracy: a sample counts 1 when its
+// integer label is among the k largest scores of the model's first output
+// (by output name order, or Output when set).
+type Accuracy struct {
+	TopK   int    `json:"top_k"`
+	Output string `json:"output"`
+
+	last        float64
+	correct, n  int
+	metricName  string
+	initialized bool
+}
+
+func newAccuracy(raw json.RawMessage) (pipeline.Metric, error) {
+	a := &Accuracy{TopK: 1}
+	var cfg struct {
+		Name   string `json:"name"`
+		TopK   *int   `json:"top_k"`
+		Output string `json:"output"`
+	}
+	if err := pipeline.DecodeStrict(raw, &cfg, "engine.metric"); err != nil {
+		return nil, err
+	}
+	if cfg.TopK != nil {
+		a.TopK = *cfg.TopK
+	}
+	if a.TopK < 1 {
+		return nil, fmt.Errorf("accuracy: top_k must be at least 1, got %d", a.TopK)
+	}
+	a.Output = cfg.Output
+	return a, nil
+}
+
+// NewAccuracy returns a top-k accuracy metric.
+func NewAccuracy(k int) *Accuracy { return &Accuracy{TopK: k} }
+
+func (a *Accuracy) name() string {
+	if a.TopK == 1 {
+		return "accuracy"
+	}
+	return fmt.Sprintf("accuracy@top%d", a.TopK)
+}
+
+// Value is the last sample's accuracy (0 or 1).
+func (a *Accuracy) Value() map[string]float64 { return map[string]float64{a.name(): a.last} }
+
+// AvgValue is the fraction of samples classified correctly since Reset.
+func (a *Accuracy) AvgValue() map[string]float64 {
+	if a.n == 0 {
+		return map[string]float64{a.name(): 0}
+	}
+	return map[string]float64{a.name(): float64(a.correct) / float64(a.n)}
+}
+
+// HigherBetter is true for accuracy.
+func (a *Accuracy) HigherBetter() bool { return true }
+
+// Reset forgets every sample.
+func (a *Accuracy) Reset() { a.correct, a.n, a.last = 0, 0, 0 }
+
+// Attributes describes the metric for POT's get_attributes.
+func (a *Accuracy) Attributes() map[string]pipeline.MetricAttributes {
+	return map[string]pipeline.MetricAttributes{a.name(): {Direction: "higher-better", Type: "accuracy"}}
+}
+
+// Update scores one sample: annotation must be an integer class label.
+func (a *Accuracy) Update(outputs map[string]pipeline.Tensor, annotation any) error {
+	label, err := Label(annotation)
+	if err != nil {
+		return err
+	}
+	scores, err := a.scores(outputs)
+	if err != nil {
+		return err
+	}
+	if label < 0 || label >= len(scores) {
+		return fmt.Errorf("accuracy: label %d outside the %d classes of the output", label, len(scores))
+	}
+	// The label is in the top k when fewer than k scores beat it; ties go
+	// to the lower class index, as argmax does.
+	target := scores[label]
+	if target != target {
+		return fmt.Errorf("accuracy: output score of class %d is NaN", label)
+	}
+	better := 0
+	for i, s := range scores {
+		if s > target || (s == target && i < label) {
+			better++
+		}
+	}
+	a.last = 0
+	if better < a.TopK {
+		a.last = 1
+		a.correct++
+	}
+	a.n++
+	return nil
+}
+
+func (a *Accuracy) scores(outputs map[string]pipeline.Tensor) ([]float32, error) {
+	name := a.Output
+	if name == "" {
+		names := slices.Sorted(maps.Keys(outputs))
+		if len(names) == 0 {
+			return nil, errors.New("accuracy: the model has no output")
+		}
+		name = names[0]
+	}
+	t, ok := outputs[name]
+	if !ok {
+		return nil, fmt.Errorf("accuracy: no output %q; outputs: %s", name, strings.Join(slices.Sorted(maps.Keys(outputs)), ", "))
+	}
+	s := t.Float32s()
+	if len(s) == 0 {
+		return nil, fmt.Errorf("accuracy: output %q is empty", name)
+	}
+	return s, nil
+}
+
+// Label converts an annotation to a class index.
+func Label(annotation any) (int, error) {
+	switch v := annotation.(type) {
+	case int:
+		return v, nil
+	case int64:
+		return int(v), nil
+	case int32:
+		return int(v), nil
+	case uint8:
+		return int(v), nil
+	case float64:
+		if v == float64(int(v)) {
+			return int(v), nil
+		}
+	case json.Number:
+		i, err := v.Int64()
+		if err == nil {
+			return int(i), nil
+		}
+	case nil:
+		return 0, errors.New("accuracy: the sample has no annotation (set engine.annotations)")
+	}
+	return 0, fmt.Errorf("accuracy: annotation %v (%T) is not a class index", annotation, annotation)
+}
