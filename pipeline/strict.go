@@ -71,23 +71,31 @@ func decodeStruct(raw []byte, v reflect.Value, path string) error {
 		if !ok {
 			return fmt.Errorf("%s: unknown key %q; valid keys: %s", orTop(path), k, strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
 		}
-		if err := decodeValue(obj[k], v.Field(idx), join(path, k)); err != nil {
+		if err := decodeValue(obj[k], v.FieldByIndex(idx), join(path, k)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// jsonFields maps the JSON names of t's exported fields to their index.
-func jsonFields(t reflect.Type) map[string]int {
-	out := map[string]int{}
+// jsonFields maps the JSON names of t's exported fields to their index
+// path; fields of embedded structs without a JSON name are promoted.
+func jsonFields(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
+		tag, hasTag := f.Tag.Lookup("json")
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && !hasTag {
+			for k, idx := range jsonFields(f.Type) {
+				out[k] = append([]int{i}, idx...)
+			}
+			continue
+		}
 		if !f.IsExported() {
 			continue
 		}
 		name := f.Name
-		if tag, ok := f.Tag.Lookup("json"); ok {
+		if hasTag {
 			n, _, _ := strings.Cut(tag, ",")
 			if n == "-" {
 				continue
@@ -96,7 +104,7 @@ func jsonFields(t reflect.Type) map[string]int {
 				name = n
 			}
 		}
-		out[name] = i
+		out[name] = []int{i}
 	}
 	return out
 }
