@@ -15,6 +15,7 @@ const (
 	StatAbsQuantile StatKind = "abs_quantile" // the Q-quantile of |values|
 	StatChannelMin  StatKind = "channel_min"  // min per index of Axis
 	StatChannelMax  StatKind = "channel_max"  // max per index of Axis
+	StatChannelMean StatKind = "channel_mean" // mean per index of Axis (float64)
 	StatMean        StatKind = "mean"         // mean of the values (float64)
 )
 
@@ -30,7 +31,7 @@ type StatSpec struct {
 // Key is the spec's name inside a reduce.Set, e.g. "max" or "channel_min@1".
 func (s StatSpec) Key() string {
 	switch s.Kind {
-	case StatChannelMin, StatChannelMax:
+	case StatChannelMin, StatChannelMax, StatChannelMean:
 		return fmt.Sprintf("%s@%d", s.Kind, s.Axis)
 	case StatQuantile, StatAbsQuantile:
 		return fmt.Sprintf("%s@%g", s.Kind, s.Q)
@@ -42,7 +43,7 @@ func (s StatSpec) Key() string {
 func (s StatSpec) Validate() error {
 	switch s.Kind {
 	case StatMin, StatMax, StatAbsMax, StatMean:
-	case StatChannelMin, StatChannelMax:
+	case StatChannelMin, StatChannelMax, StatChannelMean:
 		if s.Axis < 0 {
 			return fmt.Errorf("statistic %s: negative axis %d", s.Kind, s.Axis)
 		}
