@@ -1,0 +1,223 @@
+package data
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// Config is POT's data_source entry: which loader reads the data (Type),
+// from where (Path) and, for images and IDX files, how pixels become a
+// tensor. It decodes from a JSON object or from POT's plain string form
+// ("data_source": "calib/"), in which case Type is left empty and Open
+// guesses it from the files in Path.
+type Config struct {
+	// Type is a registered loader name: "npy", "images" or "idx".
+	// Empty: guessed by Open from the content of Path.
+	Type string `json:"type"`
+	// Path is a folder (or, for idx, an images file); relative paths resolve
+	// against the base folder given to Open (the config file's folder).
+	Path string `json:"path"`
+
+	// Size is the (height, width) images are resized to; default: the
+	// model input's height and width.
+	Size []int `json:"size,omitempty"`
+	// Layout of the produced image tensor: "NCHW" (default) or "NHWC".
+	Layout string `json:"layout,omitempty"`
+	// ChannelOrder of the produced image tensor: "RGB" (default) or "BGR".
+	ChannelOrder string `json:"channel_order,omitempty"`
+	// Grayscale converts images to one luma channel (ITU-R BT.601 weights),
+	// replicated when the model wants three channels. Implied when the model
+	// input has one channel.
+	Grayscale bool `json:"grayscale,omitempty"`
+	// Mean and Std normalize each pixel as (x/Scale - Mean[c]) / Std[c]; one
+	// value for every channel or one per channel, in the produced channel
+	// order. Defaults: 0 and 1.
+	Mean []float64 `json:"mean,omitempty"`
+	Std  []float64 `json:"std,omitempty"`
+	// Scale divides raw pixel values before Mean and Std; 0 means the
+	// loader's default: 1 for images (pixels stay in [0, 255]), 255 for idx
+	// (pixels land in [0, 1]).
+	Scale float64 `json:"scale,omitempty"`
+	// DType of the produced tensor: "float32", "float64" or "uint8" (rounded,
+	// clamped) for images and idx, default the model input's type, else
+	// float32. For npy, setting it converts every array to this type
+	// (an explicit cast, as numpy's astype); unset, a dtype different from the
+	// model's is an error.
+	DType string `json:"dtype,omitempty"`
+	// Subset picks, for idx, the images file whose name starts with it (e.g.
+	// "train" or "t10k") when Path is a folder holding several.
+	Subset string `json:"subset,omitempty"`
+}
+
+// configKeys are the JSON names of Config's fields, sorted.
+var configKeys = jsonNames(Config{})
+
+// UnmarshalJSON decodes POT's data_source: an object with the keys of Config
+// (unknown keys are an error naming the key and listing the valid ones) or
+// a string, the path of a folder whose type Open guesses.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var p string
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("data_source: %w", err)
+		}
+		*c = Config{Path: p}
+		return nil
+	}
+	type plain Config
+	var v plain
+	if err := strictDecode(b, &v, "data_source", configKeys); err != nil {
+		return err
+	}
+	*c = Config(v)
+	return nil
+}
+
+// Annotations is POT's annotations entry: a JSON object {"sample": label}
+// or a CSV file of name,label rows (see LoadAnnotations).
+type Annotations struct {
+	Path string `json:"path"`
+}
+
+var annotationKeys = jsonNames(Annotations{})
+
+// UnmarshalJSON decodes {"path": "labels.json"} or the plain string form
+// "labels.json"; unknown keys are an error.
+func (a *Annotations) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var p string
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("annotations: %w", err)
+		}
+		*a = Annotations{Path: p}
+		return nil
+	}
+	type plain Annotations
+	var v plain
+	if err := strictDecode(b, &v, "annotations", annotationKeys); err != nil {
+		return err
+	}
+	*a = Annotations(v)
+	return nil
+}
+
+// strictDecode decodes the JSON object b into v, refusing unknown keys with a
+// message that names the key and lists the valid ones.
+func strictDecode(b []byte, v any, what string, valid []string) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return fmt.Errorf("%s: want an object or a path string: %w", what, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if !slices.Contains(valid, k) {
+			return fmt.Errorf("%s: %w: unknown key %q; valid keys: %s", what, ErrBadConfig, k, strings.Join(valid, ", "))
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if asTypeError(err, &te) {
+			return fmt.Errorf("%s.%s: %w: want %s, got JSON %s", what, te.Field, ErrBadConfig, te.Type, te.Value)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func asTypeError(err error, te **json.UnmarshalTypeError) bool {
+	t, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*te = t
+	}
+	return ok
+}
+
+// jsonNames lists the JSON names of v's fields, sorted.
+func jsonNames(v any) []string {
+	var names []string
+	t := reflect.TypeOf(v)
+	for i := range t.NumField() {
+		tag := t.Field(i).Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = t.Field(i).Name
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Validate checks the option values that do not depend on the model: a
+// known layout and channel order, a two-element positive size, positive
+// standard deviations, a non-negative scale and a supported dtype.
+func (c Config) Validate() error {
+	bad := func(key string, format string, args ...any) error {
+		return fmt.Errorf("data_source.%s: %w: %s", key, ErrBadConfig, fmt.Sprintf(format, args...))
+	}
+	switch strings.ToUpper(c.Layout) {
+	case "", "NCHW", "NHWC":
+	default:
+		return bad("layout", "%q; valid: NCHW, NHWC", c.Layout)
+	}
+	switch strings.ToUpper(c.ChannelOrder) {
+	case "", "RGB", "BGR":
+	default:
+		return bad("channel_order", "%q; valid: RGB, BGR", c.ChannelOrder)
+	}
+	if c.Size != nil && (len(c.Size) != 2 || c.Size[0] <= 0 || c.Size[1] <= 0) {
+		return bad("size", "%v; want [height, width], both positive", c.Size)
+	}
+	for _, s := range c.Std {
+		if !(s > 0 || s < 0) {
+			return bad("std", "%v has a zero or NaN", c.Std)
+		}
+	}
+	if !(c.Scale >= 0) {
+		return bad("scale", "%v; want a positive number (0 for the default)", c.Scale)
+	}
+	if c.DType != "" {
+		if _, err := parseDType(c.DType); err != nil {
+			return bad("dtype", "%v", err)
+		}
+	}
+	return nil
+}
+
+// layout is c.Layout normalized, NCHW by default.
+func (c Config) layout() string {
+	if c.Layout == "" {
+		return "NCHW"
+	}
+	return strings.ToUpper(c.Layout)
+}
+
+// bgr reports whether channels are produced in BGR order.
+func (c Config) bgr() bool { return strings.EqualFold(c.ChannelOrder, "BGR") }
+
+var dtypeNames = map[string]pipeline.DType{
+	"float32": pipeline.Float32,
+	"float64": pipeline.Float64,
+	"uint8":   pipeline.Uint8,
+	"int8":    pipeline.Int8,
+	"int32":   pipeline.Int32,
+	"int64":   pipeline.Int64,
+}
+
+// parseDType maps a numpy-style type name to a pipeline.DType.
+func parseDType(s string) (pipeline.DType, error) {
+	if d, ok := dtypeNames[strings.ToLower(s)]; ok {
+		return d, nil
+	}
+	return 0, fmt.Errorf("unknown dtype %q; valid: %s", s, strings.Join(slices.Sorted(maps.Keys(dtypeNames)), ", "))
+}

@@ -1,0 +1,43 @@
+// Package data holds fleetcal's data loaders: the pipeline.DataLoader
+// implementations behind POT's "data_source" config entry, in a registry
+// keyed by type.
+//
+//   - "npy": a folder of .npy files, one sample per file, sorted by name, for
+//     single-input models; or of .npz files whose array names are the input
+//     names (numpy's savez default arr_0, arr_1, ... map by position). The
+//     leading batch axis of 1 is optional. An array's dtype must be the
+//     model input's (no silent conversion; "dtype" casts explicitly), its
+//     shape must match (-1 in the model matches any size), and float data
+//     must be finite. Files are listed at open and read by Item.
+//   - "images": a folder of PNG/JPEG files, sorted by name, decoded, resized
+//     (bilinear) to "size" or the model input's height and width, turned to
+//     RGB, BGR or gray, normalized as (x/scale - mean)/std and laid out
+//     NCHW or NHWC with a batch axis of 1.
+//   - "idx": MNIST-format files (images *idx3-ubyte[.gz], optional labels
+//     *idx1-ubyte[.gz] beside them); pixels scaled to [0, 1] by default,
+//     shaped as the model input wants ([1 1 28 28], [1 784], ...).
+//
+// The config, from JSON (unknown keys are errors naming the key):
+//
+//	"data_source": {"type": "images", "path": "calib/", "size": [224, 224],
+//	                "layout": "NCHW", "channel_order": "RGB", "grayscale": false,
+//	                "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
+//	                "scale": 1, "dtype": "float32", "subset": ""}
+//	"data_source": "calib/"              // POT's string form: type guessed
+//	"annotations": {"path": "labels.json"} // {"name": label} or name,label CSV
+//
+// Opening and reading a loader:
+//
+//	var cfg data.Config
+//	if err := json.Unmarshal(raw, &cfg); err != nil { ... }
+//	loader, err := data.Open(ctx, cfg, &data.Annotations{Path: "labels.csv"}, configDir, inputs)
+//	s, err := loader.Item(ctx, 0) // s.Inputs["input"], s.Annotation, s.Metadata["path"]
+//
+// A user adds a loader by calling Register from an init function; a worker
+// rebuilds the same loader from the same config. Errors name the file, the
+// sample index, the input or the config key concerned and wrap the
+// sentinels of errors.go (and pipeline.ErrIndexOutOfRange).
+//
+// The package reads files only: it must never import onnxruntime_go
+// (engine/), nats.go (cluster/) or the model package.
+package data

@@ -1,0 +1,219 @@
+package data
+
+import (
+	"archive/zip"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// maxNpzEntry bounds the uncompressed size of one array of a .npz file.
+const maxNpzEntry = 1 << 31
+
+// npyLoader reads one sample per .npy or .npz file of a folder.
+type npyLoader struct {
+	dir, display string // resolved folder; folder as configured, for messages
+	files        []string
+	npz          bool
+	inputs       []pipeline.TensorInfo
+	labels       []any
+	cast         pipeline.DType // 0: no conversion
+}
+
+// openNpy is the "npy" Factory: a folder of .npy files (single-input models)
+// or of .npz files whose array names are the model's input names.
+func openNpy(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.TensorInfo, ann map[string]any) (pipeline.DataLoader, error) {
+	l := &npyLoader{dir: resolve(baseDir, cfg.Path), display: cfg.Path, inputs: inputs}
+	files, err := listFiles(l.dir, l.display, isNpy, ".npy or .npz")
+	if err != nil {
+		return nil, err
+	}
+	l.files = files
+	var npys, npzs []string
+	for _, f := range files {
+		if hasExt(f, ".npz") {
+			npzs = append(npzs, f)
+		} else {
+			npys = append(npys, f)
+		}
+	}
+	if len(npys) > 0 && len(npzs) > 0 {
+		return nil, fmt.Errorf("data source %s: %w: mixes .npy (%s) and .npz (%s) files; use one kind", l.display, ErrBadConfig, npys[0], npzs[0])
+	}
+	l.npz = len(npzs) > 0
+	if !l.npz && len(inputs) > 1 {
+		return nil, fmt.Errorf("data source %s: %w: the model has %d inputs (%s) and a .npy file feeds one; store each sample as a .npz file with one array per input name",
+			l.display, ErrMismatch, len(inputs), inputNames(inputs))
+	}
+	if cfg.DType != "" {
+		if l.cast, err = parseDType(cfg.DType); err != nil {
+			return nil, err
+		}
+	}
+	if l.labels, err = labelsFor(ann, files); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func inputNames(inputs []pipeline.TensorInfo) string {
+	n := make([]string, len(inputs))
+	for i, in := range inputs {
+		n[i] = in.Name
+	}
+	return strings.Join(n, ", ")
+}
+
+func (l *npyLoader) Len() int { return len(l.files) }
+
+func (l *npyLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
+	if err := checkIndex(i, len(l.files)); err != nil {
+		return pipeline.Sample{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return pipeline.Sample{}, err
+	}
+	file := filepath.Join(l.dir, l.files[i])
+	fail := func(err error) (pipeline.Sample, error) {
+		return pipeline.Sample{}, fmt.Errorf("sample %d (%s): %w", i, filepath.Join(l.display, l.files[i]), err)
+	}
+	var arrays map[string]pipeline.Tensor
+	if l.npz {
+		var err error
+		if arrays, err = l.readNpz(file); err != nil {
+			return fail(err)
+		}
+	} else {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fail(err)
+		}
+		t, err := readNpy(b)
+		if err != nil {
+			return fail(err)
+		}
+		arrays = map[string]pipeline.Tensor{l.inputs[0].Name: t}
+	}
+	for _, in := range l.inputs {
+		t := arrays[in.Name]
+		if l.cast != 0 {
+			d, err := castData(t.Data, l.cast)
+			if err != nil {
+				return fail(fmt.Errorf("input %q: %w", in.Name, err))
+			}
+			t.Data = d
+		}
+		shape, err := fitShape(t.Shape, in.Shape)
+		if err != nil {
+			return fail(fmt.Errorf("input %q: %w", in.Name, err))
+		}
+		t.Shape = shape
+		if in.DType != 0 && t.DType() != in.DType {
+			return fail(fmt.Errorf("input %q: %w: dtype %s, model wants %s (convert the files, or set data_source.dtype to cast)",
+				in.Name, ErrMismatch, t.DType(), in.DType))
+		}
+		if err := checkFinite(t.Data); err != nil {
+			return fail(fmt.Errorf("input %q: %w", in.Name, err))
+		}
+		arrays[in.Name] = t
+	}
+	s := pipeline.Sample{Inputs: arrays, Metadata: map[string]any{"path": file}}
+	if l.labels != nil {
+		s.Annotation = l.labels[i]
+	}
+	return s, nil
+}
+
+// readNpz reads the arrays of a .npz file and names them after the model's
+// inputs: by array name (with or without ".npy"), by position when the
+// arrays are numpy's default arr_0, arr_1, ..., or the only array of the
+// file for a single-input model.
+func (l *npyLoader) readNpz(file string) (map[string]pipeline.Tensor, error) {
+	zr, err := zip.OpenReader(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: npz: %w", ErrBadFile, err)
+	}
+	defer zr.Close()
+	byKey := map[string]pipeline.Tensor{}
+	for _, f := range zr.File {
+		key := strings.TrimSuffix(f.Name, ".npy")
+		if f.UncompressedSize64 > maxNpzEntry {
+			return nil, fmt.Errorf("%w: npz: array %q: %d bytes", ErrBadFile, key, f.UncompressedSize64)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, fmt.Errorf("%w: npz: array %q: %w", ErrBadFile, key, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
+		rc.Close()
+		if err == nil && uint64(len(b)) != f.UncompressedSize64 {
+			err = fmt.Errorf("size %d, zip directory says %d", len(b), f.UncompressedSize64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: npz: array %q: %w", ErrBadFile, key, err)
+		}
+		t, err := readNpy(b)
+		if err != nil {
+			return nil, fmt.Errorf("array %q: %w", key, err)
+		}
+		if _, dup := byKey[key]; dup {
+			return nil, fmt.Errorf("%w: npz: array %q twice", ErrBadFile, key)
+		}
+		byKey[key] = t
+	}
+	keys := slices.Sorted(maps.Keys(byKey))
+	out := map[string]pipeline.Tensor{}
+	switch {
+	case len(l.inputs) == 1 && len(byKey) == 1:
+		out[l.inputs[0].Name] = byKey[keys[0]]
+		return out, nil
+	case positional(keys, len(l.inputs)) && !anyInput(keys, l.inputs):
+		for i, in := range l.inputs {
+			out[in.Name] = byKey["arr_"+strconv.Itoa(i)]
+		}
+		return out, nil
+	}
+	for _, in := range l.inputs {
+		t, ok := byKey[in.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: no array for input %q; arrays: %s", ErrMismatch, in.Name, strings.Join(keys, ", "))
+		}
+		out[in.Name] = t
+	}
+	for _, k := range keys {
+		if _, ok := out[k]; !ok {
+			return nil, fmt.Errorf("%w: array %q is not a model input; inputs: %s", ErrMismatch, k, inputNames(l.inputs))
+		}
+	}
+	return out, nil
+}
+
+// positional reports whether keys are exactly arr_0 ... arr_{n-1}.
+func positional(keys []string, n int) bool {
+	if len(keys) != n {
+		return false
+	}
+	for i := range n {
+		if !slices.Contains(keys, "arr_"+strconv.Itoa(i)) {
+			return false
+		}
+	}
+	return true
+}
+
+func anyInput(keys []string, inputs []pipeline.TensorInfo) bool {
+	for _, in := range inputs {
+		if slices.Contains(keys, in.Name) {
+			return true
+		}
+	}
+	return false
+}
