@@ -22,6 +22,10 @@ type CompressedModel struct {
 	Name    string
 	stages  []*Stage
 	cascade bool
+	// Reference is the float model a quantizer started from (nil for a
+	// float model): algorithms that correct a quantized model against its
+	// float original, such as FastBiasCorrection, read it.
+	Reference *CompressedModel
 }
 
 // NewCompressedModel wraps stages; cascade says whether they form a cascade.
