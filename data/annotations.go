@@ -43,7 +43,7 @@ func LoadAnnotations(file string) (map[string]any, error) {
 func parseJSONLabels(raw []byte) (map[string]any, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("%w: want a JSON object {\"sample\": label}: %w", ErrBadFile, err)
+		return nil, errorf(ErrBadFile, "want a JSON object {\"sample\": label}: %w", err)
 	}
 	out := make(map[string]any, len(obj))
 	for k, v := range obj {
@@ -57,12 +57,12 @@ func parseJSONLabels(raw []byte) (map[string]any, error) {
 		case json.Number:
 			n, err := strconv.Atoi(l.String())
 			if err != nil {
-				return nil, fmt.Errorf("sample %q: %w: label %s is not an integer", k, ErrBadFile, l)
+				return nil, errorf(ErrBadFile, "sample %q: label %s is not an integer", k, l)
 			}
 			label = n
 		case string:
 		default:
-			return nil, fmt.Errorf("sample %q: %w: label %s is not an integer or a string", k, ErrBadFile, v)
+			return nil, errorf(ErrBadFile, "sample %q: label %s is not an integer or a string", k, v)
 		}
 		if err := addLabel(out, k, label); err != nil {
 			return nil, err
@@ -88,11 +88,11 @@ func parseCSVLabels(raw []byte) (map[string]any, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadFile, err)
+			return nil, errorf(ErrBadFile, "%w", err)
 		}
 		line, _ := r.FieldPos(0)
 		if len(rec) != 2 {
-			return nil, fmt.Errorf("line %d: %w: %d fields, want 2 (name,label)", line, ErrBadFile, len(rec))
+			return nil, errorf(ErrBadFile, "line %d: %d fields, want 2 (name,label)", line, len(rec))
 		}
 		name, label := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
 		n, nerr := strconv.Atoi(label)
@@ -100,7 +100,7 @@ func parseCSVLabels(raw []byte) (map[string]any, error) {
 			continue // header
 		}
 		if name == "" {
-			return nil, fmt.Errorf("line %d: %w: empty sample name", line, ErrBadFile)
+			return nil, errorf(ErrBadFile, "line %d: empty sample name", line)
 		}
 		var v any = label
 		if nerr == nil {
@@ -126,7 +126,7 @@ func isOneOf(s string, set []string) bool {
 func addLabel(m map[string]any, key string, label any) error {
 	k := path.Base(filepath.ToSlash(key))
 	if _, dup := m[k]; dup {
-		return fmt.Errorf("sample %q: %w: labelled twice", k, ErrBadFile)
+		return errorf(ErrBadFile, "sample %q: labelled twice", k)
 	}
 	m[k] = label
 	return nil
@@ -167,7 +167,7 @@ func labelsFor(ann map[string]any, names []string) ([]any, error) {
 		if nMissing > len(missing) {
 			more = ", ..."
 		}
-		return nil, fmt.Errorf("%w: no label for %d of %d samples: %s%s", ErrMissingAnnotation, nMissing, len(names), strings.Join(missing, ", "), more)
+		return nil, errorf(ErrMissingAnnotation, "no label for %d of %d samples: %s%s", nMissing, len(names), strings.Join(missing, ", "), more)
 	}
 	return out, nil
 }

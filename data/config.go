@@ -119,7 +119,7 @@ func strictDecode(b []byte, v any, what string, valid []string) error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		if !slices.Contains(valid, k) {
-			return fmt.Errorf("%s: %w: unknown key %q; valid keys: %s", what, ErrBadConfig, k, strings.Join(valid, ", "))
+			return errorf(ErrBadConfig, "%s: unknown key %q; valid keys: %s", what, k, strings.Join(valid, ", "))
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -127,7 +127,7 @@ func strictDecode(b []byte, v any, what string, valid []string) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if asTypeError(err, &te) {
-			return fmt.Errorf("%s.%s: %w: want %s, got JSON %s", what, te.Field, ErrBadConfig, te.Type, te.Value)
+			return errorf(ErrBadConfig, "%s.%s: want %s, got JSON %s", what, te.Field, te.Type, te.Value)
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -163,7 +163,7 @@ func jsonNames(v any) []string {
 // standard deviations, a non-negative scale and a supported dtype.
 func (c Config) Validate() error {
 	bad := func(key string, format string, args ...any) error {
-		return fmt.Errorf("data_source.%s: %w: %s", key, ErrBadConfig, fmt.Sprintf(format, args...))
+		return errorf(ErrBadConfig, "data_source.%s: %s", key, fmt.Sprintf(format, args...))
 	}
 	switch strings.ToUpper(c.Layout) {
 	case "", "NCHW", "NHWC":

@@ -76,7 +76,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Size: []int{0, 3}}, "data_source.size"},
 		{Config{Std: []float64{1, 0, 1}}, "data_source.std"},
 		{Config{Scale: -1}, "data_source.scale"},
-		{Config{DType: "float16"}, `data_source.dtype: bad data source config: unknown dtype "float16"; valid: float32, float64, int32, int64, int8, uint8`},
+		{Config{DType: "float16"}, `data_source.dtype: unknown dtype "float16"; valid: float32, float64, int32, int64, int8, uint8`},
 	}
 	for _, tc := range tests {
 		err := tc.cfg.Validate()
@@ -104,7 +104,7 @@ func TestRegistry(t *testing.T) {
 
 func TestOpenUnknownType(t *testing.T) {
 	_, err := Open(t.Context(), Config{Type: "csv", Path: "x"}, nil, t.TempDir(), []pipeline.TensorInfo{in("x", 0, 1)})
-	wantErr(t, err, `data_source.type: unknown data source type "csv"; valid types: idx, images, npy`)
+	wantErr(t, err, `data_source.type: unknown type "csv"; valid types: idx, images, npy`)
 	if !errors.Is(err, ErrUnknownType) {
 		t.Errorf("%v does not wrap ErrUnknownType", err)
 	}

@@ -1,6 +1,9 @@
 package data
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors of the data package; errors returned by loaders wrap them
 // with the file, sample index, input or key concerned.
@@ -20,3 +23,19 @@ var (
 	// ErrMissingAnnotation: a sample without a label in the annotations.
 	ErrMissingAnnotation = errors.New("missing annotation")
 )
+
+// kindError is an error of one of the sentinel kinds above whose message
+// is only its own text: errors.Is finds the kind without the kind's words
+// cluttering a message that already names the file, sample and input.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// errorf formats an error (%w allowed) that also matches kind with errors.Is.
+func errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}

@@ -53,7 +53,7 @@ func openIdx(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.
 		return nil, err
 	}
 	if len(inputs) != 1 {
-		return nil, fmt.Errorf("data source %s: %w: idx images feed a single-input model; the model has %d inputs (%s)", display, ErrMismatch, len(inputs), inputNames(inputs))
+		return nil, errorf(ErrMismatch, "data source %s: idx images feed a single-input model; the model has %d inputs (%s)", display, len(inputs), inputNames(inputs))
 	}
 	in := inputs[0]
 	dims, pixels, err := readIdx(file, 3)
@@ -71,7 +71,7 @@ func openIdx(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.
 		return nil, err
 	}
 	if in.DType != 0 && in.DType != l.dtype {
-		return nil, fmt.Errorf("data source %s: %w: idx images become %s, input %q wants %s", display, ErrMismatch, l.dtype, in.Name, in.DType)
+		return nil, errorf(ErrMismatch, "data source %s: idx images become %s, input %q wants %s", display, l.dtype, in.Name, in.DType)
 	}
 	if ann != nil {
 		names := make([]string, l.n)
@@ -89,7 +89,7 @@ func openIdx(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.
 			return nil, fmt.Errorf("data source %s: %w", filepath.Join(filepath.Dir(display), filepath.Base(lf)), err)
 		}
 		if ld[0] != l.n {
-			return nil, fmt.Errorf("data source %s: %w: %d labels in %s for %d images", display, ErrBadFile, ld[0], filepath.Base(lf), l.n)
+			return nil, errorf(ErrBadFile, "data source %s: %d labels in %s for %d images", display, ld[0], filepath.Base(lf), l.n)
 		}
 		l.labels = labels
 	}
@@ -119,10 +119,9 @@ func findIdxImages(path, display, subset string) (file, shown string, err error)
 	case len(picked) == 1:
 		return filepath.Join(path, picked[0]), filepath.Join(display, picked[0]), nil
 	case len(picked) == 0:
-		return "", "", fmt.Errorf("data source %s: %w: no IDX images file starts with subset %q; files: %s", display, ErrNoData, subset, strings.Join(all, ", "))
+		return "", "", errorf(ErrNoData, "data source %s: no IDX images file starts with subset %q; files: %s", display, subset, strings.Join(all, ", "))
 	}
-	return "", "", fmt.Errorf("data source %s: %w: several IDX images files (%s); set data_source.subset (e.g. \"train\" or \"t10k\") or point path at one file",
-		display, ErrBadConfig, strings.Join(picked, ", "))
+	return "", "", errorf(ErrBadConfig, "data source %s: several IDX images files (%s); set data_source.subset (e.g. \"train\" or \"t10k\") or point path at one file", display, strings.Join(picked, ", "))
 }
 
 // idxLabelsFile finds the labels file next to an images file, or "".
@@ -149,7 +148,7 @@ func idxLabelsFile(images string) string {
 func idxShape(want []int64, rows, cols int) ([]int64, error) {
 	per := int64(rows) * int64(cols)
 	if len(want) == 0 {
-		return nil, fmt.Errorf("%w: scalar input; idx images are %dx%d", ErrMismatch, rows, cols)
+		return nil, errorf(ErrMismatch, "scalar input; idx images are %dx%d", rows, cols)
 	}
 	shape := append([]int64(nil), want...)
 	if len(shape) >= 2 && shape[0] < 0 {
@@ -171,7 +170,7 @@ func idxShape(want []int64, rows, cols int) ([]int64, error) {
 		shape[dyn[0]], shape[dyn[1]] = int64(rows), int64(cols)
 	}
 	if pipeline.NumElements(shape) != per || len(dyn) > 2 {
-		return nil, fmt.Errorf("%w: shape %s does not hold one %dx%d image (%d values)", ErrMismatch, pipeline.ShapeString(want), rows, cols, per)
+		return nil, errorf(ErrMismatch, "shape %s does not hold one %dx%d image (%d values)", pipeline.ShapeString(want), rows, cols, per)
 	}
 	return shape, nil
 }
@@ -218,45 +217,44 @@ func readIdx(file string, ndims int) ([]int, []byte, error) {
 	if head, _ := r.(*bufio.Reader).Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
 		gz, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w: gzip: %w", name, ErrBadFile, err)
+			return nil, nil, errorf(ErrBadFile, "%s: gzip: %w", name, err)
 		}
 		defer gz.Close()
 		r = gz
 	}
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w: truncated header: %w", name, ErrBadFile, err)
+		return nil, nil, errorf(ErrBadFile, "%s: truncated header: %w", name, err)
 	}
 	want := [4]byte{0, 0, 0x08, byte(ndims)}
 	if magic != want {
-		return nil, nil, fmt.Errorf("%s: %w: magic number %#08x, want %#08x (unsigned bytes, %d dimensions)", name, ErrBadFile,
-			binary.BigEndian.Uint32(magic[:]), binary.BigEndian.Uint32(want[:]), ndims)
+		return nil, nil, errorf(ErrBadFile, "%s: magic number %#08x, want %#08x (unsigned bytes, %d dimensions)", name, binary.BigEndian.Uint32(magic[:]), binary.BigEndian.Uint32(want[:]), ndims)
 	}
 	dims := make([]int, ndims)
 	total := int64(1)
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w: truncated header: %w", name, ErrBadFile, err)
+			return nil, nil, errorf(ErrBadFile, "%s: truncated header: %w", name, err)
 		}
 		dims[i] = int(d)
 		total *= int64(d)
 		if total > idxMaxBytes {
-			return nil, nil, fmt.Errorf("%s: %w: dimensions %v too large", name, ErrBadFile, dims[:i+1])
+			return nil, nil, errorf(ErrBadFile, "%s: dimensions %v too large", name, dims[:i+1])
 		}
 	}
 	if ndims == 3 && (dims[1] == 0 || dims[2] == 0) {
-		return nil, nil, fmt.Errorf("%s: %w: images of %dx%d pixels", name, ErrBadFile, dims[1], dims[2])
+		return nil, nil, errorf(ErrBadFile, "%s: images of %dx%d pixels", name, dims[1], dims[2])
 	}
 	data, err := io.ReadAll(io.LimitReader(r, total+1))
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, nil, fmt.Errorf("%s: %w: %w", name, ErrBadFile, err)
+		return nil, nil, errorf(ErrBadFile, "%s: %w", name, err)
 	}
 	switch {
 	case int64(len(data)) < total || errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, nil, fmt.Errorf("%s: %w: truncated: header declares dimensions %v (%d bytes of data), file has %d", name, ErrBadFile, dims, total, len(data))
+		return nil, nil, errorf(ErrBadFile, "%s: truncated: header declares dimensions %v (%d bytes of data), file has %d", name, dims, total, len(data))
 	case int64(len(data)) > total:
-		return nil, nil, fmt.Errorf("%s: %w: data longer than the %d bytes declared by dimensions %v", name, ErrBadFile, total, dims)
+		return nil, nil, errorf(ErrBadFile, "%s: data longer than the %d bytes declared by dimensions %v", name, total, dims)
 	}
 	return dims, data, nil
 }

@@ -40,7 +40,7 @@ type imageLoader struct {
 func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.TensorInfo, ann map[string]any) (pipeline.DataLoader, error) {
 	l := &imageLoader{dir: resolve(baseDir, cfg.Path), display: cfg.Path}
 	if len(inputs) != 1 {
-		return nil, fmt.Errorf("data source %s: %w: images feed a single-input model; the model has %d inputs (%s)", l.display, ErrMismatch, len(inputs), inputNames(inputs))
+		return nil, errorf(ErrMismatch, "data source %s: images feed a single-input model; the model has %d inputs (%s)", l.display, len(inputs), inputNames(inputs))
 	}
 	in := inputs[0]
 	l.input = in.Name
@@ -52,7 +52,7 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 		shape = shape[1:]
 	case 3:
 	default:
-		return nil, fmt.Errorf("data source %s: %w: input %q has shape %s; images need rank 4 (%s) or 3", l.display, ErrMismatch, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
+		return nil, errorf(ErrMismatch, "data source %s: input %q has shape %s; images need rank 4 (%s) or 3", l.display, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
 	}
 	hAx, wAx, cAx := 1, 2, 0 // CHW
 	if l.nhwc {
@@ -63,12 +63,12 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 	case cfg.Size != nil:
 		l.h, l.w = cfg.Size[0], cfg.Size[1]
 		if (mh >= 0 && int64(l.h) != mh) || (mw >= 0 && int64(l.w) != mw) {
-			return nil, fmt.Errorf("data_source.size: %w: %v, but input %q of shape %s wants %dx%d (%s)", ErrMismatch, cfg.Size, in.Name, pipeline.ShapeString(in.Shape), mh, mw, cfg.layout())
+			return nil, errorf(ErrMismatch, "data_source.size: %v, but input %q of shape %s wants %dx%d (%s)", cfg.Size, in.Name, pipeline.ShapeString(in.Shape), mh, mw, cfg.layout())
 		}
 	case mh > 0 && mw > 0:
 		l.h, l.w = int(mh), int(mw)
 	default:
-		return nil, fmt.Errorf("data source %s: %w: input %q has shape %s with a dynamic height or width (%s); set data_source.size", l.display, ErrBadConfig, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
+		return nil, errorf(ErrBadConfig, "data source %s: input %q has shape %s with a dynamic height or width (%s); set data_source.size", l.display, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
 	}
 	switch {
 	case mc == 1 || mc == 3:
@@ -78,7 +78,7 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 	case mc < 0:
 		l.c = 3
 	default:
-		return nil, fmt.Errorf("data source %s: %w: input %q has shape %s: %d channels (%s); images give 1 or 3 (is data_source.layout right?)", l.display, ErrMismatch, in.Name, pipeline.ShapeString(in.Shape), mc, cfg.layout())
+		return nil, errorf(ErrMismatch, "data source %s: input %q has shape %s: %d channels (%s); images give 1 or 3 (is data_source.layout right?)", l.display, in.Name, pipeline.ShapeString(in.Shape), mc, cfg.layout())
 	}
 	l.gray = cfg.Grayscale || l.c == 1
 	l.bgr = cfg.bgr()
@@ -90,7 +90,7 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 		return nil, err
 	}
 	if in.DType != 0 && in.DType != l.dtype {
-		return nil, fmt.Errorf("data source %s: %w: images become %s, input %q wants %s", l.display, ErrMismatch, l.dtype, in.Name, in.DType)
+		return nil, errorf(ErrMismatch, "data source %s: images become %s, input %q wants %s", l.display, l.dtype, in.Name, in.DType)
 	}
 	if l.files, err = listFiles(l.dir, l.display, isImage, ".png, .jpg or .jpeg"); err != nil {
 		return nil, err
@@ -134,19 +134,19 @@ func (l *imageLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) 
 func (l *imageLoader) decode(b []byte) (pipeline.Tensor, []int, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return pipeline.Tensor{}, nil, fmt.Errorf("%w: decode image: %w", ErrBadFile, err)
+		return pipeline.Tensor{}, nil, errorf(ErrBadFile, "decode image: %w", err)
 	}
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return pipeline.Tensor{}, nil, fmt.Errorf("%w: image of %dx%d pixels is too large", ErrBadFile, cfg.Width, cfg.Height)
+		return pipeline.Tensor{}, nil, errorf(ErrBadFile, "image of %dx%d pixels is too large", cfg.Width, cfg.Height)
 	}
 	src, format, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
-		return pipeline.Tensor{}, nil, fmt.Errorf("%w: decode image: %w", ErrBadFile, err)
+		return pipeline.Tensor{}, nil, errorf(ErrBadFile, "decode image: %w", err)
 	}
 	sb := src.Bounds()
 	size := []int{sb.Dy(), sb.Dx()}
 	if sb.Empty() {
-		return pipeline.Tensor{}, nil, fmt.Errorf("%w: empty %s image", ErrBadFile, format)
+		return pipeline.Tensor{}, nil, errorf(ErrBadFile, "empty %s image", format)
 	}
 	dst := image.NewNRGBA(image.Rect(0, 0, l.w, l.h))
 	if sb.Dx() == l.w && sb.Dy() == l.h {

@@ -46,12 +46,11 @@ func openNpy(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.
 		}
 	}
 	if len(npys) > 0 && len(npzs) > 0 {
-		return nil, fmt.Errorf("data source %s: %w: mixes .npy (%s) and .npz (%s) files; use one kind", l.display, ErrBadConfig, npys[0], npzs[0])
+		return nil, errorf(ErrBadConfig, "data source %s: mixes .npy (%s) and .npz (%s) files; use one kind", l.display, npys[0], npzs[0])
 	}
 	l.npz = len(npzs) > 0
 	if !l.npz && len(inputs) > 1 {
-		return nil, fmt.Errorf("data source %s: %w: the model has %d inputs (%s) and a .npy file feeds one; store each sample as a .npz file with one array per input name",
-			l.display, ErrMismatch, len(inputs), inputNames(inputs))
+		return nil, errorf(ErrMismatch, "data source %s: the model has %d inputs (%s) and a .npy file feeds one; store each sample as a .npz file with one array per input name", l.display, len(inputs), inputNames(inputs))
 	}
 	if cfg.DType != "" {
 		if l.cast, err = parseDType(cfg.DType); err != nil {
@@ -117,8 +116,7 @@ func (l *npyLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
 		}
 		t.Shape = shape
 		if in.DType != 0 && t.DType() != in.DType {
-			return fail(fmt.Errorf("input %q: %w: dtype %s, model wants %s (convert the files, or set data_source.dtype to cast)",
-				in.Name, ErrMismatch, t.DType(), in.DType))
+			return fail(errorf(ErrMismatch, "input %q: dtype %s, model wants %s (convert the files, or set data_source.dtype to cast)", in.Name, t.DType(), in.DType))
 		}
 		if err := checkFinite(t.Data); err != nil {
 			return fail(fmt.Errorf("input %q: %w", in.Name, err))
@@ -139,18 +137,18 @@ func (l *npyLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
 func (l *npyLoader) readNpz(file string) (map[string]pipeline.Tensor, error) {
 	zr, err := zip.OpenReader(file)
 	if err != nil {
-		return nil, fmt.Errorf("%w: npz: %w", ErrBadFile, err)
+		return nil, errorf(ErrBadFile, "npz: %w", err)
 	}
 	defer zr.Close()
 	byKey := map[string]pipeline.Tensor{}
 	for _, f := range zr.File {
 		key := strings.TrimSuffix(f.Name, ".npy")
 		if f.UncompressedSize64 > maxNpzEntry {
-			return nil, fmt.Errorf("%w: npz: array %q: %d bytes", ErrBadFile, key, f.UncompressedSize64)
+			return nil, errorf(ErrBadFile, "npz: array %q: %d bytes", key, f.UncompressedSize64)
 		}
 		rc, err := f.Open()
 		if err != nil {
-			return nil, fmt.Errorf("%w: npz: array %q: %w", ErrBadFile, key, err)
+			return nil, errorf(ErrBadFile, "npz: array %q: %w", key, err)
 		}
 		b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
 		rc.Close()
@@ -158,14 +156,14 @@ func (l *npyLoader) readNpz(file string) (map[string]pipeline.Tensor, error) {
 			err = fmt.Errorf("size %d, zip directory says %d", len(b), f.UncompressedSize64)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: npz: array %q: %w", ErrBadFile, key, err)
+			return nil, errorf(ErrBadFile, "npz: array %q: %w", key, err)
 		}
 		t, err := readNpy(b)
 		if err != nil {
 			return nil, fmt.Errorf("array %q: %w", key, err)
 		}
 		if _, dup := byKey[key]; dup {
-			return nil, fmt.Errorf("%w: npz: array %q twice", ErrBadFile, key)
+			return nil, errorf(ErrBadFile, "npz: array %q twice", key)
 		}
 		byKey[key] = t
 	}
@@ -184,13 +182,13 @@ func (l *npyLoader) readNpz(file string) (map[string]pipeline.Tensor, error) {
 	for _, in := range l.inputs {
 		t, ok := byKey[in.Name]
 		if !ok {
-			return nil, fmt.Errorf("%w: no array for input %q; arrays: %s", ErrMismatch, in.Name, strings.Join(keys, ", "))
+			return nil, errorf(ErrMismatch, "no array for input %q; arrays: %s", in.Name, strings.Join(keys, ", "))
 		}
 		out[in.Name] = t
 	}
 	for _, k := range keys {
 		if _, ok := out[k]; !ok {
-			return nil, fmt.Errorf("%w: array %q is not a model input; inputs: %s", ErrMismatch, k, inputNames(l.inputs))
+			return nil, errorf(ErrMismatch, "array %q is not a model input; inputs: %s", k, inputNames(l.inputs))
 		}
 	}
 	return out, nil

@@ -43,15 +43,15 @@ func readNpy(b []byte) (t pipeline.Tensor, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			t, err = pipeline.Tensor{}, fmt.Errorf("%w: npy: %v", ErrBadFile, r)
+			t, err = pipeline.Tensor{}, errorf(ErrBadFile, "npy: %v", r)
 		}
 	}()
 	rr, err := npy.NewReader(io.MultiReader(bytes.NewReader(h.canonical()), bytes.NewReader(b[h.data:])))
 	if err != nil {
-		return pipeline.Tensor{}, fmt.Errorf("%w: npy: %w", ErrBadFile, err)
+		return pipeline.Tensor{}, errorf(ErrBadFile, "npy: %w", err)
 	}
 	if !equalInts(rr.Header.Descr.Shape, h.shape) {
-		return pipeline.Tensor{}, fmt.Errorf("%w: npy: header not understood", ErrBadFile)
+		return pipeline.Tensor{}, errorf(ErrBadFile, "npy: header not understood")
 	}
 	var data any
 	switch h.dtype {
@@ -69,7 +69,7 @@ func readNpy(b []byte) (t pipeline.Tensor, err error) {
 		data, err = readAs[int64](rr)
 	}
 	if err != nil {
-		return pipeline.Tensor{}, fmt.Errorf("%w: npy: %w", ErrBadFile, err)
+		return pipeline.Tensor{}, errorf(ErrBadFile, "npy: %w", err)
 	}
 	shape := make([]int64, len(h.shape))
 	for i, d := range h.shape {
@@ -80,7 +80,7 @@ func readNpy(b []byte) (t pipeline.Tensor, err error) {
 	}
 	t = pipeline.Tensor{Shape: shape, Data: data}
 	if err := t.Validate(); err != nil {
-		return pipeline.Tensor{}, fmt.Errorf("%w: npy: %w", ErrBadFile, err)
+		return pipeline.Tensor{}, errorf(ErrBadFile, "npy: %w", err)
 	}
 	return t, nil
 }
@@ -149,7 +149,7 @@ func (h npyHeader) canonical() []byte {
 // that the data after it has exactly the size the header declares.
 func parseNpyHeader(b []byte) (npyHeader, error) {
 	bad := func(format string, args ...any) (npyHeader, error) {
-		return npyHeader{}, fmt.Errorf("%w: npy: %s", ErrBadFile, fmt.Sprintf(format, args...))
+		return npyHeader{}, errorf(ErrBadFile, "npy: %s", fmt.Sprintf(format, args...))
 	}
 	if len(b) < 10 || string(b[:6]) != "\x93NUMPY" {
 		return bad("not a .npy file (bad magic)")

@@ -73,7 +73,7 @@ func Open(ctx context.Context, cfg Config, ann *Annotations, baseDir string, inp
 		return nil, err
 	}
 	if cfg.Path == "" {
-		return nil, fmt.Errorf("data_source.path: %w: empty", ErrBadConfig)
+		return nil, errorf(ErrBadConfig, "data_source.path: empty")
 	}
 	if len(inputs) == 0 {
 		return nil, fmt.Errorf("data source %s: the model has no inputs", cfg.Path)
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config, ann *Annotations, baseDir string, inp
 	}
 	f, ok := lookup(cfg.Type)
 	if !ok {
-		return nil, fmt.Errorf("data_source.type: %w %q; valid types: %s", ErrUnknownType, cfg.Type, strings.Join(Names(), ", "))
+		return nil, errorf(ErrUnknownType, "data_source.type: unknown type %q; valid types: %s", cfg.Type, strings.Join(Names(), ", "))
 	}
 	var labels map[string]any
 	if ann != nil && ann.Path != "" {
@@ -126,7 +126,7 @@ func GuessType(path string) (string, error) {
 		if isIdxImages(filepath.Base(path)) {
 			return "idx", nil
 		}
-		return "", fmt.Errorf("%w: %s is a file; want a folder of .npy/.npz, PNG/JPEG or IDX files", ErrNoData, path)
+		return "", errorf(ErrNoData, "%s is a file; want a folder of .npy/.npz, PNG/JPEG or IDX files", path)
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
@@ -155,7 +155,7 @@ func GuessType(path string) (string, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("%w: folder %s has no .npy, .npz, .png, .jpg, .jpeg or *-images-idx3-ubyte files", ErrNoData, path)
+		return "", errorf(ErrNoData, "folder %s has no .npy, .npz, .png, .jpg, .jpeg or *-images-idx3-ubyte files", path)
 	case 1:
 		for t := range found {
 			return t, nil
@@ -165,7 +165,7 @@ func GuessType(path string) (string, error) {
 	for _, t := range slices.Sorted(maps.Keys(found)) {
 		kinds = append(kinds, fmt.Sprintf("%s (%s)", t, found[t]))
 	}
-	return "", fmt.Errorf("%w: folder %s mixes several kinds of data: %s; set data_source.type", ErrBadConfig, path, strings.Join(kinds, ", "))
+	return "", errorf(ErrBadConfig, "folder %s mixes several kinds of data: %s; set data_source.type", path, strings.Join(kinds, ", "))
 }
 
 func hasExt(name string, exts ...string) bool {
@@ -192,7 +192,7 @@ func listFiles(dir, display string, keep func(string) bool, want string) ([]stri
 		names = append(names, e.Name())
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("data source %s: %w: no %s files in the folder", display, ErrNoData, want)
+		return nil, errorf(ErrNoData, "data source %s: no %s files in the folder", display, want)
 	}
 	slices.Sort(names)
 	return names, nil

@@ -22,7 +22,7 @@ func fitShape(shape, want []int64) ([]int64, error) {
 		ok = want[i] < 0 || want[i] == shape[i]
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: shape %s, model wants %s", ErrMismatch, pipeline.ShapeString(shape), pipeline.ShapeString(want))
+		return nil, errorf(ErrMismatch, "shape %s, model wants %s", pipeline.ShapeString(shape), pipeline.ShapeString(want))
 	}
 	return shape, nil
 }
@@ -88,13 +88,13 @@ func checkFinite(data any) error {
 	case []float32:
 		for i, v := range s {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("%w: %v at element %d", ErrBadFile, v, i)
+				return errorf(ErrBadFile, "%v at element %d", v, i)
 			}
 		}
 	case []float64:
 		for i, v := range s {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("%w: %v at element %d", ErrBadFile, v, i)
+				return errorf(ErrBadFile, "%v at element %d", v, i)
 			}
 		}
 	}
@@ -130,7 +130,7 @@ func outDType(cfg Config, in pipeline.TensorInfo) (pipeline.DType, error) {
 		case pipeline.Float32, pipeline.Float64, pipeline.Uint8:
 			return d, nil
 		}
-		return 0, fmt.Errorf("data_source.dtype: %w: %s; images and idx produce float32, float64 or uint8", ErrBadConfig, d)
+		return 0, errorf(ErrBadConfig, "data_source.dtype: %s; images and idx produce float32, float64 or uint8", d)
 	}
 	switch in.DType {
 	case pipeline.Float64, pipeline.Uint8:
@@ -159,7 +159,7 @@ func newNormalizer(cfg Config, c int, defScale float64) (normalizer, error) {
 			vals = []float64{def}
 		case 1, c:
 		default:
-			return nil, fmt.Errorf("data_source.%s: %w: %d values for %d channels; want 1 or %d", key, ErrBadConfig, len(vals), c, c)
+			return nil, errorf(ErrBadConfig, "data_source.%s: %d values for %d channels; want 1 or %d", key, len(vals), c, c)
 		}
 		out := make([]float64, c)
 		for i := range out {
