@@ -207,7 +207,6 @@ func (l *idxLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
 // number and that the data has exactly the size the header declares;
 // memory grows with the data actually read, not with the declared size.
 func readIdx(file string, ndims int) ([]int, []byte, error) {
-	name := filepath.Base(file)
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, nil, err
@@ -217,44 +216,45 @@ func readIdx(file string, ndims int) ([]int, []byte, error) {
 	if head, _ := r.(*bufio.Reader).Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
 		gz, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, nil, errorf(ErrBadFile, "%s: gzip: %w", name, err)
+			return nil, nil, errorf(ErrBadFile, "gzip: %w", err)
 		}
 		defer gz.Close()
 		r = gz
 	}
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return nil, nil, errorf(ErrBadFile, "%s: truncated header: %w", name, err)
+		return nil, nil, errorf(ErrBadFile, "truncated header: %w", err)
 	}
 	want := [4]byte{0, 0, 0x08, byte(ndims)}
 	if magic != want {
-		return nil, nil, errorf(ErrBadFile, "%s: magic number %#08x, want %#08x (unsigned bytes, %d dimensions)", name, binary.BigEndian.Uint32(magic[:]), binary.BigEndian.Uint32(want[:]), ndims)
+		return nil, nil, errorf(ErrBadFile, "magic number 0x%08x, want 0x%08x (unsigned bytes, %d dimensions)", binary.BigEndian.Uint32(magic[:]), binary.BigEndian.Uint32(want[:]), ndims)
 	}
 	dims := make([]int, ndims)
 	total := int64(1)
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
-			return nil, nil, errorf(ErrBadFile, "%s: truncated header: %w", name, err)
+			return nil, nil, errorf(ErrBadFile, "truncated header: %w", err)
 		}
 		dims[i] = int(d)
 		total *= int64(d)
 		if total > idxMaxBytes {
-			return nil, nil, errorf(ErrBadFile, "%s: dimensions %v too large", name, dims[:i+1])
+			return nil, nil, errorf(ErrBadFile, "dimensions %v too large", dims[:i+1])
 		}
 	}
 	if ndims == 3 && (dims[1] == 0 || dims[2] == 0) {
-		return nil, nil, errorf(ErrBadFile, "%s: images of %dx%d pixels", name, dims[1], dims[2])
+		return nil, nil, errorf(ErrBadFile, "images of %dx%d pixels", dims[1], dims[2])
 	}
 	data, err := io.ReadAll(io.LimitReader(r, total+1))
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, nil, errorf(ErrBadFile, "%s: %w", name, err)
-	}
 	switch {
-	case int64(len(data)) < total || errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, nil, errorf(ErrBadFile, "%s: truncated: header declares dimensions %v (%d bytes of data), file has %d", name, dims, total, len(data))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, nil, errorf(ErrBadFile, "truncated: compressed stream ends after %d bytes of data; header declares dimensions %v (%d bytes)", len(data), dims, total)
+	case err != nil:
+		return nil, nil, errorf(ErrBadFile, "%w", err)
+	case int64(len(data)) < total:
+		return nil, nil, errorf(ErrBadFile, "truncated: header declares dimensions %v (%d bytes of data), file has %d", dims, total, len(data))
 	case int64(len(data)) > total:
-		return nil, nil, errorf(ErrBadFile, "%s: data longer than the %d bytes declared by dimensions %v", name, total, dims)
+		return nil, nil, errorf(ErrBadFile, "data longer than the %d bytes declared by dimensions %v", total, dims)
 	}
 	return dims, data, nil
 }
