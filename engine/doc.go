@@ -1,0 +1,49 @@
+// Package engine runs ONNX models with ONNX Runtime (CPU) and collects
+// statistics on their activations: fleetcal's pipeline.Engine for one
+// process, POT's IEEngine.
+//
+//	if err := engine.Init(); err != nil { ... }      // loads libonnxruntime once
+//	eng, err := engine.New(loader, engine.Options{Threads: 1, Requests: 2})
+//	defer eng.Close()
+//	if err := eng.SetModel(m); err != nil { ... }    // m from model.Load
+//	res, err := eng.Predict(ctx, pipeline.PredictOptions{
+//		StatsLayout: pipeline.StatsLayout{"relu_0_out": {{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}}},
+//		Sampler:     pipeline.NewBatchSampler(loader.Len(), 4, nil),
+//	})
+//	mins := res.Stats.Get("relu_0_out", "min") // one value per sample, by index
+//
+// The library is found by LibraryPath: $ONNXRUNTIME_LIB, else
+// .deps/onnxruntime/libonnxruntime.so.1 (installed by scripts/setup.sh) above
+// the working directory or the executable, else the system's library path.
+//
+// # Statistics
+//
+// The tensors of a StatsLayout become extra outputs of a copy of the model
+// (or, with StrategyInGraph, inputs of appended ReduceMin/ReduceMax nodes).
+// Every statistic is computed per sample, also when a batch holds several
+// samples (axis 0 is the batch axis), and recorded with reduce.Set.Add under
+// the sample's index. Min and max are exact: float32 values converted to
+// float64, with -0 reported as +0. NaN and ±Inf are counted in
+// Set.NonFinite and excluded; a statistic with no finite value to compute
+// it from (a sample, or a channel, made only of NaN/Inf) is not recorded for
+// that sample. Mean is a float64 sum in element order; quantiles interpolate
+// linearly between ranks like numpy's default.
+//
+// # Batches and parallel requests
+//
+// When every model input has a dynamic axis 0, the samples of a sampler batch
+// are concatenated along it and run at once; otherwise they run one by one.
+// Options.Requests inferences run in parallel on one shared session (ONNX
+// Runtime's Run is thread-safe); the metric is updated in sample-index
+// order and statistics are sorted by index, so results do not depend on
+// Requests. Every input is checked against the model (name, element type,
+// fixed dimensions) before ONNX Runtime sees it.
+//
+// For a cascade (model.CompressedModel with several stages) the stages run
+// in order on each batch; a stage's outputs feed later stages' inputs of
+// the same name, and statistics may name a tensor of any stage.
+//
+// engine is the only package that imports onnxruntime_go (cgo). It must
+// never import nats.go (cluster/) and holds no global state besides the
+// ONNX Runtime environment.
+package engine

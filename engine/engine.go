@@ -1,0 +1,378 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Threads is ONNX Runtime's intra-op thread count per inference (default 1).
+	Threads int
+	// Requests is the number of inferences run in parallel (default 1).
+	Requests int
+	// Postprocess, when set, rewrites each sample's outputs before the metric
+	// sees them (POT's postprocess_output); meta is the sample's Metadata.
+	// It is called for one sample at a time, in sample-index order.
+	Postprocess func(outputs map[string]pipeline.Tensor, meta map[string]any) (map[string]pipeline.Tensor, error)
+	// Strategy chooses how min/max-like statistics are computed; the zero
+	// value picks the default. Other values exist for benchmarks.
+	Strategy Strategy
+}
+
+// Engine runs a model with ONNX Runtime over a DataLoader and collects
+// statistics on its activations (POT's IEEngine). Predict may be called
+// from several goroutines; SetModel and Close wait for running Predicts.
+type Engine struct {
+	loader pipeline.DataLoader
+	opts   Options
+
+	mu     sync.RWMutex // SetModel and Close (write) against Predict (read)
+	closed bool
+	stages []*stage
+	fed    []pipeline.TensorInfo // inputs that come from samples
+	batch  bool                  // samples of a batch can be concatenated along axis 0
+
+	planMu sync.Mutex
+	plans  map[string]*plan
+}
+
+var _ pipeline.Engine = (*Engine)(nil)
+
+// New returns an engine reading samples from loader. It calls Init.
+func New(loader pipeline.DataLoader, opts Options) (*Engine, error) {
+	if loader == nil {
+		return nil, errors.New("engine: nil data loader")
+	}
+	if err := Init(); err != nil {
+		return nil, err
+	}
+	opts.Threads = max(opts.Threads, 1)
+	opts.Requests = max(opts.Requests, 1)
+	return &Engine{loader: loader, opts: opts, plans: map[string]*plan{}}, nil
+}
+
+// SetModel loads every stage of m into ONNX Runtime. For a cascade, the
+// stages run in order and each stage's outputs feed the inputs of later
+// stages by name; the samples provide the other inputs. An error names the
+// stage and file ONNX Runtime rejected.
+func (e *Engine) SetModel(m *model.CompressedModel) error {
+	if m == nil || len(m.Models()) == 0 {
+		return fmt.Errorf("%w: empty model", ErrBadModel)
+	}
+	var stages []*stage
+	closeAll := func() {
+		for _, st := range stages {
+			_ = st.plain.Close()
+		}
+	}
+	produced := map[string]bool{}
+	var fed []pipeline.TensorInfo
+	batch := true
+	for _, ms := range m.Models() {
+		st := &stage{name: ms.Name, path: ms.Path}
+		if ms.Proto.GetGraph() == nil {
+			closeAll()
+			return fmt.Errorf("stage %s: %w: no graph", st.label(), ErrBadModel)
+		}
+		var err error
+		if st.base, err = marshalModel(ms.Proto); err != nil {
+			closeAll()
+			return fmt.Errorf("stage %s: %w: %v", st.label(), ErrBadModel, err)
+		}
+		st.catalog = newCatalog(ms.Proto)
+		st.opset = opsetVersion(ms.Proto)
+		st.inputs, st.outputs = graphIO(ms.Proto)
+		if st.plain, err = newSession(st.base, st.inputs, st.outputs, e.opts.Threads); err != nil {
+			closeAll()
+			return fmt.Errorf("stage %s: %w", st.label(), err)
+		}
+		stages = append(stages, st)
+		for _, in := range st.inputs {
+			if len(in.Shape) == 0 || in.Shape[0] >= 0 {
+				batch = false
+			}
+			if !produced[in.Name] && !slices.ContainsFunc(fed, func(f pipeline.TensorInfo) bool { return f.Name == in.Name }) {
+				fed = append(fed, in)
+			}
+		}
+		for _, o := range st.outputs {
+			produced[o.Name] = true
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		closeAll()
+		return fmt.Errorf("engine: %w", ErrClosed)
+	}
+	e.closeModel()
+	e.stages, e.fed, e.batch = stages, fed, batch
+	return nil
+}
+
+// closeModel destroys the sessions of the current model. e.mu is held.
+func (e *Engine) closeModel() {
+	e.planMu.Lock()
+	for k, p := range e.plans {
+		p.close()
+		delete(e.plans, k)
+	}
+	e.planMu.Unlock()
+	for _, st := range e.stages {
+		_ = st.plain.Close()
+	}
+	e.stages, e.fed = nil, nil
+}
+
+// Close destroys every ONNX Runtime session of the engine.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closeModel()
+	e.closed = true
+	return nil
+}
+
+// planFor returns the (cached) plan computing layout.
+func (e *Engine) planFor(layout pipeline.StatsLayout) (*plan, error) {
+	s := e.opts.Strategy.resolve()
+	key := layoutKey(layout, s)
+	e.planMu.Lock()
+	defer e.planMu.Unlock()
+	if p, ok := e.plans[key]; ok {
+		return p, nil
+	}
+	p, err := buildPlan(e.stages, layout, s, e.opts.Threads)
+	if err != nil {
+		return nil, err
+	}
+	e.plans[key] = p
+	return p, nil
+}
+
+// Predict runs the model over the samples of opts.Sampler, in parallel
+// requests, updating opts.Metric in sample-index order and collecting the
+// statistics of opts.StatsLayout per sample. The result does not depend on
+// Options.Requests. The first error stops the pass and names the sample;
+// when ctx ends, Predict returns ctx.Err().
+func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pipeline.PredictResult, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return pipeline.PredictResult{}, fmt.Errorf("engine: %w", ErrClosed)
+	}
+	if e.stages == nil {
+		return pipeline.PredictResult{}, fmt.Errorf("engine: %w", ErrNoModel)
+	}
+	p, err := e.planFor(opts.StatsLayout)
+	if err != nil {
+		return pipeline.PredictResult{}, err
+	}
+	sampler := opts.Sampler
+	if sampler == nil {
+		sampler = pipeline.NewBatchSampler(e.loader.Len(), 1, nil)
+	}
+	batches := sampler.Batches()
+	order, err := e.checkIndices(batches)
+	if err != nil {
+		return pipeline.PredictResult{}, err
+	}
+	if opts.Metric != nil {
+		opts.Metric.Reset()
+	}
+	col := &collector{
+		metric: opts.Metric, post: e.opts.Postprocess, perSample: opts.MetricPerSample,
+		progress: opts.Progress, total: len(order), order: order, pending: map[int]*sampleOut{},
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	workers := make([]*worker, min(e.opts.Requests, len(batches)))
+	for i := range workers {
+		w := &worker{e: e, p: p, col: col, set: reduce.NewSet(), runners: map[*Session]*runner{}}
+		workers[i] = w
+		g.Go(func() error {
+			defer w.close()
+			for {
+				b := int(next.Add(1) - 1)
+				if b >= len(batches) {
+					return nil
+				}
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				if err := w.item(gctx, batches[b]); err != nil {
+					return err
+				}
+				col.done(len(batches[b]))
+			}
+		})
+	}
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return pipeline.PredictResult{}, ctx.Err()
+	}
+	if err != nil {
+		return pipeline.PredictResult{}, err
+	}
+	res := pipeline.PredictResult{Stats: reduce.NewSet(), Samples: len(order), PerSample: col.results}
+	for _, w := range workers {
+		if err := res.Stats.Merge(w.set); err != nil {
+			return pipeline.PredictResult{}, err
+		}
+	}
+	if opts.Metric != nil {
+		res.Metrics = opts.Metric.AvgValue()
+	}
+	return res, nil
+}
+
+// checkIndices rejects indices out of range or visited twice and returns
+// every index visited, ascending.
+func (e *Engine) checkIndices(batches [][]int) ([]int, error) {
+	n := e.loader.Len()
+	var order []int
+	for _, b := range batches {
+		for _, i := range b {
+			if i < 0 || i >= n {
+				return nil, fmt.Errorf("sampler: sample %d: %w (data set has %d samples)", i, pipeline.ErrIndexOutOfRange, n)
+			}
+			order = append(order, i)
+		}
+	}
+	slices.Sort(order)
+	for i := 1; i < len(order); i++ {
+		if order[i] == order[i-1] {
+			return nil, fmt.Errorf("sampler: sample %d visited twice", order[i])
+		}
+	}
+	return order, nil
+}
+
+// checkSample validates a sample's inputs against the model inputs it
+// feeds and returns its number of rows (the common size of its inputs'
+// axis 0), or -1 when the sample cannot be concatenated with others.
+func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
+	rows := -1
+	for i, info := range e.fed {
+		t, ok := s.Inputs[info.Name]
+		if !ok {
+			return 0, badInput("input %q missing (model inputs: %s)", info.Name, infoNames(e.fed))
+		}
+		if err := checkInput(info, t); err != nil {
+			return 0, err
+		}
+		switch {
+		case i == 0:
+			rows = int(t.Shape[0])
+		case rows != int(t.Shape[0]):
+			rows = -1
+		}
+	}
+	if len(s.Inputs) != len(e.fed) {
+		for name := range s.Inputs {
+			if !slices.ContainsFunc(e.fed, func(f pipeline.TensorInfo) bool { return f.Name == name }) {
+				return 0, badInput("input %q is not a model input (model inputs: %s)", name, infoNames(e.fed))
+			}
+		}
+	}
+	if !e.batch || rows < 1 {
+		rows = -1
+	}
+	return rows, nil
+}
+
+// inputError is a bad-input error whose message does not repeat "bad input".
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string        { return e.msg }
+func (e *inputError) Is(target error) bool { return target == ErrBadInput }
+
+func badInput(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// sampleErr prefixes err with the sample index and, if known, its file.
+func sampleErr(index int, meta map[string]any, err error) error {
+	if p, ok := meta["path"]; ok {
+		return fmt.Errorf("sample %d (%v): %w", index, p, err)
+	}
+	return fmt.Errorf("sample %d: %w", index, err)
+}
+
+// collector delivers outputs to the metric in sample-index order and
+// reports progress.
+type collector struct {
+	mu        sync.Mutex
+	metric    pipeline.Metric
+	post      func(map[string]pipeline.Tensor, map[string]any) (map[string]pipeline.Tensor, error)
+	perSample bool
+	progress  func(done, total int)
+	total     int
+	finished  int
+	order     []int // every index, ascending
+	next      int   // order[next] is the next sample for the metric
+	pending   map[int]*sampleOut
+	results   []pipeline.PerSampleMetric
+}
+
+type sampleOut struct {
+	outputs    map[string]pipeline.Tensor
+	annotation any
+	meta       map[string]any
+}
+
+// deliver hands over a sample's outputs and updates the metric with every
+// sample now in sequence.
+func (c *collector) deliver(index int, out *sampleOut) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[index] = out
+	for c.next < len(c.order) {
+		i := c.order[c.next]
+		o, ok := c.pending[i]
+		if !ok {
+			break
+		}
+		delete(c.pending, i)
+		c.next++
+		outs := o.outputs
+		if c.post != nil {
+			var err error
+			if outs, err = c.post(outs, o.meta); err != nil {
+				return sampleErr(i, o.meta, fmt.Errorf("postprocess: %w", err))
+			}
+		}
+		if err := c.metric.Update(outs, o.annotation); err != nil {
+			return sampleErr(i, o.meta, fmt.Errorf("metric: %w", err))
+		}
+		if c.perSample {
+			vals := map[string]float64{}
+			for k, v := range c.metric.Value() {
+				vals[k] = v
+			}
+			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: vals})
+		}
+	}
+	return nil
+}
+
+// done records n more samples done and calls the progress callback.
+func (c *collector) done(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finished += n
+	if c.progress != nil {
+		c.progress(c.finished, c.total)
+	}
+}

@@ -1,0 +1,320 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// tensorStats is what to compute on one tensor, derived from its StatSpecs.
+type tensorStats struct {
+	name   string
+	specs  []pipeline.StatSpec // unique by Key, sorted by Key
+	axes   []int               // distinct channel axes, ascending
+	minMax bool                // min, max or abs_max asked for
+	mean   bool
+	values bool // quantile: the finite values must be sorted
+	abs    bool // abs_quantile: the finite |values| must be sorted
+}
+
+func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error) {
+	ts := &tensorStats{name: name}
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: tensor %q: %v", ErrBadStats, name, err)
+		}
+		if seen[s.Key()] {
+			continue
+		}
+		seen[s.Key()] = true
+		ts.specs = append(ts.specs, s)
+		switch s.Kind {
+		case pipeline.StatMin, pipeline.StatMax, pipeline.StatAbsMax:
+			ts.minMax = true
+		case pipeline.StatChannelMin, pipeline.StatChannelMax:
+			if !slices.Contains(ts.axes, s.Axis) {
+				ts.axes = append(ts.axes, s.Axis)
+			}
+		case pipeline.StatMean:
+			ts.mean = true
+		case pipeline.StatQuantile:
+			ts.values = true
+		case pipeline.StatAbsQuantile:
+			ts.abs = true
+		}
+	}
+	slices.SortFunc(ts.specs, func(a, b pipeline.StatSpec) int {
+		switch ka, kb := a.Key(), b.Key(); {
+		case ka < kb:
+			return -1
+		case ka > kb:
+			return 1
+		}
+		return 0
+	})
+	slices.Sort(ts.axes)
+	return ts, nil
+}
+
+// reducible reports whether every statistic of ts can be computed from
+// in-graph ReduceMin/ReduceMax results.
+func (ts *tensorStats) reducible() bool { return !ts.mean && !ts.values && !ts.abs }
+
+// sampleResult is one sample's statistics on one tensor.
+type sampleResult struct {
+	min, max  float64
+	finite    int               // number of finite values
+	nonFinite uint64            // number of NaN/±Inf values
+	chanMin   map[int][]float64 // by axis
+	chanMax   map[int][]float64 // by axis
+	chanEmpty map[int]bool      // an axis with a channel holding no finite value
+	mean      float64
+	sorted    []float32 // finite values, ascending (quantile)
+	sortedAbs []float32 // |finite values|, ascending (abs_quantile)
+}
+
+// emit hands each statistic of r to add, in key order. Statistics with no
+// finite value to compute them from are skipped.
+func (ts *tensorStats) emit(r *sampleResult, add func(key string, v []float64) error) error {
+	for _, s := range ts.specs {
+		var v []float64
+		switch s.Kind {
+		case pipeline.StatMin:
+			if r.finite > 0 {
+				v = []float64{r.min}
+			}
+		case pipeline.StatMax:
+			if r.finite > 0 {
+				v = []float64{r.max}
+			}
+		case pipeline.StatAbsMax:
+			if r.finite > 0 {
+				v = []float64{max(math.Abs(r.min), math.Abs(r.max))}
+			}
+		case pipeline.StatChannelMin:
+			if !r.chanEmpty[s.Axis] {
+				v = r.chanMin[s.Axis]
+			}
+		case pipeline.StatChannelMax:
+			if !r.chanEmpty[s.Axis] {
+				v = r.chanMax[s.Axis]
+			}
+		case pipeline.StatMean:
+			if r.finite > 0 {
+				v = []float64{r.mean}
+			}
+		case pipeline.StatQuantile:
+			if len(r.sorted) > 0 {
+				v = []float64{quantile(r.sorted, s.Q)}
+			}
+		case pipeline.StatAbsQuantile:
+			if len(r.sortedAbs) > 0 {
+				v = []float64{quantile(r.sortedAbs, s.Q)}
+			}
+		}
+		if v != nil {
+			if err := add(s.Key(), v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// canon returns v as float64 with -0 turned into +0, so that min and max do
+// not depend on which of two equal zeros was seen first.
+func canon(v float32) float64 {
+	if v == 0 {
+		return 0
+	}
+	return float64(v)
+}
+
+const absMask = 0x7fffffff
+const expAllOnes = 0x7f800000 // |bits| >= this: ±Inf or NaN
+
+// minMax returns the min and max of data and whether every value is finite.
+// When some value is not finite, mn and mx are meaningless.
+func minMax(data []float32) (mn, mx float32, finite bool) {
+	mn, mx = float32(math.Inf(1)), float32(math.Inf(-1))
+	var big uint32
+	for _, v := range data {
+		if v < mn {
+			mn = v
+		}
+		if v > mx {
+			mx = v
+		}
+		big = max(big, math.Float32bits(v)&absMask)
+	}
+	return mn, mx, big < expAllOnes
+}
+
+// minMaxFinite returns the min and max of the finite values of data, their
+// number and the number of non-finite values.
+func minMaxFinite(data []float32) (mn, mx float32, n int, bad uint64) {
+	mn, mx = float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, v := range data {
+		if math.Float32bits(v)&absMask >= expAllOnes {
+			bad++
+			continue
+		}
+		n++
+		if v < mn {
+			mn = v
+		}
+		if v > mx {
+			mx = v
+		}
+	}
+	return mn, mx, n, bad
+}
+
+// axisSplit returns the number of blocks before axis, the axis' size and the
+// block length after it, for a row-major tensor of shape.
+func axisSplit(shape []int64, axis int) (outer, size, inner int) {
+	outer, inner = 1, 1
+	for _, d := range shape[:axis] {
+		outer *= int(d)
+	}
+	for _, d := range shape[axis+1:] {
+		inner *= int(d)
+	}
+	return outer, int(shape[axis]), inner
+}
+
+// computeGo computes every statistic of ts on one sample's values, whose
+// shape includes the sample's batch axis. buf is scratch space for quantiles;
+// r's slices alias it until the next call.
+func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult, buf *[2][]float32) error {
+	for _, a := range ts.axes {
+		if a >= len(shape) {
+			return fmt.Errorf("%w: tensor %q: channel axis %d, tensor has rank %d (shape %s)",
+				ErrBadStats, ts.name, a, len(shape), pipeline.ShapeString(shape))
+		}
+	}
+	*r = sampleResult{}
+	// Count non-finite values (and find min/max when no channel is asked).
+	var mn, mx float32
+	finite := true
+	if len(ts.axes) == 0 {
+		mn, mx, finite = minMax(data)
+	} else {
+		for _, v := range data {
+			if math.Float32bits(v)&absMask >= expAllOnes {
+				finite = false
+				break
+			}
+		}
+	}
+	if finite {
+		r.finite = len(data)
+	} else {
+		mn, mx, r.finite, r.nonFinite = minMaxFinite(data)
+	}
+	if len(ts.axes) > 0 {
+		r.chanMin, r.chanMax, r.chanEmpty = map[int][]float64{}, map[int][]float64{}, map[int]bool{}
+		for i, a := range ts.axes {
+			cmn, cmx, empty := channelMinMax(data, shape, a, finite)
+			r.chanMin[a], r.chanMax[a], r.chanEmpty[a] = cmn, cmx, empty
+			if i == 0 && r.finite > 0 {
+				mn, mx = float32(math.Inf(1)), float32(math.Inf(-1))
+				for c := range cmn {
+					mn = min(mn, float32(cmn[c]))
+					mx = max(mx, float32(cmx[c]))
+				}
+			}
+		}
+	}
+	r.min, r.max = canon(mn), canon(mx)
+	if ts.mean && r.finite > 0 {
+		var sum float64
+		for _, v := range data {
+			if finite || math.Float32bits(v)&absMask < expAllOnes {
+				sum += float64(v)
+			}
+		}
+		r.mean = sum / float64(r.finite)
+	}
+	if ts.values && r.finite > 0 {
+		r.sorted = sortedFinite(data, finite, false, &buf[0])
+	}
+	if ts.abs && r.finite > 0 {
+		r.sortedAbs = sortedFinite(data, finite, true, &buf[1])
+	}
+	return nil
+}
+
+// channelMinMax is the min and max of the finite values of each index of
+// axis; empty reports a channel without finite values. finite says that
+// data holds no NaN or ±Inf, which allows the faster loop.
+func channelMinMax(data []float32, shape []int64, axis int, finite bool) (mins, maxs []float64, empty bool) {
+	outer, size, inner := axisSplit(shape, axis)
+	mn32 := make([]float32, size)
+	mx32 := make([]float32, size)
+	cnt := make([]int, size)
+	for c := range size {
+		mn32[c], mx32[c] = float32(math.Inf(1)), float32(math.Inf(-1))
+	}
+	for o := range outer {
+		for c := range size {
+			block := data[(o*size+c)*inner : (o*size+c+1)*inner]
+			var bmn, bmx float32
+			n := len(block)
+			if finite {
+				bmn, bmx, _ = minMax(block)
+			} else {
+				bmn, bmx, n, _ = minMaxFinite(block)
+			}
+			if n > 0 {
+				mn32[c] = min(mn32[c], bmn)
+				mx32[c] = max(mx32[c], bmx)
+				cnt[c] += n
+			}
+		}
+	}
+	mins, maxs = make([]float64, size), make([]float64, size)
+	for c := range size {
+		if cnt[c] == 0 {
+			empty = true
+		}
+		mins[c], maxs[c] = canon(mn32[c]), canon(mx32[c])
+	}
+	return mins, maxs, empty
+}
+
+// quantile is the q-quantile of sorted (ascending, finite) values,
+// interpolated linearly between the two nearest ranks (numpy's default
+// "linear" method), in float64.
+func quantile(sorted []float32, q float64) float64 {
+	n := len(sorted)
+	pos := q * float64(n-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, n-1)
+	frac := pos - float64(lo)
+	a, b := float64(sorted[lo]), float64(sorted[hi])
+	if frac == 0 || a == b {
+		return a
+	}
+	return a + (b-a)*frac
+}
+
+// sortedFinite copies the finite values of data (or their magnitudes) into
+// *buf and sorts them.
+func sortedFinite(data []float32, finite, abs bool, buf *[]float32) []float32 {
+	s := (*buf)[:0]
+	for _, v := range data {
+		if finite || math.Float32bits(v)&absMask < expAllOnes {
+			if abs {
+				v = float32(math.Abs(float64(v)))
+			}
+			s = append(s, v)
+		}
+	}
+	slices.Sort(s)
+	*buf = s
+	return s
+}

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// statTensors are activations of convnet_op13 (names from
+// testdata/models/gen_models.py), a graph input and a graph output.
+var statTensors = []string{
+	"input", "conv_0_out", "bn_0_out", "relu_0_out", "conv_1_out", "maxpool_0_out",
+	"conv_2_out", "globalaveragepool_0_out", "flatten_0_out", "logits",
+}
+
+var minMaxSpecs = []pipeline.StatSpec{
+	{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}, {Kind: pipeline.StatAbsMax},
+	{Kind: pipeline.StatChannelMin, Axis: 1}, {Kind: pipeline.StatChannelMax, Axis: 1},
+}
+
+func layoutOf(tensors []string, specs []pipeline.StatSpec) pipeline.StatsLayout {
+	l := pipeline.StatsLayout{}
+	for _, t := range tensors {
+		l[t] = specs
+	}
+	return l
+}
+
+// referenceStats runs every sample alone through convnet_op13 with the
+// tensors as graph outputs and reduces them with refStats: tensor → key →
+// sample index → values.
+func referenceStats(t *testing.T, l *sliceLoader, tensors []string) map[string]map[string][][]float64 {
+	t.Helper()
+	s, err := NewSession(withOutputs(loadProto(t, "convnet_op13.onnx"), tensors...), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ref := map[string]map[string][][]float64{}
+	for _, name := range tensors {
+		ref[name] = map[string][][]float64{}
+	}
+	for i, smp := range l.samples {
+		outs, err := s.Run(t.Context(), smp.Inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs["input"] = smp.Inputs["input"]
+		for _, name := range tensors {
+			o := outs[name]
+			mn, mx, cmn, cmx, _ := refStats(o.Data.([]float32), o.Shape, 1)
+			r := ref[name]
+			for key, v := range map[string][]float64{
+				"min": {mn}, "max": {mx}, "abs_max": {max(math.Abs(mn), math.Abs(mx))},
+				"channel_min@1": cmn, "channel_max@1": cmx,
+			} {
+				if r[key] == nil {
+					r[key] = make([][]float64, len(l.samples))
+				}
+				r[key][i] = v
+			}
+		}
+	}
+	return ref
+}
+
+// TestStatsExact: per-sample min, max, abs_max and channel min/max
+// collected by Predict equal, bit for bit, a plain loop over the same
+// tensors taken as model outputs, whatever the strategy, the number of
+// requests and the batch size.
+func TestStatsExact(t *testing.T) {
+	const n = 100
+	l := randomSamples(n, "input", []int64{1, 3, 16, 16}, 1)
+	ref := referenceStats(t, l, statTensors)
+	layout := layoutOf(statTensors, minMaxSpecs)
+	var first *reduce.Set
+	for _, tc := range []struct {
+		model string
+		batch int
+	}{
+		{"convnet_op13.onnx", 1},
+		{"convnet_op13.onnx", 4}, // fixed batch of 1: samples run one by one
+		{"convnet_dynamic.onnx", 4},
+		{"convnet_dynamic.onnx", 7}, // a last batch of 2
+	} {
+		for _, s := range []Strategy{StrategyGo, StrategyInGraph} {
+			for _, req := range []int{1, 2} {
+				t.Run(fmt.Sprintf("%s/batch%d/%s/requests%d", tc.model, tc.batch, s, req), func(t *testing.T) {
+					e, err := New(l, Options{Requests: req, Strategy: s})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer e.Close()
+					if err := e.SetModel(loadModel(t, tc.model)); err != nil {
+						t.Fatal(err)
+					}
+					res, err := e.Predict(t.Context(), pipeline.PredictOptions{
+						StatsLayout: layout,
+						Sampler:     pipeline.NewBatchSampler(n, tc.batch, nil),
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Samples != n || len(res.Stats.NonFinite) != 0 {
+						t.Fatalf("samples %d, non-finite %v", res.Samples, res.Stats.NonFinite)
+					}
+					compareStats(t, res.Stats, ref)
+					if first == nil {
+						first = res.Stats
+					} else if !sameSet(first, res.Stats) {
+						t.Error("statistics differ from the first run")
+					}
+				})
+			}
+		}
+	}
+}
+
+// compareStats checks every statistic of ref against got, bit for bit.
+func compareStats(t *testing.T, got *reduce.Set, ref map[string]map[string][][]float64) {
+	t.Helper()
+	for name, keys := range ref {
+		for key, want := range keys {
+			ps := got.Get(name, key)
+			if ps == nil {
+				t.Errorf("%s %s: missing", name, key)
+				continue
+			}
+			if ps.Len() != len(want) {
+				t.Errorf("%s %s: %d samples, want %d", name, key, ps.Len(), len(want))
+				continue
+			}
+			for i := range ps.Len() {
+				idx, v := ps.At(i)
+				w := want[idx]
+				if len(v) != len(w) {
+					t.Errorf("%s %s sample %d: %d values, want %d", name, key, idx, len(v), len(w))
+					continue
+				}
+				for k := range v {
+					if math.Float64bits(v[k]) != math.Float64bits(w[k]) {
+						t.Errorf("%s %s sample %d [%d]: got %v, want %v", name, key, idx, k, v[k], w[k])
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// sameSet reports whether two sets hold the same statistics, bit for bit.
+func sameSet(a, b *reduce.Set) bool {
+	if len(a.Stats) != len(b.Stats) || len(a.NonFinite) != len(b.NonFinite) {
+		return false
+	}
+	for t, n := range a.NonFinite {
+		if b.NonFinite[t] != n {
+			return false
+		}
+	}
+	for t, keys := range a.Stats {
+		if len(keys) != len(b.Stats[t]) {
+			return false
+		}
+		for k, ps := range keys {
+			o := b.Get(t, k)
+			if o == nil || !ps.Equal(o) {
+				return false
+			}
+		}
+	}
+	return true
+}
