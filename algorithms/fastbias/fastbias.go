@@ -1,0 +1,256 @@
+package fastbias
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetcal/fleetcal/algorithms/minmax"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// Name is the algorithm's POT name.
+const Name = "FastBiasCorrection"
+
+func init() {
+	pipeline.RegisterAlgorithm(Name, func(raw json.RawMessage, env pipeline.AlgorithmEnv) (pipeline.Algorithm, error) {
+		var p Params
+		if err := pipeline.DecodeStrict(raw, &p, "params"); err != nil {
+			return nil, err
+		}
+		return New(p, env)
+	})
+}
+
+// Params are FastBiasCorrection's parameters.
+type Params struct {
+	StatSubsetSize *int   `json:"stat_subset_size"`
+	StatBatchSize  int    `json:"stat_batch_size"`
+	ShuffleData    bool   `json:"shuffle_data"`
+	Seed           uint64 `json:"seed"`
+}
+
+// Algorithm shifts the int32 bias of every quantized Conv and Gemm so that
+// the layer's mean output per channel, over the calibration subset, equals
+// the float model's: bias_c += mean_fp32_c - mean_int8_c.
+type Algorithm struct {
+	p      Params
+	env    pipeline.AlgorithmEnv
+	report Report
+}
+
+// Report lists the corrected layers.
+type Report struct {
+	Layers []LayerShift `json:"layers"`
+}
+
+// LayerShift is one layer's correction.
+type LayerShift struct {
+	Node string `json:"node"`
+	// MaxAbsShift is the largest |shift| over channels, in output units.
+	MaxAbsShift float64 `json:"max_abs_shift"`
+}
+
+// New builds the algorithm.
+func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
+	if p.StatSubsetSize != nil && *p.StatSubsetSize < 1 {
+		return nil, fmt.Errorf("stat_subset_size: %d, want at least 1", *p.StatSubsetSize)
+	}
+	if p.StatBatchSize < 0 {
+		return nil, fmt.Errorf("stat_batch_size: %d, want at least 1", p.StatBatchSize)
+	}
+	if env.Engine == nil {
+		return nil, fmt.Errorf("%s needs an engine", Name)
+	}
+	return &Algorithm{p: p, env: env}, nil
+}
+
+// Name is "FastBiasCorrection".
+func (a *Algorithm) Name() string { return Name }
+
+// Report returns the corrections of the last Run.
+func (a *Algorithm) Report() any { return a.report }
+
+// target is a quantized layer with an int32 bias.
+type target struct {
+	node       string
+	qOut, fOut string
+	bias       *onnxpb.TensorProto // the int32 initializer in the quantized copy
+	scales     []float32
+}
+
+// Run corrects the biases of m, which must carry its float Reference.
+func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.CompressedModel, error) {
+	ref := m.Reference
+	if ref == nil {
+		return nil, fmt.Errorf("the model is not quantized: put %s after MinMaxQuantization, or use DefaultQuantization", Name)
+	}
+	a.report = Report{}
+	out := make([]*model.Stage, len(m.Models()))
+	var targets []target
+	qLayout, fLayout := pipeline.StatsLayout{}, pipeline.StatsLayout{}
+	spec := pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
+	for i, s := range m.Models() {
+		cp := *s
+		cp.Proto = proto.Clone(s.Proto).(*onnxpb.ModelProto)
+		out[i] = &cp
+		ts, err := findTargets(cp.Proto, ref.Models()[i].Proto)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		for _, t := range ts {
+			qLayout[t.qOut] = []pipeline.StatSpec{spec}
+			fLayout[t.fOut] = []pipeline.StatSpec{spec}
+		}
+		targets = append(targets, ts...)
+	}
+	result := model.NewCompressedModel(m.Name, m.IsCascade(), out...)
+	result.Reference = ref
+	if len(targets) == 0 {
+		return result, nil
+	}
+	fStats, err := a.means(ctx, ref, fLayout, "bias correction (FP32)")
+	if err != nil {
+		return nil, err
+	}
+	qStats, err := a.means(ctx, m, qLayout, "bias correction (INT8)")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		fm, err := channelMeans(fStats, t.fOut, spec.Key())
+		if err != nil {
+			return nil, err
+		}
+		qm, err := channelMeans(qStats, t.qOut, spec.Key())
+		if err != nil {
+			return nil, err
+		}
+		shift, err := correct(t, fm, qm)
+		if err != nil {
+			return nil, fmt.Errorf("node %q: %w", t.node, err)
+		}
+		a.report.Layers = append(a.report.Layers, LayerShift{Node: t.node, MaxAbsShift: shift})
+	}
+	return result, nil
+}
+
+func (a *Algorithm) means(ctx context.Context, m *model.CompressedModel, layout pipeline.StatsLayout, stage string) (*reduce.Set, error) {
+	size := minmax.DefaultStatSubsetSize
+	if a.p.StatSubsetSize != nil {
+		size = *a.p.StatSubsetSize
+	}
+	idx := minmax.Subset(a.env.DataLen, size, a.p.ShuffleData, a.p.Seed)
+	if err := a.env.Engine.SetModel(m); err != nil {
+		return nil, fmt.Errorf("%s: %w", stage, err)
+	}
+	opts := pipeline.PredictOptions{StatsLayout: layout, Sampler: pipeline.NewBatchSampler(a.env.DataLen, max(a.p.StatBatchSize, 1), idx)}
+	if a.env.Progress != nil {
+		opts.Progress = func(done, total int) { a.env.Progress(stage, done, total) }
+	}
+	res, err := a.env.Engine.Predict(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", stage, err)
+	}
+	return res.Stats, nil
+}
+
+// channelMeans averages the per-sample channel means in sample-index order.
+func channelMeans(s *reduce.Set, tensor, key string) ([]float64, error) {
+	p := s.Get(tensor, key)
+	if p == nil || p.Len() == 0 {
+		return nil, fmt.Errorf("tensor %q: no statistics", tensor)
+	}
+	out := make([]float64, p.Dim())
+	for i := range p.Len() {
+		_, v := p.At(i)
+		for c, x := range v {
+			out[c] += x
+		}
+	}
+	for c := range out {
+		out[c] /= float64(p.Len())
+	}
+	return out, nil
+}
+
+// findTargets lists the Conv/Gemm nodes of q whose bias is an int32
+// DequantizeLinear, with the matching output in the float model f.
+func findTargets(q, f *onnxpb.ModelProto) ([]target, error) {
+	fOut := map[string]string{}
+	for _, n := range f.GetGraph().GetNode() {
+		if len(n.Output) > 0 {
+			fOut[n.GetName()] = n.Output[0]
+		}
+	}
+	inits := map[string]*onnxpb.TensorProto{}
+	for _, t := range q.GetGraph().GetInitializer() {
+		inits[t.GetName()] = t
+	}
+	dq := map[string]*onnxpb.NodeProto{}
+	for _, n := range q.GetGraph().GetNode() {
+		if n.GetOpType() == "DequantizeLinear" && len(n.Output) == 1 {
+			dq[n.Output[0]] = n
+		}
+	}
+	var out []target
+	for _, n := range q.GetGraph().GetNode() {
+		op := n.GetOpType()
+		if (op != "Conv" && op != "Gemm") || len(n.Input) < 3 || n.GetName() == "" {
+			continue
+		}
+		d := dq[n.Input[2]]
+		if d == nil || len(d.Input) < 2 {
+			continue
+		}
+		b, sc := inits[d.Input[0]], inits[d.Input[1]]
+		if b == nil || sc == nil || b.GetDataType() != int32(onnxpb.TensorProto_INT32) {
+			continue
+		}
+		fo, ok := fOut[n.GetName()]
+		if !ok {
+			return nil, fmt.Errorf("node %q is not in the float reference model", n.GetName())
+		}
+		scales, err := model.TensorFloat32(sc)
+		if err != nil {
+			return nil, fmt.Errorf("node %q: bias scale: %w", n.GetName(), err)
+		}
+		out = append(out, target{node: n.GetName(), qOut: n.Output[0], fOut: fo, bias: b, scales: scales})
+	}
+	return out, nil
+}
+
+// correct adds fm-qm to the int32 bias in place and returns max |shift|.
+func correct(t target, fm, qm []float64) (float64, error) {
+	raw := t.bias.GetRawData()
+	n := len(raw) / 4
+	if len(fm) != n || len(qm) != n {
+		return 0, fmt.Errorf("bias has %d channels, statistics %d and %d", n, len(fm), len(qm))
+	}
+	maxShift := 0.0
+	out := make([]byte, len(raw))
+	for c := range n {
+		v := int32(uint32(raw[4*c]) | uint32(raw[4*c+1])<<8 | uint32(raw[4*c+2])<<16 | uint32(raw[4*c+3])<<24)
+		s := t.scales[0]
+		if len(t.scales) == n {
+			s = t.scales[c]
+		}
+		shift := fm[c] - qm[c]
+		if math.IsNaN(shift) || math.IsInf(shift, 0) {
+			return 0, fmt.Errorf("channel %d: mean output is not finite", c)
+		}
+		maxShift = max(maxShift, math.Abs(shift))
+		nv := math.RoundToEven(float64(v) + shift/float64(s))
+		nv = max(min(nv, math.MaxInt32), math.MinInt32)
+		u := uint32(int32(nv))
+		out[4*c], out[4*c+1], out[4*c+2], out[4*c+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	t.bias.RawData = out
+	return maxShift, nil
+}

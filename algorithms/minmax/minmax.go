@@ -1,0 +1,389 @@
+package minmax
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetcal/fleetcal/algorithms/qmath"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// Name is the algorithm's POT name.
+const Name = "MinMaxQuantization"
+
+func init() {
+	pipeline.RegisterAlgorithm(Name, func(raw json.RawMessage, env pipeline.AlgorithmEnv) (pipeline.Algorithm, error) {
+		var p Params
+		if err := pipeline.DecodeStrict(raw, &p, "params"); err != nil {
+			return nil, err
+		}
+		return New(p, env)
+	})
+}
+
+// Algorithm is MinMaxQuantization: it collects activation ranges on a
+// calibration subset and writes a QDQ model with int8 per-channel weights,
+// 8-bit activations and int32 biases.
+type Algorithm struct {
+	params Params
+	r      resolved
+	env    pipeline.AlgorithmEnv
+	report Report
+}
+
+// New builds the algorithm from decoded params.
+func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
+	r, err := p.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if env.Engine == nil {
+		return nil, fmt.Errorf("%s needs an engine", Name)
+	}
+	return &Algorithm{params: p, r: r, env: env}, nil
+}
+
+// Name is "MinMaxQuantization".
+func (a *Algorithm) Name() string { return Name }
+
+// Report is what MinMaxQuantization tells report.json.
+type Report struct {
+	Preset            string            `json:"preset"`
+	CalibrationSize   int               `json:"calibration_samples"`
+	RangeEstimator    [2]string         `json:"range_estimator"`
+	Activations       []ActivationEntry `json:"activations"`
+	Layers            []LayerEntry      `json:"layers"`
+	FoldedRelus       int               `json:"folded_relus"`
+	UnmatchedIgnored  []string          `json:"unmatched_ignored_scope,omitempty"`
+	NonFiniteTensors  map[string]uint64 `json:"non_finite_values,omitempty"`
+	FoldedBatchNorms  int               `json:"folded_batch_norms"`
+	ConstantsUnfolded int               `json:"constants_to_initializers"`
+}
+
+// ActivationEntry is one quantized activation tensor.
+type ActivationEntry struct {
+	Tensor     string  `json:"tensor"`
+	Min        float64 `json:"min"`
+	Max        float64 `json:"max"`
+	Scale      float32 `json:"scale"`
+	ZeroPoint  int32   `json:"zero_point"`
+	Type       string  `json:"type"`
+	SharesWith string  `json:"shares_with,omitempty"`
+}
+
+// LayerEntry is one layer with quantized weights.
+type LayerEntry struct {
+	Node        string  `json:"node"`
+	Op          string  `json:"op"`
+	Weight      string  `json:"weight"`
+	Granularity string  `json:"granularity"`
+	Channels    int     `json:"channels"`
+	MinScale    float32 `json:"min_scale"`
+	MaxScale    float32 `json:"max_scale"`
+	Bias        bool    `json:"int32_bias"`
+}
+
+// Report returns the details of the last Run.
+func (a *Algorithm) Report() any { return a.report }
+
+// Prepare returns the float model statistics are collected on: constants
+// as initializers, BatchNormalization folded, opset 13.
+func Prepare(m *model.CompressedModel) (*model.CompressedModel, int, int, error) {
+	var stages []*model.Stage
+	nConst, nBN := 0, 0
+	for _, s := range m.Models() {
+		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
+		c, err := model.ConstantsToInitializers(p)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		if err := model.UpgradeOpset(p, 13); err != nil {
+			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		b, err := model.FoldBatchNorm(p)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		nConst += c
+		nBN += b
+		cp := *s
+		cp.Proto = p
+		stages = append(stages, &cp)
+	}
+	return model.NewCompressedModel(m.Name, m.IsCascade(), stages...), nConst, nBN, nil
+}
+
+// Subset returns the calibration sample indices: the first n of total, or
+// n drawn at random with seed when shuffle is set; sorted.
+func Subset(total, n int, shuffle bool, seed uint64) []int {
+	n = min(n, total)
+	var idx []int
+	if shuffle {
+		idx = rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)).Perm(total)[:n]
+		slices.Sort(idx)
+	} else {
+		idx = make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+	}
+	return idx
+}
+
+// Run quantizes m.
+func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.CompressedModel, error) {
+	fp, nConst, nBN, err := Prepare(m)
+	if err != nil {
+		return nil, err
+	}
+	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: nBN, ConstantsUnfolded: nConst,
+		RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)}}
+
+	plans := make([]plan, len(fp.Models()))
+	layout := pipeline.StatsLayout{}
+	minSpec, maxSpec := a.r.minEst.StatSpec(), a.r.maxEst.StatSpec()
+	for i, s := range fp.Models() {
+		order, err := model.NewGraph(s.Proto).TopoOrder()
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		plans[i] = makePlan(s.Proto.GetGraph(), order, planOptions{
+			transformer:       a.r.transformer,
+			ignoredScope:      a.params.Ignored.Scope,
+			ignoredOperations: opTypes(a.params.Ignored.Operations),
+			perChannelWeights: a.r.perChannelWeights,
+		})
+		for _, act := range plans[i].activations {
+			if act.shares == "" {
+				layout[act.name] = []pipeline.StatSpec{minSpec, maxSpec}
+			}
+		}
+		a.report.UnmatchedIgnored = append(a.report.UnmatchedIgnored, plans[i].unmatchedScope...)
+	}
+	if len(a.report.UnmatchedIgnored) > 0 {
+		a.env.Log.Warn("ignored scope names match no node", "names", a.report.UnmatchedIgnored)
+	}
+
+	stats, n, err := a.collect(ctx, fp, layout)
+	if err != nil {
+		return nil, err
+	}
+	a.report.CalibrationSize = n
+	if len(stats.NonFinite) > 0 {
+		a.report.NonFiniteTensors = stats.NonFinite
+		a.env.Log.Warn("activations held NaN or Inf values; they were left out of the ranges", "tensors", len(stats.NonFinite))
+	}
+
+	var out []*model.Stage
+	for i, s := range fp.Models() {
+		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
+		if err := a.apply(p, plans[i], stats, minSpec.Key(), maxSpec.Key()); err != nil {
+			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		cp := *s
+		cp.Proto = p
+		out = append(out, &cp)
+	}
+	qm := model.NewCompressedModel(m.Name, m.IsCascade(), out...)
+	qm.Reference = fp
+	return qm, nil
+}
+
+func (a *Algorithm) presetName() string {
+	if a.params.Preset == "" {
+		return "performance"
+	}
+	return a.params.Preset
+}
+
+// collect runs the statistics pass on the prepared float model.
+func (a *Algorithm) collect(ctx context.Context, fp *model.CompressedModel, layout pipeline.StatsLayout) (*reduce.Set, int, error) {
+	if a.env.DataLen == 0 {
+		return nil, 0, fmt.Errorf("the calibration data set is empty")
+	}
+	if a.r.subsetSize > a.env.DataLen {
+		a.env.Log.Warn("stat_subset_size is larger than the data set; calibrating on every sample",
+			"stat_subset_size", a.r.subsetSize, "samples", a.env.DataLen)
+	}
+	idx := Subset(a.env.DataLen, a.r.subsetSize, a.params.ShuffleData, a.params.Seed)
+	if err := a.env.Engine.SetModel(fp); err != nil {
+		return nil, 0, fmt.Errorf("statistics model: %w", err)
+	}
+	opts := pipeline.PredictOptions{
+		StatsLayout: layout,
+		Sampler:     pipeline.NewBatchSampler(a.env.DataLen, a.r.batchSize, idx),
+	}
+	if a.env.Progress != nil {
+		opts.Progress = func(done, total int) { a.env.Progress("calibration statistics", done, total) }
+	}
+	res, err := a.env.Engine.Predict(ctx, opts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("statistics: %w", err)
+	}
+	if res.Stats == nil {
+		res.Stats = reduce.NewSet()
+	}
+	return res.Stats, res.Samples, nil
+}
+
+type actParams struct {
+	scale float32
+	zp    int32
+	typ   onnxpb.TensorProto_DataType
+}
+
+// apply writes the QDQ model for one stage.
+func (a *Algorithm) apply(p *onnxpb.ModelProto, pl plan, stats *reduce.Set, minKey, maxKey string) error {
+	params := map[string]actParams{}
+	for _, act := range pl.activations {
+		if act.shares != "" {
+			continue
+		}
+		minPS, maxPS := stats.Get(act.name, minKey), stats.Get(act.name, maxKey)
+		if minPS == nil || maxPS == nil || minPS.Len() == 0 || maxPS.Len() == 0 {
+			return fmt.Errorf("tensor %q: no statistics were collected (every value NaN or Inf?)", act.name)
+		}
+		lo, hi, err := qmath.ActivationRange(a.r.minEst, a.r.maxEst, minPS, maxPS)
+		if err != nil {
+			return fmt.Errorf("tensor %q: %w", act.name, err)
+		}
+		if act.nonNegative {
+			lo = max(lo, 0)
+		}
+		spec := qmath.ActivationSpec(a.r.actSymmetric, lo >= 0)
+		cmin := lo
+		if a.r.actSymmetric {
+			cmin = 0 // the sign comes from min, the scale from max alone
+			if lo < 0 {
+				lo = -hi
+			}
+		}
+		scale, zp, err := qmath.Compute(cmin, hi, spec)
+		if err != nil {
+			return fmt.Errorf("tensor %q: range [%g, %g]: %w", act.name, lo, hi, err)
+		}
+		typ := onnxpb.TensorProto_UINT8
+		if spec.StorageSigned() {
+			typ = onnxpb.TensorProto_INT8
+		}
+		params[act.name] = actParams{scale, zp, typ}
+		a.report.Activations = append(a.report.Activations, ActivationEntry{
+			Tensor: act.name, Min: lo, Max: hi, Scale: scale, ZeroPoint: zp, Type: typ.String()})
+	}
+	for _, act := range pl.activations {
+		if act.shares == "" {
+			continue
+		}
+		src, ok := params[act.shares]
+		if !ok {
+			return fmt.Errorf("tensor %q: shares parameters with %q, which has none", act.name, act.shares)
+		}
+		params[act.name] = src
+		a.report.Activations = append(a.report.Activations, ActivationEntry{
+			Tensor: act.name, Scale: src.scale, ZeroPoint: src.zp, Type: src.typ.String(), SharesWith: act.shares})
+	}
+
+	for _, name := range pl.bypass {
+		if err := model.BypassNode(p, name); err != nil {
+			return err
+		}
+	}
+	a.report.FoldedRelus += len(pl.bypass)
+	for _, act := range pl.activations {
+		ap := params[act.name]
+		if err := model.InsertQDQ(p, act.name, model.QuantParams{
+			Scale: []float32{ap.scale}, ZeroPoint: []int32{ap.zp}, Type: ap.typ}); err != nil {
+			return err
+		}
+	}
+	return a.quantizeWeights(p, pl, params)
+}
+
+func (a *Algorithm) quantizeWeights(p *onnxpb.ModelProto, pl plan, params map[string]actParams) error {
+	inits := map[string]*onnxpb.TensorProto{}
+	for _, t := range p.GetGraph().GetInitializer() {
+		inits[t.GetName()] = t
+	}
+	done := map[string]bool{}
+	wspec := qmath.WeightSpec(a.r.reducedRange)
+	for _, l := range pl.layers {
+		if l.weight == "" || done[l.weight] {
+			continue
+		}
+		done[l.weight] = true
+		w := inits[l.weight]
+		data, err := model.TensorFloat32(w)
+		if err != nil {
+			return fmt.Errorf("node %q: weight %q: %w", l.node.GetName(), l.weight, err)
+		}
+		axis := -1
+		if l.perChannel {
+			axis = l.weightAxis
+		}
+		q, scales, zps, err := qmath.QuantizeWeights(data, w.Dims, axis, wspec)
+		if err != nil {
+			return fmt.Errorf("node %q: weight %q: %w", l.node.GetName(), l.weight, err)
+		}
+		qp := model.QuantParams{Scale: scales, ZeroPoint: zps, Type: onnxpb.TensorProto_INT8, Axis: max(axis, 0)}
+		if err := model.QuantizeInitializer(p, l.weight, q, nil, qp); err != nil {
+			return err
+		}
+		entry := LayerEntry{Node: l.node.GetName(), Op: l.node.GetOpType(), Weight: l.weight,
+			Granularity: "pertensor", Channels: len(scales), MinScale: slices.Min(scales), MaxScale: slices.Max(scales)}
+		if l.perChannel {
+			entry.Granularity = "perchannel"
+		}
+		in, ok := params[l.input]
+		if l.bias != "" && ok && !done[l.bias] {
+			done[l.bias] = true
+			b, err := model.TensorFloat32(inits[l.bias])
+			if err != nil {
+				return fmt.Errorf("node %q: bias %q: %w", l.node.GetName(), l.bias, err)
+			}
+			ws := scales
+			if len(ws) == 1 && len(b) > 1 {
+				ws = slices.Repeat(scales, len(b))
+			}
+			if len(ws) != len(b) {
+				return fmt.Errorf("node %q: bias %q has %d values for %d weight channels", l.node.GetName(), l.bias, len(b), len(ws))
+			}
+			qb, bscales, err := qmath.QuantizeBias(b, in.scale, ws)
+			if err != nil {
+				return fmt.Errorf("node %q: bias %q: %w", l.node.GetName(), l.bias, err)
+			}
+			bp := model.QuantParams{Scale: bscales, ZeroPoint: make([]int32, len(bscales)), Type: onnxpb.TensorProto_INT32}
+			if len(scales) == 1 {
+				bp.Scale, bp.ZeroPoint = bscales[:1], []int32{0}
+			}
+			if err := model.QuantizeInitializer(p, l.bias, nil, qb, bp); err != nil {
+				return err
+			}
+			entry.Bias = true
+		}
+		a.report.Layers = append(a.report.Layers, entry)
+	}
+	return nil
+}
+
+func opTypes(ops []IgnoredOpType) []string {
+	out := make([]string, len(ops))
+	for i, o := range ops {
+		out[i] = o.Type
+	}
+	return out
+}
+
+func describe(e qmath.Estimator) string {
+	if e.OutlierProb != 0 {
+		return fmt.Sprintf("%s(%g), %s", e.Type, e.OutlierProb, e.Aggregator)
+	}
+	return e.Type + ", " + e.Aggregator
+}

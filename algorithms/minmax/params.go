@@ -1,0 +1,192 @@
+package minmax
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/fleetcal/fleetcal/algorithms/qmath"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// Params are POT's MinMaxQuantization parameters (DefaultQuantization
+// shares them). Zero values mean POT's defaults.
+type Params struct {
+	// Preset is "performance" (symmetric weights and activations) or
+	// "mixed" (symmetric weights, asymmetric activations).
+	Preset string `json:"preset"`
+	// StatSubsetSize is how many samples calibrate (default 300; all
+	// samples when the data set is smaller).
+	StatSubsetSize *int `json:"stat_subset_size"`
+	// StatBatchSize is the batch size of the statistics pass (default 1).
+	StatBatchSize int `json:"stat_batch_size"`
+	// ShuffleData picks the subset at random (with Seed) instead of the
+	// first StatSubsetSize samples.
+	ShuffleData bool   `json:"shuffle_data"`
+	Seed        uint64 `json:"seed"`
+	// TargetDevice overrides compression.target_device.
+	TargetDevice string `json:"target_device"`
+	// ModelType "transformer" keeps elementwise ops in float, as POT does.
+	ModelType   string                `json:"model_type"`
+	Ignored     Ignored               `json:"ignored"`
+	Activations *QuantConfig          `json:"activations"`
+	Weights     *QuantConfig          `json:"weights"`
+	RangeEst    *qmath.RangeEstimator `json:"range_estimator"`
+}
+
+// QuantConfig is POT's per-kind ("weights" / "activations") quantizer
+// config.
+type QuantConfig struct {
+	Bits           int                   `json:"bits"`
+	Mode           string                `json:"mode"`
+	Granularity    string                `json:"granularity"`
+	LevelLow       *int32                `json:"level_low"`
+	LevelHigh      *int32                `json:"level_high"`
+	RangeEstimator *qmath.RangeEstimator `json:"range_estimator"`
+	// ReducedRange (weights only) quantizes weights to 7 bits so AVX2
+	// integer kernels cannot saturate (fleetcal extension).
+	ReducedRange *bool `json:"reduced_range"`
+}
+
+// Ignored is POT's ignored section: nodes by name, operations by type.
+type Ignored struct {
+	Scope      []string        `json:"scope"`
+	Operations []IgnoredOpType `json:"operations"`
+}
+
+// IgnoredOpType is {"type": "Add"} (POT's form) or the plain string "Add".
+type IgnoredOpType struct {
+	Type string `json:"type"`
+}
+
+// UnmarshalJSON accepts both forms strictly.
+func (o *IgnoredOpType) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		o.Type = s
+		return nil
+	}
+	var v struct {
+		Type string `json:"type"`
+	}
+	if err := pipeline.DecodeStrict(b, &v, "ignored.operations[]"); err != nil {
+		return err
+	}
+	o.Type = v.Type
+	return nil
+}
+
+// Presets, modes and granularities POT defines for CPU.
+var (
+	Presets       = []string{"mixed", "performance"}
+	Modes         = []string{"asymmetric", "symmetric"}
+	Granularities = []string{"perchannel", "pertensor"}
+	ModelTypes    = []string{"transformer"}
+)
+
+// DefaultStatSubsetSize is POT's default number of calibration samples.
+const DefaultStatSubsetSize = 300
+
+// resolved is Params with defaults applied and checked.
+type resolved struct {
+	subsetSize, batchSize int
+	actSymmetric          bool
+	perChannelWeights     bool
+	reducedRange          bool
+	minEst, maxEst        qmath.Estimator
+	transformer           bool
+}
+
+func (p *Params) resolve() (resolved, error) {
+	var r resolved
+	preset := p.Preset
+	if preset == "" {
+		preset = "performance"
+	}
+	if !contains(Presets, preset) {
+		return r, fmt.Errorf("preset: unknown preset %q; valid: %s", p.Preset, strings.Join(Presets, ", "))
+	}
+	r.actSymmetric = preset == "performance"
+	r.perChannelWeights = true
+	r.subsetSize = DefaultStatSubsetSize
+	if p.StatSubsetSize != nil {
+		if *p.StatSubsetSize < 1 {
+			return r, fmt.Errorf("stat_subset_size: %d, want at least 1", *p.StatSubsetSize)
+		}
+		r.subsetSize = *p.StatSubsetSize
+	}
+	r.batchSize = max(p.StatBatchSize, 1)
+	if p.StatBatchSize < 0 {
+		return r, fmt.Errorf("stat_batch_size: %d, want at least 1", p.StatBatchSize)
+	}
+	if p.ModelType != "" && !contains(ModelTypes, p.ModelType) {
+		return r, fmt.Errorf("model_type: unknown model type %q; valid: %s", p.ModelType, strings.Join(ModelTypes, ", "))
+	}
+	r.transformer = p.ModelType == "transformer"
+	rangeEst := p.RangeEst
+	if a := p.Activations; a != nil {
+		if err := a.check("activations"); err != nil {
+			return r, err
+		}
+		if a.Mode != "" {
+			r.actSymmetric = a.Mode == "symmetric"
+		}
+		if a.Granularity == "perchannel" {
+			return r, fmt.Errorf("activations.granularity: only \"pertensor\" is supported for activations")
+		}
+		if a.RangeEstimator != nil {
+			rangeEst = a.RangeEstimator
+		}
+	}
+	if w := p.Weights; w != nil {
+		if err := w.check("weights"); err != nil {
+			return r, err
+		}
+		if w.Mode == "asymmetric" {
+			return r, fmt.Errorf("weights.mode: ONNX Runtime's integer kernels need symmetric weights; use \"symmetric\"")
+		}
+		if w.Granularity != "" {
+			r.perChannelWeights = w.Granularity == "perchannel"
+		}
+		if w.ReducedRange != nil {
+			r.reducedRange = *w.ReducedRange
+		}
+		if w.RangeEstimator != nil {
+			return r, fmt.Errorf("weights.range_estimator: weights always use their exact min/max")
+		}
+	}
+	if rangeEst == nil {
+		rangeEst = &qmath.RangeEstimator{}
+	}
+	var err error
+	r.minEst, r.maxEst, err = rangeEst.Resolve(r.actSymmetric)
+	if err != nil {
+		return r, fmt.Errorf("range_estimator: %w", err)
+	}
+	return r, nil
+}
+
+func (q *QuantConfig) check(where string) error {
+	if q.Bits != 0 && q.Bits != 8 {
+		return fmt.Errorf("%s.bits: %d; fleetcal writes 8-bit QDQ models", where, q.Bits)
+	}
+	if q.Mode != "" && !contains(Modes, q.Mode) {
+		return fmt.Errorf("%s.mode: unknown mode %q; valid: %s", where, q.Mode, strings.Join(Modes, ", "))
+	}
+	if q.Granularity != "" && !contains(Granularities, q.Granularity) {
+		return fmt.Errorf("%s.granularity: unknown granularity %q; valid: %s", where, q.Granularity, strings.Join(Granularities, ", "))
+	}
+	if q.LevelLow != nil || q.LevelHigh != nil {
+		return fmt.Errorf("%s.level_low/level_high: custom levels are not supported; 8-bit levels are fixed by the mode", where)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,295 @@
+package minmax
+
+import (
+	"slices"
+
+	"github.com/fleetcal/fleetcal/model/onnxpb"
+)
+
+// Operator roles in a QDQ model, chosen for what ONNX Runtime's CPU
+// execution provider fuses into integer kernels:
+//   - compute ops take quantized inputs and (when their consumers are
+//     quantized too) produce a quantized output: DQ → Conv → Q becomes
+//     QLinearConv, DQ → MatMul → Q QLinearMatMul, DQ → Gemm → Q QGemm,
+//     DQ,DQ → Add → Q QLinearAdd, and so on;
+//   - pass-through ops move quantized values unchanged, so their output
+//     shares their input's parameters and ORT drops the Q/DQ around them
+//     (MaxPool on uint8, Reshape, Flatten, ...).
+var (
+	computeOps = map[string]bool{
+		"Conv": true, "Gemm": true, "MatMul": true,
+		"Add": true, "Mul": true,
+		"AveragePool": true, "GlobalAveragePool": true, "Concat": true,
+	}
+	// transformerComputeOps: POT's model_type "transformer" keeps the
+	// elementwise operations of attention blocks in float.
+	transformerComputeOps = map[string]bool{"Gemm": true, "MatMul": true}
+	passThroughOps        = map[string]bool{
+		"MaxPool": true, "Reshape": true, "Flatten": true, "Transpose": true,
+		"Squeeze": true, "Unsqueeze": true, "Identity": true,
+	}
+	// weightedOps have a constant weight at input 1 and maybe a bias at 2.
+	weightedOps = map[string]bool{"Conv": true, "Gemm": true, "MatMul": true}
+)
+
+// layer is a compute node whose inputs are quantized.
+type layer struct {
+	node *onnxpb.NodeProto
+	// input is the activation the layer reads (its first input).
+	input string
+	// weight and bias are initializer names ("" when absent).
+	weight, bias string
+	// weightAxis is the output-channel axis of the weight.
+	weightAxis int
+	// perChannel tells whether the weight is quantized per channel.
+	perChannel bool
+}
+
+// activation is a tensor that gets a QuantizeLinear/DequantizeLinear pair.
+type activation struct {
+	name string
+	// shares names the tensor whose parameters this one reuses (the input of
+	// a pass-through op), "" when it has its own statistics.
+	shares string
+	// nonNegative marks the output of a Relu folded into its producer: its
+	// range starts at 0 so uint8 with zero point 0 reproduces the Relu.
+	nonNegative bool
+}
+
+// plan is what MinMaxQuantization does to a model.
+type plan struct {
+	layers      []layer
+	activations []activation
+	// bypass lists Relu nodes folded into the quantization of their input.
+	bypass []string
+	// ignored lists the ignored scope names that matched no node.
+	unmatchedScope []string
+}
+
+type planOptions struct {
+	transformer       bool
+	ignoredScope      []string
+	ignoredOperations []string
+	perChannelWeights bool
+}
+
+// makePlan decides which tensors and weights to quantize. nodes must be in
+// topological order. The result depends only on the graph and the options.
+func makePlan(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, opt planOptions) plan {
+	inits := map[string]*onnxpb.TensorProto{}
+	for _, t := range g.Initializer {
+		inits[t.GetName()] = t
+	}
+	consumers := map[string][]*onnxpb.NodeProto{}
+	for _, n := range nodes {
+		for _, in := range n.Input {
+			consumers[in] = append(consumers[in], n)
+		}
+	}
+	graphOutput := map[string]bool{}
+	for _, o := range g.Output {
+		graphOutput[o.GetName()] = true
+	}
+	ignoredNode := map[string]bool{}
+	matched := map[string]bool{}
+	for _, n := range nodes {
+		if slices.Contains(opt.ignoredScope, n.GetName()) {
+			ignoredNode[n.GetName()] = true
+			matched[n.GetName()] = true
+		}
+		if slices.Contains(opt.ignoredOperations, n.GetOpType()) {
+			ignoredNode[n.GetName()] = true
+		}
+	}
+	ops := computeOps
+	if opt.transformer {
+		ops = transformerComputeOps
+	}
+
+	var p plan
+	for _, s := range opt.ignoredScope {
+		if !matched[s] {
+			p.unmatchedScope = append(p.unmatchedScope, s)
+		}
+	}
+
+	// quantizedInput: tensors some quantized node reads.
+	quantizedInput := map[string]bool{}
+	isActivation := func(name string) bool { return name != "" && inits[name] == nil }
+	layerOf := map[*onnxpb.NodeProto]bool{}
+	for _, n := range nodes {
+		op := n.GetOpType()
+		if !ops[op] || ignoredNode[n.GetName()] || len(n.Input) == 0 {
+			continue
+		}
+		l := layer{node: n, input: n.Input[0], perChannel: opt.perChannelWeights}
+		acts := n.Input
+		if weightedOps[op] {
+			w, ok := weightOf(n, inits)
+			if ok {
+				l.weight, l.weightAxis = w, weightAxis(n, inits[w])
+				if op != "Conv" {
+					// ORT's QGemm / QLinearMatMul fusions want per-tensor weights.
+					l.perChannel = false
+				}
+				if b := biasOf(n, inits); b != "" {
+					l.bias = b
+				}
+				acts = n.Input[:1]
+			} else if op == "Gemm" || op == "Conv" {
+				continue // a Conv/Gemm with a computed weight stays in float
+			}
+		}
+		ok := true
+		for _, in := range acts {
+			if !isActivation(in) {
+				ok = false // elementwise with a constant operand: keep in float
+			}
+		}
+		if !ok {
+			continue
+		}
+		for _, in := range acts {
+			quantizedInput[in] = true
+		}
+		layerOf[n] = true
+		p.layers = append(p.layers, l)
+	}
+
+	// Pass-through ops: their input is quantized when their output is, walking
+	// backwards so chains (MaxPool → Flatten → Gemm) resolve.
+	shares := map[string]string{}
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		if !passThroughOps[n.GetOpType()] || ignoredNode[n.GetName()] || len(n.Output) != 1 || len(n.Input) == 0 {
+			continue
+		}
+		out, in := n.Output[0], n.Input[0]
+		if quantizedInput[out] && isActivation(in) && !graphOutput[in] {
+			quantizedInput[in] = true
+			shares[out] = in
+		}
+	}
+
+	// Relu folding: a Relu that is the only consumer of a quantized layer's
+	// output disappears; the layer's output takes the Relu's name and range.
+	producer := map[string]*onnxpb.NodeProto{}
+	for _, n := range nodes {
+		for _, o := range n.Output {
+			producer[o] = n
+		}
+	}
+	nonNegative := map[string]bool{}
+	for _, n := range nodes {
+		if n.GetOpType() != "Relu" || ignoredNode[n.GetName()] || len(n.Input) != 1 || len(n.Output) != 1 {
+			continue
+		}
+		in, out := n.Input[0], n.Output[0]
+		pr := producer[in]
+		if pr == nil || !layerOf[pr] || len(consumers[in]) != 1 || graphOutput[in] || !quantizedInput[out] {
+			continue
+		}
+		p.bypass = append(p.bypass, n.GetName())
+		nonNegative[out] = true
+	}
+
+	// Activations in a deterministic order: graph inputs, then node outputs
+	// in topological order.
+	seen := map[string]bool{}
+	add := func(name string) {
+		if !quantizedInput[name] || seen[name] {
+			return
+		}
+		seen[name] = true
+		p.activations = append(p.activations, activation{name: name, shares: resolveShare(shares, name), nonNegative: nonNegative[name]})
+	}
+	for _, in := range g.Input {
+		add(in.GetName())
+	}
+	for _, n := range nodes {
+		for _, o := range n.Output {
+			add(o)
+		}
+	}
+	return p
+}
+
+// resolveShare follows pass-through chains to the tensor with statistics.
+func resolveShare(shares map[string]string, name string) string {
+	s, ok := shares[name]
+	if !ok {
+		return ""
+	}
+	for {
+		next, ok := shares[s]
+		if !ok {
+			return s
+		}
+		s = next
+	}
+}
+
+// weightOf returns the constant weight input of a Conv, Gemm or MatMul.
+func weightOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto) (string, bool) {
+	if len(n.Input) < 2 {
+		return "", false
+	}
+	w := inits[n.Input[1]]
+	if w == nil || w.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
+		return "", false
+	}
+	switch n.GetOpType() {
+	case "MatMul", "Gemm":
+		if len(w.Dims) != 2 {
+			return "", false
+		}
+		if n.GetOpType() == "Gemm" && (attrInt(n, "transA", 0) != 0 || attrFloat(n, "alpha", 1) != 1 || attrFloat(n, "beta", 1) != 1) {
+			return "", false
+		}
+	}
+	return n.Input[1], true
+}
+
+// biasOf returns the 1-D constant bias of a Conv or Gemm.
+func biasOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto) string {
+	if n.GetOpType() == "MatMul" || len(n.Input) < 3 || n.Input[2] == "" {
+		return ""
+	}
+	b := inits[n.Input[2]]
+	if b == nil || len(b.Dims) != 1 || b.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
+		return ""
+	}
+	return n.Input[2]
+}
+
+// weightAxis is the output-channel axis of a layer's weight.
+func weightAxis(n *onnxpb.NodeProto, w *onnxpb.TensorProto) int {
+	switch n.GetOpType() {
+	case "Gemm":
+		if attrInt(n, "transB", 0) != 0 {
+			return 0
+		}
+		return 1
+	case "MatMul":
+		return len(w.Dims) - 1
+	}
+	return 0
+}
+
+func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
+	for _, a := range n.Attribute {
+		if a.GetName() == name {
+			return a.GetI()
+		}
+	}
+	return def
+}
+
+func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
+	for _, a := range n.Attribute {
+		if a.GetName() == name {
+			return a.GetF()
+		}
+	}
+	return def
+}

@@ -1,0 +1,328 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"time"
+
+	_ "github.com/fleetcal/fleetcal/algorithms/all" // registers the algorithms
+	"github.com/fleetcal/fleetcal/data"
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/metric"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// Version is fleetcal's version, printed by `coordinator version`.
+const Version = "0.1.0"
+
+// QuantizeOptions are the flags of `coordinator quantize`.
+type QuantizeOptions struct {
+	Config    string
+	OutputDir string
+	// Workers is the number of parallel inference requests (default: one
+	// per CPU core).
+	Workers int
+	// Progress receives progress bars or lines (nil: none).
+	Progress io.Writer
+	Log      *slog.Logger
+	// SkipEvaluation skips the FP32/INT8 metric and latency comparison.
+	SkipEvaluation bool
+}
+
+// Validate checks the options before anything runs.
+func (o *QuantizeOptions) Validate() error {
+	if o.Config == "" {
+		return errors.New("quantize: -c CONFIG is required")
+	}
+	if o.OutputDir == "" {
+		return errors.New("quantize: -o OUTPUT_DIR is required")
+	}
+	if o.Workers < 0 {
+		return fmt.Errorf("quantize: --workers %d: want at least 1", o.Workers)
+	}
+	if o.Workers == 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Report is report.json.
+type Report struct {
+	Model              string                     `json:"model"`
+	Config             string                     `json:"config"`
+	FleetcalVersion    string                     `json:"fleetcal_version"`
+	OnnxRuntimeVersion string                     `json:"onnxruntime_version"`
+	Samples            int                        `json:"samples"`
+	Workers            int                        `json:"workers"`
+	Files              []model.SavedFile          `json:"files"`
+	Algorithms         []pipeline.AlgorithmReport `json:"algorithms"`
+	StageSeconds       map[string]float64         `json:"stage_seconds"`
+	FP32               *Evaluation                `json:"fp32,omitempty"`
+	INT8               *Evaluation                `json:"int8,omitempty"`
+	Warnings           []string                   `json:"warnings,omitempty"`
+}
+
+// Evaluation is a model's metric and latency on the config's data.
+type Evaluation struct {
+	Model   string             `json:"model,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Samples int                `json:"samples"`
+	// LatencyMs is the median single-thread, batch-1 latency in milliseconds.
+	LatencyMs float64 `json:"latency_ms"`
+	// LatencyRuns is how many timed inferences LatencyMs is the median of.
+	LatencyRuns int `json:"latency_runs"`
+}
+
+// job is what a command works with: the config and what it opened.
+type job struct {
+	cfg    *pipeline.Config
+	model  *model.CompressedModel
+	loader pipeline.DataLoader
+	metric pipeline.Metric
+	engine *engine.Engine
+}
+
+func (j *job) Close() error {
+	if j.engine != nil {
+		return j.engine.Close()
+	}
+	return nil
+}
+
+// open reads the config, the model (or modelOverride) and the data.
+func open(ctx context.Context, configPath, modelOverride string, requests int) (*job, error) {
+	cfg, err := pipeline.LoadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{cfg: cfg}
+	mc := model.Config{Name: cfg.ModelName(), Model: cfg.Model.Model, Weights: cfg.Model.Weights, BaseDir: cfg.Dir}
+	for _, s := range cfg.Model.Cascade {
+		mc.Cascade = append(mc.Cascade, model.StageConfig{Name: s.Name, Model: s.Model, Weights: s.Weights})
+	}
+	if modelOverride != "" {
+		abs, err := filepath.Abs(modelOverride)
+		if err != nil {
+			return nil, err
+		}
+		mc = model.Config{Name: cfg.ModelName(), Model: abs}
+	}
+	if j.model, err = model.Load(mc); err != nil {
+		return nil, err
+	}
+	if len(cfg.Engine.DataSource) == 0 {
+		return nil, fmt.Errorf("config %s: engine.data_source is required", configPath)
+	}
+	var dc data.Config
+	if err := json.Unmarshal(cfg.Engine.DataSource, &dc); err != nil {
+		return nil, fmt.Errorf("config %s: engine.data_source: %w", configPath, err)
+	}
+	var ann *data.Annotations
+	if len(cfg.Engine.Annotations) > 0 {
+		ann = &data.Annotations{}
+		if err := json.Unmarshal(cfg.Engine.Annotations, ann); err != nil {
+			return nil, fmt.Errorf("config %s: engine.annotations: %w", configPath, err)
+		}
+	}
+	var inputs []pipeline.TensorInfo
+	for _, v := range model.Inputs(j.model.Models()[0].Proto) {
+		inputs = append(inputs, pipeline.TensorInfo{Name: v.Name, DType: pipeline.DType(v.ElemType), Shape: v.Shape})
+	}
+	if j.loader, err = data.Open(ctx, dc, ann, cfg.Dir, inputs); err != nil {
+		return nil, err
+	}
+	if len(cfg.Engine.Metric) > 0 {
+		if j.metric, err = metric.New(cfg.Engine.Metric); err != nil {
+			return nil, fmt.Errorf("config %s: %w", configPath, err)
+		}
+	}
+	threads := max(cfg.Engine.Threads, 1)
+	if cfg.Engine.Requests > 0 {
+		requests = cfg.Engine.Requests
+	}
+	if j.engine, err = engine.New(j.loader, engine.Options{Threads: threads, Requests: max(requests, 1)}); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Quantize runs `coordinator quantize`: calibration, the algorithms, and
+// OUTPUT_DIR/<model_name>.onnx plus report.json, written atomically.
+func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	prog := newProgress(o.Progress)
+	j, err := open(ctx, o.Config, "", o.Workers)
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
+		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: o.Workers,
+		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
+	warn := &warnings{Handler: o.Log.Handler()}
+	log := slog.New(warn)
+
+	evaluate := !o.SkipEvaluation && j.metric != nil && !j.model.IsCascade()
+	if evaluate {
+		t := time.Now()
+		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
+			return nil, fmt.Errorf("FP32 evaluation: %w", err)
+		}
+		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
+	}
+
+	t := time.Now()
+	env := pipeline.AlgorithmEnv{Engine: j.engine, TargetDevice: j.cfg.Compression.TargetDevice,
+		DataLen: j.loader.Len(), Log: log, Progress: prog.update}
+	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
+	if err != nil {
+		return nil, err
+	}
+	qm, err := p.Run(ctx, j.model)
+	if err != nil {
+		return nil, err
+	}
+	rep.Algorithms = p.Reports()
+	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
+
+	if evaluate {
+		t := time.Now()
+		if rep.INT8, err = j.evaluate(ctx, qm, "INT8 evaluation", prog); err != nil {
+			return nil, fmt.Errorf("INT8 evaluation: %w", err)
+		}
+		rep.StageSeconds["int8_evaluation"] = time.Since(t).Seconds()
+	}
+
+	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	if rep.Files, err = model.Save(qm, o.OutputDir, rep.Model, false); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	rep.Warnings = warn.list()
+	rep.StageSeconds["total"] = time.Since(start).Seconds()
+	if err := writeJSONAtomic(filepath.Join(o.OutputDir, "report.json"), rep); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	return rep, nil
+}
+
+// evaluate measures m's metric over every sample and its latency.
+func (j *job) evaluate(ctx context.Context, m *model.CompressedModel, stage string, prog *progress) (*Evaluation, error) {
+	if err := j.engine.SetModel(m); err != nil {
+		return nil, err
+	}
+	j.metric.Reset()
+	res, err := j.engine.Predict(ctx, pipeline.PredictOptions{
+		Metric:   j.metric,
+		Sampler:  pipeline.NewBatchSampler(j.loader.Len(), 1, nil),
+		Progress: func(done, total int) { prog.update(stage, done, total) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev := &Evaluation{Metrics: res.Metrics, Samples: res.Samples}
+	if ev.LatencyMs, ev.LatencyRuns, err = j.latency(ctx, m); err != nil {
+		return nil, fmt.Errorf("latency: %w", err)
+	}
+	return ev, nil
+}
+
+// latency is the median single-thread, batch-1 time of the first stage on
+// sample 0, over at least 20 runs and about one second.
+func (j *job) latency(ctx context.Context, m *model.CompressedModel) (float64, int, error) {
+	s, err := j.loader.Item(ctx, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	sess, err := engine.NewSession(m.Models()[0].Proto, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer sess.Close()
+	for range 3 {
+		if _, err := sess.Run(ctx, s.Inputs); err != nil {
+			return 0, 0, err
+		}
+	}
+	var times []float64
+	start := time.Now()
+	for len(times) < 20 || (time.Since(start) < time.Second && len(times) < 1000) {
+		t := time.Now()
+		if _, err := sess.Run(ctx, s.Inputs); err != nil {
+			return 0, 0, err
+		}
+		times = append(times, float64(time.Since(t).Nanoseconds())/1e6)
+	}
+	sort.Float64s(times)
+	return times[len(times)/2], len(times), nil
+}
+
+// warnings keeps the messages of warnings for the report.
+type warnings struct {
+	slog.Handler
+	mu *syncList
+}
+
+type syncList struct{ items []string }
+
+func (w *warnings) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		if w.mu == nil {
+			w.mu = &syncList{}
+		}
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool { msg += fmt.Sprintf(" %s=%v", a.Key, a.Value); return true })
+		w.mu.items = append(w.mu.items, msg)
+	}
+	return w.Handler.Handle(ctx, r)
+}
+
+func (w *warnings) list() []string {
+	if w.mu == nil {
+		return nil
+	}
+	return slices.Clone(w.mu.items)
+}
+
+// writeJSONAtomic writes v as indented JSON to path via a temporary file.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
