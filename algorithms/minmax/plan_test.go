@@ -1,0 +1,145 @@
+package minmax
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/model"
+)
+
+// loadPrepared loads a fixture and prepares it as Run does.
+func loadPrepared(t *testing.T, name string) *model.CompressedModel {
+	t.Helper()
+	m, err := model.Load(model.Config{Name: "m", Model: "../../testdata/models/" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, _, _, err := Prepare(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+func planOf(t *testing.T, fp *model.CompressedModel, opt planOptions) plan {
+	t.Helper()
+	p := fp.Models()[0].Proto
+	order, err := model.NewGraph(p).TopoOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return makePlan(p.GetGraph(), order, opt)
+}
+
+func TestPlanConvnet(t *testing.T) {
+	// convnet_op13 (testdata/models/gen_models.py): conv_0 → bn_0 → relu_0 →
+	// conv_1 → relu_1 → maxpool_0 → conv_2 → relu_2 → globalaveragepool_0 →
+	// flatten_0 → gemm_0 → logits. BN folds into conv_0 (whose output takes
+	// the name bn_0_out).
+	fp := loadPrepared(t, "convnet_op13.onnx")
+	pl := planOf(t, fp, planOptions{perChannelWeights: true})
+
+	var names, shared []string
+	for _, a := range pl.activations {
+		names = append(names, a.name)
+		if a.shares != "" {
+			shared = append(shared, a.name+"<-"+a.shares)
+		}
+	}
+	// Every input of a Conv, GlobalAveragePool and Gemm, and the pass-through
+	// outputs feeding them, in topological order.
+	want := []string{"input", "relu_0_out", "relu_1_out", "maxpool_0_out", "relu_2_out", "globalaveragepool_0_out", "flatten_0_out"}
+	if !slices.Equal(names, want) {
+		t.Errorf("activations = %v, want %v", names, want)
+	}
+	wantShared := []string{"maxpool_0_out<-relu_1_out", "flatten_0_out<-globalaveragepool_0_out"}
+	if !slices.Equal(shared, wantShared) {
+		t.Errorf("shared = %v, want %v", shared, wantShared)
+	}
+	if want := []string{"relu_0", "relu_1", "relu_2"}; !slices.Equal(pl.bypass, want) {
+		t.Errorf("folded relus = %v, want %v", pl.bypass, want)
+	}
+	var layers []string
+	for _, l := range pl.layers {
+		g := "T"
+		if l.perChannel {
+			g = "C"
+		}
+		layers = append(layers, l.node.GetName()+":"+g+":"+l.bias)
+	}
+	// Conv weights per channel, Gemm per tensor (ORT's QGemm wants that).
+	wantLayers := []string{"conv_0:C:conv_0.bias", "conv_1:C:conv_1.bias", "conv_2:C:conv_2.bias",
+		"globalaveragepool_0:C:", "gemm_0:T:gemm_0.bias"}
+	if !slices.Equal(layers, wantLayers) {
+		t.Errorf("layers = %v, want %v", layers, wantLayers)
+	}
+}
+
+func TestPlanIgnored(t *testing.T) {
+	fp := loadPrepared(t, "convnet_op13.onnx")
+	pl := planOf(t, fp, planOptions{ignoredScope: []string{"conv_1", "no_such_node"}, ignoredOperations: []string{"Gemm"}})
+	for _, l := range pl.layers {
+		if n := l.node.GetName(); n == "conv_1" || n == "gemm_0" {
+			t.Errorf("ignored node %s was quantized", n)
+		}
+	}
+	if !slices.Equal(pl.unmatchedScope, []string{"no_such_node"}) {
+		t.Errorf("unmatched scope = %v, want [no_such_node]", pl.unmatchedScope)
+	}
+	// conv_1 is ignored, so relu_0_out feeds no quantized node and relu_0 stays.
+	if slices.Contains(pl.bypass, "relu_0") {
+		t.Errorf("relu_0 folded although its consumer conv_1 is ignored")
+	}
+}
+
+func TestPlanTransformerKeepsElementwiseInFloat(t *testing.T) {
+	fp := loadPrepared(t, "two_inputs.onnx")
+	pl := planOf(t, fp, planOptions{transformer: true})
+	for _, l := range pl.layers {
+		if l.node.GetOpType() != "MatMul" && l.node.GetOpType() != "Gemm" {
+			t.Errorf("transformer plan quantizes %s", l.node.GetOpType())
+		}
+	}
+	full := planOf(t, fp, planOptions{})
+	if len(full.layers) <= len(pl.layers) {
+		t.Errorf("default plan has %d layers, transformer %d: Add should be quantized by default", len(full.layers), len(pl.layers))
+	}
+}
+
+func TestSubset(t *testing.T) {
+	if got := Subset(10, 3, false, 0); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Errorf("first 3 of 10 = %v", got)
+	}
+	if got := Subset(5, 300, false, 0); len(got) != 5 {
+		t.Errorf("300 of 5 = %v, want all 5", got)
+	}
+	a, b := Subset(1000, 10, true, 7), Subset(1000, 10, true, 7)
+	if !slices.Equal(a, b) || !slices.IsSorted(a) {
+		t.Errorf("shuffled subsets with one seed differ or are unsorted: %v %v", a, b)
+	}
+	if c := Subset(1000, 10, true, 8); slices.Equal(a, c) {
+		t.Errorf("seeds 7 and 8 chose the same subset %v", a)
+	}
+}
+
+func TestParamsErrors(t *testing.T) {
+	n0 := 0
+	for _, tc := range []struct {
+		p    Params
+		want string
+	}{
+		{Params{Preset: "accuracy"}, `preset: unknown preset "accuracy"; valid: mixed, performance`},
+		{Params{StatSubsetSize: &n0}, "stat_subset_size: 0"},
+		{Params{ModelType: "cnn"}, `model_type: unknown model type "cnn"; valid: transformer`},
+		{Params{Weights: &QuantConfig{Mode: "asymmetric"}}, "symmetric weights"},
+		{Params{Activations: &QuantConfig{Granularity: "perlayer"}}, `unknown granularity "perlayer"`},
+		{Params{Activations: &QuantConfig{Bits: 4}}, "activations.bits: 4"},
+	} {
+		_, err := tc.p.resolve()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("resolve(%+v): err = %v, want %q", tc.p, err, tc.want)
+		}
+	}
+}
+

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+)
+
+// EvaluateOptions are the flags of `coordinator evaluate`.
+type EvaluateOptions struct {
+	Config string
+	// Model, when set, replaces the config's model (e.g. a quantized one).
+	Model    string
+	Workers  int
+	Progress io.Writer
+}
+
+// Validate checks the options.
+func (o *EvaluateOptions) Validate() error {
+	if o.Config == "" {
+		return errors.New("evaluate: -c CONFIG is required")
+	}
+	if o.Workers < 0 {
+		return fmt.Errorf("evaluate: --workers %d: want at least 1", o.Workers)
+	}
+	if o.Workers == 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	return nil
+}
+
+// EvaluationReport is what `coordinator evaluate` prints as JSON.
+type EvaluationReport struct {
+	Evaluation
+	Seconds float64 `json:"seconds"`
+}
+
+// Evaluate runs the config's metric over every sample of its data with the
+// config's model (or o.Model) and measures latency.
+func Evaluate(ctx context.Context, o EvaluateOptions) (*EvaluationReport, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	j, err := open(ctx, o.Config, o.Model, o.Workers)
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	if j.metric == nil {
+		return nil, fmt.Errorf("config %s: evaluate needs engine.metric", o.Config)
+	}
+	ev, err := j.evaluate(ctx, j.model, "evaluation", newProgress(o.Progress))
+	if err != nil {
+		return nil, err
+	}
+	ev.Model = j.model.Models()[0].Path
+	return &EvaluationReport{Evaluation: *ev, Seconds: time.Since(start).Seconds()}, nil
+}
