@@ -142,4 +142,3 @@ func TestParamsErrors(t *testing.T) {
 		}
 	}
 }
-
