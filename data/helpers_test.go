@@ -37,7 +37,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 
 // npyBytes encodes v (a Go array, possibly nested, which gives the shape)
 // with npyio's writer.
-func npyBytes(t *testing.T, v any) []byte {
+func npyBytes(t testing.TB, v any) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := npyio.Write(&buf, v); err != nil {
