@@ -64,6 +64,9 @@ var configKeys = jsonNames(Config{})
 // a string, the path of a folder whose type Open guesses.
 func (c *Config) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var p string
 		if err := json.Unmarshal(b, &p); err != nil {
@@ -93,6 +96,9 @@ var annotationKeys = jsonNames(Annotations{})
 // "labels.json"; unknown keys are an error.
 func (a *Annotations) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var p string
 		if err := json.Unmarshal(b, &p); err != nil {

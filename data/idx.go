@@ -53,7 +53,8 @@ func openIdx(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.
 		return nil, err
 	}
 	if len(inputs) != 1 {
-		return nil, errorf(ErrMismatch, "data source %s: idx images feed a single-input model; the model has %d inputs (%s)", display, len(inputs), inputNames(inputs))
+		return nil, errorf(ErrMismatch, "data source %s: idx images feed a single-input model; the model has %d inputs (%s)",
+			display, len(inputs), inputNames(inputs))
 	}
 	in := inputs[0]
 	dims, pixels, err := readIdx(file, 3)
@@ -121,7 +122,8 @@ func findIdxImages(path, display, subset string) (file, shown string, err error)
 	case len(picked) == 0:
 		return "", "", errorf(ErrNoData, "data source %s: no IDX images file starts with subset %q; files: %s", display, subset, strings.Join(all, ", "))
 	}
-	return "", "", errorf(ErrBadConfig, "data source %s: several IDX images files (%s); set data_source.subset (e.g. \"train\" or \"t10k\") or point path at one file", display, strings.Join(picked, ", "))
+	return "", "", errorf(ErrBadConfig, "data source %s: several IDX images files (%s); set data_source.subset (e.g. \"train\" or \"t10k\") or point path at one file",
+		display, strings.Join(picked, ", "))
 }
 
 // idxLabelsFile finds the labels file next to an images file, or "".
@@ -227,7 +229,8 @@ func readIdx(file string, ndims int) ([]int, []byte, error) {
 	}
 	want := [4]byte{0, 0, 0x08, byte(ndims)}
 	if magic != want {
-		return nil, nil, errorf(ErrBadFile, "magic number 0x%08x, want 0x%08x (unsigned bytes, %d dimensions)", binary.BigEndian.Uint32(magic[:]), binary.BigEndian.Uint32(want[:]), ndims)
+		return nil, nil, errorf(ErrBadFile, "magic number 0x%08x, want 0x%08x (unsigned bytes, %d dimensions)",
+			binary.BigEndian.Uint32(magic[:]), binary.BigEndian.Uint32(want[:]), ndims)
 	}
 	dims := make([]int, ndims)
 	total := int64(1)
@@ -248,7 +251,8 @@ func readIdx(file string, ndims int) ([]int, []byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, total+1))
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, nil, errorf(ErrBadFile, "truncated: compressed stream ends after %d bytes of data; header declares dimensions %v (%d bytes)", len(data), dims, total)
+		return nil, nil, errorf(ErrBadFile, "truncated: compressed stream ends after %d bytes of data; header declares dimensions %v (%d bytes)",
+			len(data), dims, total)
 	case err != nil:
 		return nil, nil, errorf(ErrBadFile, "%w", err)
 	case int64(len(data)) < total:

@@ -40,7 +40,8 @@ type imageLoader struct {
 func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.TensorInfo, ann map[string]any) (pipeline.DataLoader, error) {
 	l := &imageLoader{dir: resolve(baseDir, cfg.Path), display: cfg.Path}
 	if len(inputs) != 1 {
-		return nil, errorf(ErrMismatch, "data source %s: images feed a single-input model; the model has %d inputs (%s)", l.display, len(inputs), inputNames(inputs))
+		return nil, errorf(ErrMismatch, "data source %s: images feed a single-input model; the model has %d inputs (%s)",
+			l.display, len(inputs), inputNames(inputs))
 	}
 	in := inputs[0]
 	l.input = in.Name
@@ -52,7 +53,8 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 		shape = shape[1:]
 	case 3:
 	default:
-		return nil, errorf(ErrMismatch, "data source %s: input %q has shape %s; images need rank 4 (%s) or 3", l.display, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
+		return nil, errorf(ErrMismatch, "data source %s: input %q has shape %s; images need rank 4 (%s) or 3",
+			l.display, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
 	}
 	hAx, wAx, cAx := 1, 2, 0 // CHW
 	if l.nhwc {
@@ -63,12 +65,14 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 	case cfg.Size != nil:
 		l.h, l.w = cfg.Size[0], cfg.Size[1]
 		if (mh >= 0 && int64(l.h) != mh) || (mw >= 0 && int64(l.w) != mw) {
-			return nil, errorf(ErrMismatch, "data_source.size: %v, but input %q of shape %s wants %dx%d (%s)", cfg.Size, in.Name, pipeline.ShapeString(in.Shape), mh, mw, cfg.layout())
+			return nil, errorf(ErrMismatch, "data_source.size: %v, but input %q of shape %s wants %dx%d (%s)",
+				cfg.Size, in.Name, pipeline.ShapeString(in.Shape), mh, mw, cfg.layout())
 		}
 	case mh > 0 && mw > 0:
 		l.h, l.w = int(mh), int(mw)
 	default:
-		return nil, errorf(ErrBadConfig, "data source %s: input %q has shape %s with a dynamic height or width (%s); set data_source.size", l.display, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
+		return nil, errorf(ErrBadConfig, "data source %s: input %q has shape %s with a dynamic height or width (%s); set data_source.size",
+			l.display, in.Name, pipeline.ShapeString(in.Shape), cfg.layout())
 	}
 	switch {
 	case mc == 1 || mc == 3:
@@ -78,7 +82,8 @@ func openImages(ctx context.Context, cfg Config, baseDir string, inputs []pipeli
 	case mc < 0:
 		l.c = 3
 	default:
-		return nil, errorf(ErrMismatch, "data source %s: input %q has shape %s: %d channels (%s); images give 1 or 3 (is data_source.layout right?)", l.display, in.Name, pipeline.ShapeString(in.Shape), mc, cfg.layout())
+		return nil, errorf(ErrMismatch, "data source %s: input %q has shape %s: %d channels (%s); images give 1 or 3 (is data_source.layout right?)",
+			l.display, in.Name, pipeline.ShapeString(in.Shape), mc, cfg.layout())
 	}
 	l.gray = cfg.Grayscale || l.c == 1
 	l.bgr = cfg.bgr()

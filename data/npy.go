@@ -50,7 +50,8 @@ func openNpy(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.
 	}
 	l.npz = len(npzs) > 0
 	if !l.npz && len(inputs) > 1 {
-		return nil, errorf(ErrMismatch, "data source %s: the model has %d inputs (%s) and a .npy file feeds one; store each sample as a .npz file with one array per input name", l.display, len(inputs), inputNames(inputs))
+		return nil, errorf(ErrMismatch, "data source %s: the model has %d inputs (%s) and a .npy file feeds one; store each sample as a .npz file with one array per input name",
+			l.display, len(inputs), inputNames(inputs))
 	}
 	if cfg.DType != "" {
 		if l.cast, err = parseDType(cfg.DType); err != nil {
@@ -116,7 +117,8 @@ func (l *npyLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
 		}
 		t.Shape = shape
 		if in.DType != 0 && t.DType() != in.DType {
-			return fail(errorf(ErrMismatch, "input %q: dtype %s, model wants %s (convert the files, or set data_source.dtype to cast)", in.Name, t.DType(), in.DType))
+			return fail(errorf(ErrMismatch, "input %q: dtype %s, model wants %s (convert the files, or set data_source.dtype to cast)",
+				in.Name, t.DType(), in.DType))
 		}
 		if err := checkFinite(t.Data); err != nil {
 			return fail(fmt.Errorf("input %q: %w", in.Name, err))
