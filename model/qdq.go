@@ -156,17 +156,17 @@ func BypassNode(p *onnxpb.ModelProto, nodeName string) error {
 			continue
 		}
 		if slices.Contains(m.Input, in) {
-			return fmt.Errorf("node %q (%s): its input %q has other consumers", nodeName, n.OpType, in)
+			return fmt.Errorf("node %q (%s): its input %q has other consumers", nodeName, n.GetOpType(), in)
 		}
 		if slices.Contains(m.Output, in) {
 			producer = m
 		}
 	}
 	if producer == nil {
-		return fmt.Errorf("node %q (%s): its input %q is not produced by a node", nodeName, n.OpType, in)
+		return fmt.Errorf("node %q (%s): its input %q is not produced by a node", nodeName, n.GetOpType(), in)
 	}
 	if slices.ContainsFunc(g.Output, func(v *onnxpb.ValueInfoProto) bool { return v.GetName() == in }) {
-		return fmt.Errorf("node %q (%s): its input %q is a graph output", nodeName, n.OpType, in)
+		return fmt.Errorf("node %q (%s): its input %q is a graph output", nodeName, n.GetOpType(), in)
 	}
 	for j, o := range producer.Output {
 		if o == in {
