@@ -2,7 +2,6 @@ package reduce
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 )
@@ -61,26 +60,35 @@ func (p *PerSample) Merge(o *PerSample) error {
 }
 
 // normalize sorts by index and rejects duplicates.
+//
+// Invariant: sorted means strictly increasing. Add and Merge clear it on any
+// index not above the last one, so a PerSample filled in index order (the
+// coordinator merging shards in plan order, or a worker adding its shard's
+// samples) is never scanned again, and merging k shards costs the samples
+// appended, not k times the samples held.
 func (p *PerSample) normalize() error {
-	if !p.sorted {
-		order := make([]int, len(p.index))
-		for i := range order {
-			order[i] = i
-		}
-		sort.SliceStable(order, func(a, b int) bool { return p.index[order[a]] < p.index[order[b]] })
-		idx := make([]int, len(p.index))
-		vals := make([]float64, len(p.values))
-		for i, o := range order {
-			idx[i] = p.index[o]
-			copy(vals[i*p.dim:(i+1)*p.dim], p.values[o*p.dim:(o+1)*p.dim])
-		}
-		p.index, p.values, p.sorted = idx, vals, true
+	if p.sorted {
+		return nil
 	}
+	order := make([]int, len(p.index))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return p.index[order[a]] < p.index[order[b]] })
+	idx := make([]int, len(p.index))
+	vals := make([]float64, len(p.values))
+	for i, o := range order {
+		idx[i] = p.index[o]
+		copy(vals[i*p.dim:(i+1)*p.dim], p.values[o*p.dim:(o+1)*p.dim])
+	}
+	p.index, p.values = idx, vals
 	for i := 1; i < len(p.index); i++ {
 		if p.index[i] == p.index[i-1] {
+			// Stay unsorted: every later call reports the duplicate again.
 			return fmt.Errorf("%w: %d", ErrDuplicateSample, p.index[i])
 		}
 	}
+	p.sorted = true
 	return nil
 }
 
@@ -132,64 +140,3 @@ func (p *PerSample) Equal(o *PerSample) bool {
 	}
 	return true
 }
-
-// Set groups PerSamples by tensor name and statistic key, and counts the
-// non-finite (NaN or ±Inf) values seen on each tensor.
-type Set struct {
-	Stats     map[string]map[string]*PerSample
-	NonFinite map[string]uint64
-}
-
-// NewSet returns an empty Set.
-func NewSet() *Set {
-	return &Set{Stats: map[string]map[string]*PerSample{}, NonFinite: map[string]uint64{}}
-}
-
-// Get returns the statistic key of tensor, or nil if there is none.
-func (s *Set) Get(tensor, key string) *PerSample {
-	return s.Stats[tensor][key]
-}
-
-// Add records sample index's values for the statistic key of tensor.
-func (s *Set) Add(tensor, key string, index int, v []float64) error {
-	m := s.Stats[tensor]
-	if m == nil {
-		m = map[string]*PerSample{}
-		s.Stats[tensor] = m
-	}
-	p := m[key]
-	if p == nil {
-		p = NewPerSample(len(v))
-		m[key] = p
-	}
-	if err := p.Add(index, v); err != nil {
-		return fmt.Errorf("tensor %q: %s: %w", tensor, key, err)
-	}
-	return nil
-}
-
-// Merge adds o into s; o is not changed.
-func (s *Set) Merge(o *Set) error {
-	for _, t := range slices.Sorted(maps.Keys(o.Stats)) {
-		for _, k := range slices.Sorted(maps.Keys(o.Stats[t])) {
-			op := o.Stats[t][k]
-			m := s.Stats[t]
-			if m == nil {
-				m = map[string]*PerSample{}
-				s.Stats[t] = m
-			}
-			if p := m[k]; p == nil {
-				m[k] = op.Copy()
-			} else if err := p.Merge(op); err != nil {
-				return fmt.Errorf("tensor %q: %s: %w", t, k, err)
-			}
-		}
-	}
-	for t, n := range o.NonFinite {
-		s.NonFinite[t] += n
-	}
-	return nil
-}
-
-// Tensors lists the tensor names in s, sorted.
-func (s *Set) Tensors() []string { return slices.Sorted(maps.Keys(s.Stats)) }

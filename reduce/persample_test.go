@@ -148,3 +148,18 @@ func TestSetMerge(t *testing.T) {
 		t.Fatalf("non-finite count of x = %d, want 2+3", a.NonFinite["x"])
 	}
 }
+
+func TestPerSampleDuplicateReportedEveryTime(t *testing.T) {
+	p := NewPerSample(1)
+	_ = p.Add(2, []float64{1})
+	_ = p.Add(1, []float64{1})
+	_ = p.Add(2, []float64{3})
+	for i := range 2 {
+		if err := p.Sort(); !errors.Is(err, ErrDuplicateSample) {
+			t.Fatalf("Sort call %d with sample 2 twice: err = %v, want ErrDuplicateSample", i+1, err)
+		}
+	}
+	if _, err := (&Set{Stats: map[string]map[string]*PerSample{"x": {"min": p}}}).MarshalBinary(); !errors.Is(err, ErrDuplicateSample) {
+		t.Fatalf("encode after a failed Sort: err = %v, want ErrDuplicateSample", err)
+	}
+}

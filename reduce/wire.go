@@ -1,0 +1,391 @@
+package reduce
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+)
+
+// The wire encoding of a Set, version 1. Integers are unsigned LEB128
+// varints (uvarint) in their shortest form; floats are the 8 bytes of their
+// IEEE 754 bits, little-endian, so NaN payloads and -0 survive; a string is a
+// uvarint length and its bytes. Every map is written in ascending order of
+// its keys, so the same Set always encodes to the same bytes.
+//
+//	set      = magic "FCRS" · version 0x01 · stats · nonfinite · hists
+//	stats    = uvarint n · n × (string tensor · uvarint m · m × (string key · persample))
+//	persample= uvarint dim (≥ 1) · uvarint n
+//	           · [n > 0] varint first index (zig-zag) · (n-1) × uvarint (index[i] - index[i-1] - 1)
+//	           · n×dim × float64 values, sample by sample in index order
+//	nonfinite= uvarint n · n × (string tensor · uvarint count)
+//	hists    = uvarint n · n × (string tensor · uvarint m · m × (string key · histogram))
+//	histogram= float64 lo · float64 hi · uvarint bins · uvarint underflow
+//	           · uvarint overflow · uvarint nan · bins × uvarint count
+//
+// The decoder accepts exactly this canonical form: names in strictly
+// ascending order, shortest varints, no trailing bytes. Any other input is
+// an error wrapping ErrCorrupt, and no count is trusted before the bytes
+// left can hold what it announces.
+const (
+	wireMagic   = "FCRS"
+	wireVersion = 1
+)
+
+// MarshalBinary encodes s in the wire format above. It fails when a
+// PerSample holds a sample index twice or a map holds a nil statistic.
+func (s *Set) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 64)
+	b = append(b, wireMagic...)
+	b = append(b, wireVersion)
+
+	b = binary.AppendUvarint(b, uint64(len(s.Stats)))
+	for _, t := range slices.Sorted(maps.Keys(s.Stats)) {
+		m := s.Stats[t]
+		b = appendString(b, t)
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			p := m[k]
+			if p == nil {
+				return nil, fmt.Errorf("encode statistics: tensor %q: %s: nil PerSample", t, k)
+			}
+			if err := p.normalize(); err != nil {
+				return nil, fmt.Errorf("encode statistics: tensor %q: %s: %w", t, k, err)
+			}
+			b = appendString(b, k)
+			b = p.appendBinary(b)
+		}
+	}
+
+	b = binary.AppendUvarint(b, uint64(len(s.NonFinite)))
+	for _, t := range slices.Sorted(maps.Keys(s.NonFinite)) {
+		b = appendString(b, t)
+		b = binary.AppendUvarint(b, s.NonFinite[t])
+	}
+
+	b = binary.AppendUvarint(b, uint64(len(s.Hists)))
+	for _, t := range slices.Sorted(maps.Keys(s.Hists)) {
+		m := s.Hists[t]
+		b = appendString(b, t)
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			h := m[k]
+			if h == nil {
+				return nil, fmt.Errorf("encode statistics: tensor %q: %s: nil Histogram", t, k)
+			}
+			b = appendString(b, k)
+			b = h.appendBinary(b)
+		}
+	}
+	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendBinary appends p, which must be normalized.
+func (p *PerSample) appendBinary(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(p.dim))
+	b = binary.AppendUvarint(b, uint64(len(p.index)))
+	for i, idx := range p.index {
+		if i == 0 {
+			b = binary.AppendVarint(b, int64(idx))
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(idx)-uint64(p.index[i-1])-1)
+	}
+	for _, v := range p.values {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+func (h *Histogram) appendBinary(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.lo))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.hi))
+	b = binary.AppendUvarint(b, uint64(len(h.counts)))
+	b = binary.AppendUvarint(b, h.underflow)
+	b = binary.AppendUvarint(b, h.overflow)
+	b = binary.AppendUvarint(b, h.nan)
+	for _, c := range h.counts {
+		b = binary.AppendUvarint(b, c)
+	}
+	return b
+}
+
+// Decode decodes a Set from its wire encoding. Input that is not a
+// canonical encoding gives an error wrapping ErrCorrupt.
+func Decode(b []byte) (*Set, error) {
+	d := decoder{b: b}
+	s, err := d.set()
+	if err != nil {
+		return nil, fmt.Errorf("decode statistics: at byte %d of %d: %w", d.off, len(b), err)
+	}
+	return s, nil
+}
+
+// UnmarshalBinary replaces s with the Set encoded in b; on error s is
+// unchanged.
+func (s *Set) UnmarshalBinary(b []byte) error {
+	d, err := Decode(b)
+	if err != nil {
+		return err
+	}
+	*s = *d
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	off int
+}
+
+func (d *decoder) rest() int { return len(d.b) - d.off }
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+// uvarint reads a shortest-form unsigned varint.
+func (d *decoder) uvarint() (uint64, error) {
+	if d.off < len(d.b) && d.b[d.off] < 0x80 {
+		x := uint64(d.b[d.off])
+		d.off++
+		return x, nil
+	}
+	return d.uvarintSlow()
+}
+
+func (d *decoder) uvarintSlow() (uint64, error) {
+	var x uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		if d.off >= len(d.b) {
+			return 0, corrupt("truncated varint")
+		}
+		c := d.b[d.off]
+		d.off++
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			return 0, corrupt("varint overflows 64 bits")
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if c == 0 && i > 0 {
+				return 0, corrupt("varint not in shortest form")
+			}
+			return x, nil
+		}
+	}
+	return 0, corrupt("varint overflows 64 bits")
+}
+
+// count reads a uvarint that announces n items of at least size bytes each,
+// and checks that the bytes left can hold them.
+func (d *decoder) count(what string, size int) (int, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(d.rest()/size) {
+		return 0, corrupt("%s: %d announced, %d bytes left", what, n, d.rest())
+	}
+	return int(n), nil
+}
+
+func (d *decoder) float64() (float64, error) {
+	if d.rest() < 8 {
+		return 0, corrupt("truncated float")
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
+	d.off += 8
+	return v, nil
+}
+
+// name reads a string that must sort strictly after prev (when i > 0).
+func (d *decoder) name(i int, prev string) (string, error) {
+	n, err := d.count("name length", 1)
+	if err != nil {
+		return "", err
+	}
+	s := string(d.b[d.off : d.off+n])
+	d.off += n
+	if i > 0 && s <= prev {
+		return "", corrupt("name %q after %q: not in ascending order", s, prev)
+	}
+	return s, nil
+}
+
+func (d *decoder) set() (*Set, error) {
+	if d.rest() < len(wireMagic)+1 || string(d.b[:len(wireMagic)]) != wireMagic {
+		return nil, corrupt("no %q magic", wireMagic)
+	}
+	d.off = len(wireMagic)
+	if v := d.b[d.off]; v != wireVersion {
+		return nil, corrupt("version %d, want %d", v, wireVersion)
+	}
+	d.off++
+	s := NewSet()
+
+	// Each tensor needs at least 2 bytes: its name length and its key count.
+	nt, err := d.count("tensors", 2)
+	if err != nil {
+		return nil, err
+	}
+	var t string
+	for i := range nt {
+		if t, err = d.name(i, t); err != nil {
+			return nil, err
+		}
+		// Each PerSample needs at least 3 bytes: key length, dim, n.
+		nk, err := d.count("statistics", 3)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", t, err)
+		}
+		m := make(map[string]*PerSample)
+		var k string
+		for j := range nk {
+			if k, err = d.name(j, k); err != nil {
+				return nil, err
+			}
+			p, err := d.perSample()
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q: %s: %w", t, k, err)
+			}
+			m[k] = p
+		}
+		s.Stats[t] = m
+	}
+
+	nn, err := d.count("non-finite counts", 2)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nn {
+		if t, err = d.name(i, t); err != nil {
+			return nil, err
+		}
+		if s.NonFinite[t], err = d.uvarint(); err != nil {
+			return nil, err
+		}
+	}
+
+	nh, err := d.count("histogram tensors", 2)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nh {
+		if t, err = d.name(i, t); err != nil {
+			return nil, err
+		}
+		// Each histogram needs at least 22 bytes: key length, two floats,
+		// bins, underflow, overflow, nan and one count.
+		nk, err := d.count("histograms", 22)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", t, err)
+		}
+		m := make(map[string]*Histogram)
+		var k string
+		for j := range nk {
+			if k, err = d.name(j, k); err != nil {
+				return nil, err
+			}
+			h, err := d.histogram()
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q: %s: %w", t, k, err)
+			}
+			m[k] = h
+		}
+		s.Hists[t] = m
+	}
+	if d.rest() != 0 {
+		return nil, corrupt("%d trailing bytes", d.rest())
+	}
+	return s, nil
+}
+
+func (d *decoder) perSample() (*PerSample, error) {
+	dim, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if dim < 1 || dim > math.MaxInt/8 {
+		return nil, corrupt("dim %d", dim)
+	}
+	n, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return NewPerSample(int(dim)), nil
+	}
+	// Each sample needs at least one index byte and dim×8 value bytes.
+	if dim > uint64(d.rest()/8) || n > uint64(d.rest())/(dim*8+1) {
+		return nil, corrupt("%d samples of %d values announced, %d bytes left", n, dim, d.rest())
+	}
+	p := &PerSample{dim: int(dim), index: make([]int, n), values: make([]float64, n*dim), sorted: true}
+	first, k := binary.Varint(d.b[d.off:])
+	if k <= 0 || first < math.MinInt || first > math.MaxInt {
+		return nil, corrupt("bad first index")
+	}
+	if k > 1 && d.b[d.off+k-1] == 0 {
+		return nil, corrupt("varint not in shortest form")
+	}
+	d.off += k
+	p.index[0] = int(first)
+	for i := 1; i < len(p.index); i++ {
+		delta, err := d.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		prev := p.index[i-1]
+		if delta >= uint64(math.MaxInt)-uint64(prev) {
+			return nil, corrupt("index after %d overflows", prev)
+		}
+		p.index[i] = int(uint64(prev) + delta + 1)
+	}
+	if uint64(d.rest()) < n*dim*8 {
+		return nil, corrupt("truncated values: %d samples of %d values, %d bytes left", n, dim, d.rest())
+	}
+	for i := range p.values {
+		p.values[i] = math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
+		d.off += 8
+	}
+	return p, nil
+}
+
+func (d *decoder) histogram() (*Histogram, error) {
+	lo, err := d.float64()
+	if err != nil {
+		return nil, err
+	}
+	hi, err := d.float64()
+	if err != nil {
+		return nil, err
+	}
+	// Each bin needs at least one byte.
+	bins, err := d.count("bins", 1)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewHistogram(lo, hi, bins)
+	if err != nil {
+		return nil, corrupt("%v", err)
+	}
+	if h.underflow, err = d.uvarint(); err != nil {
+		return nil, err
+	}
+	if h.overflow, err = d.uvarint(); err != nil {
+		return nil, err
+	}
+	if h.nan, err = d.uvarint(); err != nil {
+		return nil, err
+	}
+	for k := range h.counts {
+		if h.counts[k], err = d.uvarint(); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
