@@ -431,6 +431,9 @@ func upgradePad(u *upgrader, e *graphEdit, n *onnxpb.NodeProto) ([]*onnxpb.NodeP
 // upgradeDropout drops is_test (gone at 7), moves ratio to an input (12) and
 // drops an unused mask output (its type became bool at 10).
 func upgradeDropout(u *upgrader, e *graphEdit, n *onnxpb.NodeProto) ([]*onnxpb.NodeProto, error) {
+	if len(n.GetInput()) != 1 {
+		return nil, u.fail(n, "Dropout before opset 12 takes one input, got %d", len(n.GetInput()))
+	}
 	removeAttr(n, "is_test")
 	removeAttr(n, "consumed_inputs")
 	if len(n.GetOutput()) > 1 && n.Output[1] != "" && u.from < 10 && u.to >= 10 {
