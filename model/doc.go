@@ -7,6 +7,20 @@
 //	for _, s := range m.Models() { fmt.Println(s.Name, len(s.Proto.GetGraph().GetNode())) }
 //	files, err := model.Save(m, "out/", "mobilenet", false)
 //
+// Graph edits work on the ONNX proto in place: NewGraph indexes producers,
+// consumers and initializers; ConstantsToInitializers, FoldBatchNorm and
+// UpgradeOpset bring exported models (Constant weights, unfolded
+// BatchNormalization, opsets from 9) to the form the quantizer expects:
+//
+//	p, err := model.LoadFile("net.onnx")
+//	_, err = model.ConstantsToInitializers(p)
+//	_, err = model.FoldBatchNorm(p)
+//	err = model.UpgradeOpset(p, 13)
+//	for _, n := range model.QuantizableNodes(p) { fmt.Println(n.GetName()) }
+//
+// Errors name the file, node, tensor or opset domain concerned and wrap the
+// sentinels of errors.go.
+//
 // The package is pure Go over the generated bindings in onnxpb; it must never
 // import onnxruntime_go (engine/) or nats.go (cluster/).
 package model

@@ -260,3 +260,25 @@ func TestQuantizableNodes(t *testing.T) {
 		})
 	}
 }
+
+// A node with a subgraph depends on the outer tensors its subgraph uses.
+func TestTopoOrderSubgraph(t *testing.T) {
+	branch := &onnxpb.GraphProto{
+		Name:   proto.String("then"),
+		Node:   []*onnxpb.NodeProto{newNode("Identity", "inner", []string{"outer"}, []string{"r"})},
+		Output: []*onnxpb.ValueInfoProto{fvi("r", 1)},
+	}
+	ifNode := newNode("If", "if", []string{"cond"}, []string{"y"},
+		&onnxpb.AttributeProto{Name: proto.String("then_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: branch},
+		&onnxpb.AttributeProto{Name: proto.String("else_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: branch})
+	nodes := []*onnxpb.NodeProto{ifNode, newNode("Neg", "neg", []string{"x"}, []string{"outer"})}
+	p := synth(13, []*onnxpb.ValueInfoProto{fvi("x", 1), fvi("cond")}, []*onnxpb.ValueInfoProto{fvi("y", 1)}, nodes)
+	x := NewGraph(p)
+	if got := nodeNames(x.Consumers("outer")); !reflect.DeepEqual(got, []string{"if"}) {
+		t.Errorf("Consumers(outer) = %v", got)
+	}
+	order, err := x.TopoOrder()
+	if err != nil || !reflect.DeepEqual(nodeNames(order), []string{"neg", "if"}) {
+		t.Errorf("TopoOrder = %v, %v", nodeNames(order), err)
+	}
+}

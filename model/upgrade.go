@@ -228,6 +228,8 @@ func (u *upgrader) index(g *onnxpb.GraphProto, depth int) {
 			for _, sg := range a.GetGraphs() {
 				u.index(sg, depth+1)
 			}
+		}
+		if hasSubgraphs(n) {
 			for _, name := range outerNames(n) {
 				u.used[name] = true
 			}
