@@ -37,10 +37,17 @@ Deliberately bad files:
 
 import copy
 import os
+import sys
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+try:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError:
+    # Another python3 (pyenv, venv) shadows Debian's, which has python3-onnx.
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IR_VERSION = 7
