@@ -80,20 +80,20 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 	var fed []pipeline.TensorInfo
 	batch := true
 	for _, ms := range m.Models() {
-		st := &stage{name: ms.Name, path: ms.Path}
+		st := &stage{name: ms.Name, path: ms.Path, proto: ms.Proto}
 		if ms.Proto.GetGraph() == nil {
 			closeAll()
 			return fmt.Errorf("stage %s: %w: no graph", st.label(), ErrBadModel)
 		}
-		var err error
-		if st.base, err = marshalModel(ms.Proto); err != nil {
+		data, err := marshalModel(ms.Proto)
+		if err != nil {
 			closeAll()
 			return fmt.Errorf("stage %s: %w: %v", st.label(), ErrBadModel, err)
 		}
 		st.catalog = newCatalog(ms.Proto)
 		st.opset = opsetVersion(ms.Proto)
 		st.inputs, st.outputs = graphIO(ms.Proto)
-		if st.plain, err = newSession(st.base, st.inputs, st.outputs, e.opts.Threads); err != nil {
+		if st.plain, err = newSession(data, st.inputs, st.outputs, e.opts.Threads); err != nil {
 			closeAll()
 			return fmt.Errorf("stage %s: %w", st.label(), err)
 		}
@@ -153,7 +153,7 @@ func (e *Engine) planFor(layout pipeline.StatsLayout) (*plan, error) {
 	if p, ok := e.plans[key]; ok {
 		return p, nil
 	}
-	p, err := buildPlan(e.stages, layout, s, e.opts.Threads)
+	p, err := buildPlan(e.stages, layout, s, true, e.opts.Threads)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,11 @@
 package engine
 
 import (
-	"fmt"
+	"maps"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -17,18 +19,52 @@ func marshalModel(p *onnxpb.ModelProto) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(p)
 }
 
-// appendToGraph returns base (a serialized ModelProto) followed by a
-// serialized ModelProto holding only extra graph nodes, outputs and
-// initializers. Protobuf merges concatenated messages and appends repeated
-// fields, so the result is base's model with extra's items added at the end
-// of its graph, without copying or mutating the (possibly large) original.
-func appendToGraph(base []byte, extra *onnxpb.GraphProto) ([]byte, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&onnxpb.ModelProto{Graph: extra})
-	if err != nil {
-		return nil, err
+// augment returns a copy of p with extra nodes, outputs and initializers.
+// The nodes of after[t] are inserted, in order, right after the node that
+// produces tensor t (before every node when t is a graph input or
+// initializer), so that ONNX Runtime, which runs ready nodes in graph order,
+// reduces each activation as soon as it is computed, while it is still in
+// cache, and can reuse its memory. p is not modified; the copy shares p's
+// nodes, initializers and other sub-messages.
+func augment(p *onnxpb.ModelProto, after map[string][]*onnxpb.NodeProto, outputs []*onnxpb.ValueInfoProto, inits []*onnxpb.TensorProto) *onnxpb.ModelProto {
+	g := p.GetGraph()
+	produced := map[string]bool{}
+	for _, n := range g.GetNode() {
+		for _, o := range n.GetOutput() {
+			produced[o] = true
+		}
 	}
-	out := make([]byte, 0, len(base)+len(b))
-	return append(append(out, base...), b...), nil
+	nodes := make([]*onnxpb.NodeProto, 0, len(g.GetNode())+2*len(after))
+	for _, t := range slices.Sorted(maps.Keys(after)) {
+		if !produced[t] {
+			nodes = append(nodes, after[t]...)
+		}
+	}
+	for _, n := range g.GetNode() {
+		nodes = append(nodes, n)
+		for _, o := range n.GetOutput() {
+			nodes = append(nodes, after[o]...)
+		}
+	}
+	ng := shallowCopy(g)
+	ng.Node = nodes
+	ng.Output = append(slices.Clip(g.GetOutput()), outputs...)
+	ng.Initializer = append(slices.Clip(g.GetInitializer()), inits...)
+	np := shallowCopy(p)
+	np.Graph = ng
+	return np
+}
+
+// shallowCopy returns a new message whose fields share m's values.
+func shallowCopy[T proto.Message](m T) T {
+	src := m.ProtoReflect()
+	dst := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	dst.SetUnknown(src.GetUnknown())
+	return dst.Interface().(T)
 }
 
 // valueInfoShape converts an ONNX tensor type to a shape with -1 for dynamic
@@ -87,6 +123,7 @@ func opsetVersion(p *onnxpb.ModelProto) int64 {
 type tensorCatalog struct {
 	kind     map[string]tensorKind
 	elemType map[string]int32
+	producer map[string]*onnxpb.NodeProto
 }
 
 type tensorKind int
@@ -99,7 +136,7 @@ const (
 
 func newCatalog(p *onnxpb.ModelProto) *tensorCatalog {
 	g := p.GetGraph()
-	c := &tensorCatalog{kind: map[string]tensorKind{}, elemType: map[string]int32{}}
+	c := &tensorCatalog{kind: map[string]tensorKind{}, elemType: map[string]int32{}, producer: map[string]*onnxpb.NodeProto{}}
 	for _, t := range g.GetInitializer() {
 		c.kind[t.GetName()] = kindInitializer
 		c.elemType[t.GetName()] = t.GetDataType()
@@ -113,6 +150,7 @@ func newCatalog(p *onnxpb.ModelProto) *tensorCatalog {
 		for _, o := range n.GetOutput() {
 			if o != "" {
 				c.kind[o] = kindActivation
+				c.producer[o] = n
 			}
 		}
 	}
@@ -164,14 +202,4 @@ func node(op, name string, inputs, outputs []string, attrs ...*onnxpb.AttributeP
 		OpType: proto.String(op), Name: proto.String(name),
 		Input: inputs, Output: outputs, Attribute: attrs,
 	}
-}
-
-// uniqueName returns prefix, or prefix with a numeric suffix, unused in c.
-func (c *tensorCatalog) uniqueName(prefix string) string {
-	name := prefix
-	for i := 1; c.kind[name] != 0; i++ {
-		name = fmt.Sprintf("%s_%d", prefix, i)
-	}
-	c.kind[name] = kindActivation
-	return name
 }

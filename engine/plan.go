@@ -54,7 +54,7 @@ func (s Strategy) resolve() Strategy {
 // stage is one model of the engine's CompressedModel, ready to run.
 type stage struct {
 	name, path string
-	base       []byte // the serialized model
+	proto      *onnxpb.ModelProto
 	catalog    *tensorCatalog
 	opset      int64
 	inputs     []pipeline.TensorInfo
@@ -65,12 +65,13 @@ type stage struct {
 // plan is the sessions that compute one StatsLayout with one Strategy.
 type plan struct {
 	stages []*stagePlan
-	// fallback computes the same statistics with StrategyGo; used for
-	// samples holding NaN or ±Inf when the strategy is in-graph.
-	fallbackOnce sync.Once
-	fallback     *plan
-	fallbackErr  error
-	newFallback  func() (*plan, error)
+	// exact computes the same statistics with StrategyGo and no derived
+	// statistics; it reruns samples holding NaN or ±Inf when the plan
+	// cannot count them itself (in-graph reductions, derived statistics).
+	exactOnce sync.Once
+	exact     *plan
+	exactErr  error
+	newExact  func() (*plan, error)
 }
 
 // stagePlan is one stage's session and the statistics read from its outputs.
@@ -80,14 +81,17 @@ type stagePlan struct {
 	owned   bool // sess belongs to the plan (not the stage's plain session)
 	full    []fullStat
 	reduced []reducedStat
+	derived []derivedStat
 }
 
 // fullStat is a tensor reduced in Go: session output out, or the stage input
-// named input when out < 0.
+// named input when out < 0. keep: the per-sample results feed derived
+// statistics.
 type fullStat struct {
 	ts    *tensorStats
 	out   int
 	input string
+	keep  bool
 }
 
 // reducedStat is a tensor reduced in the graph: per-row min and max (out
@@ -98,9 +102,20 @@ type reducedStat struct {
 	min, max int
 	sum      int
 	chans    []reducedChan
+	keep     bool
 }
 
 type reducedChan struct{ axis, min, max int }
+
+// derivedStat is the output of a Relu whose input src is observed too: as
+// Relu is monotonic and exact, its min, max and channel min/max are those
+// of src clamped at 0, so the Relu output needs not leave ONNX Runtime.
+// This holds for finite values only; samples where src holds NaN or ±Inf
+// are rerun with the exact plan.
+type derivedStat struct {
+	ts  *tensorStats
+	src string
+}
 
 func (p *plan) close() {
 	for _, sp := range p.stages {
@@ -108,15 +123,16 @@ func (p *plan) close() {
 			_ = sp.sess.Close()
 		}
 	}
-	if p.fallback != nil {
-		p.fallback.close()
+	if p.exact != nil {
+		p.exact.close()
 	}
 }
 
-// fallbackPlan returns the StrategyGo plan for the same layout.
-func (p *plan) fallbackPlan() (*plan, error) {
-	p.fallbackOnce.Do(func() { p.fallback, p.fallbackErr = p.newFallback() })
-	return p.fallback, p.fallbackErr
+// exactPlan returns the plan that computes the same statistics from whole
+// tensors, counting NaN and ±Inf.
+func (p *plan) exactPlan() (*plan, error) {
+	p.exactOnce.Do(func() { p.exact, p.exactErr = p.newExact() })
+	return p.exact, p.exactErr
 }
 
 // layoutKey is a canonical string for a layout and strategy.
@@ -134,8 +150,9 @@ func layoutKey(layout pipeline.StatsLayout, s Strategy) string {
 	return b.String()
 }
 
-// buildPlan creates the sessions that compute layout with strategy s.
-func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, threads int) (*plan, error) {
+// buildPlan creates the sessions that compute layout with strategy s;
+// derive allows derived statistics.
+func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive bool, threads int) (*plan, error) {
 	perStage := make([][]*tensorStats, len(stages))
 	for _, name := range slices.Sorted(maps.Keys(layout)) {
 		specs := layout[name]
@@ -163,9 +180,9 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, threads
 		}
 	}
 	p := &plan{}
-	p.newFallback = func() (*plan, error) { return buildPlan(stages, layout, StrategyGo, threads) }
+	p.newExact = func() (*plan, error) { return buildPlan(stages, layout, StrategyGo, false, threads) }
 	for i, st := range stages {
-		sp, err := buildStagePlan(st, perStage[i], s, threads)
+		sp, err := buildStagePlan(st, perStage[i], s, derive, threads)
 		if err != nil {
 			p.close()
 			return nil, err
@@ -175,70 +192,141 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, threads
 	return p, nil
 }
 
-func buildStagePlan(st *stage, stats []*tensorStats, s Strategy, threads int) (*stagePlan, error) {
+// reluSource returns the input of the Relu producing tensor, if any.
+func (c *tensorCatalog) reluSource(tensor string) (string, bool) {
+	n := c.producer[tensor]
+	if n == nil || n.GetOpType() != "Relu" || (n.GetDomain() != "" && n.GetDomain() != "ai.onnx") || len(n.GetInput()) != 1 {
+		return "", false
+	}
+	return n.GetInput()[0], true
+}
+
+// derivable picks the statistics of stats computable from another observed
+// tensor: a Relu output whose input is observed (and not derived itself)
+// with every channel axis it needs. It returns derived tensor → source.
+func derivable(cat *tensorCatalog, stats []*tensorStats) map[string]string {
+	byName := map[string]*tensorStats{}
+	for _, ts := range stats {
+		byName[ts.name] = ts
+	}
+	candidate := func(ts *tensorStats) (string, bool) {
+		src, ok := cat.reluSource(ts.name)
+		if !ok || !ts.reducible() || cat.kind[ts.name] != kindActivation {
+			return "", false
+		}
+		s := byName[src]
+		if s == nil || !isFloat(cat.elemType[src]) || !isFloat(cat.elemType[ts.name]) {
+			return "", false
+		}
+		for _, a := range ts.axes {
+			if !slices.Contains(s.axes, a) {
+				return "", false
+			}
+		}
+		return src, true
+	}
+	out := map[string]string{}
+	for _, ts := range stats {
+		if src, ok := candidate(ts); ok {
+			if _, srcDerived := candidate(byName[src]); !srcDerived {
+				out[ts.name] = src
+			}
+		}
+	}
+	return out
+}
+
+func isFloat(et int32) bool { return et == 0 || et == onnxFloat }
+
+func buildStagePlan(st *stage, stats []*tensorStats, s Strategy, derive bool, threads int) (*stagePlan, error) {
 	sp := &stagePlan{st: st}
+	cat := st.catalog
+	derived := map[string]string{}
+	if derive {
+		derived = derivable(cat, stats)
+	}
+	sources := map[string]bool{}
+	for _, src := range derived {
+		sources[src] = true
+	}
 	outputs := slices.Clone(st.outputs)
 	outIndex := map[string]int{}
 	for i, o := range outputs {
 		outIndex[o.Name] = i
 	}
-	extra := &onnxpb.GraphProto{}
+	var extraOutputs []*onnxpb.ValueInfoProto
+	var extraInits []*onnxpb.TensorProto
+	after := map[string][]*onnxpb.NodeProto{}
 	addOutput := func(name string, et int32) int {
-		extra.Output = append(extra.Output, floatOutput(name, et))
+		extraOutputs = append(extraOutputs, floatOutput(name, et))
 		outputs = append(outputs, pipeline.TensorInfo{Name: name, DType: pipeline.DType(max(et, onnxFloat))})
 		outIndex[name] = len(outputs) - 1
 		return len(outputs) - 1
 	}
-	cat := st.catalog
-	shapes := map[int]string{} // Reshape targets by channel axis (-1: flatten)
+	used := map[string]bool{}
+	unique := func(prefix string) string {
+		name := prefix
+		for i := 1; cat.kind[name] != 0 || used[name]; i++ {
+			name = fmt.Sprintf("%s_%d", prefix, i)
+		}
+		used[name] = true
+		return name
+	}
+	shapes := map[int]string{} // Reshape targets by channel axis
 	reshape := func(tensor string, axis int, prefix string) string {
 		target, ok := shapes[axis]
 		if !ok {
-			dims := make([]int64, max(axis, 0)+2)
+			dims := make([]int64, axis+2) // [0 ... 0 -1]: keep axes 0..axis, flatten the rest
 			dims[len(dims)-1] = -1
-			target = cat.uniqueName(fmt.Sprintf("fleetcal_stats/shape%d", axis))
-			extra.Initializer = append(extra.Initializer, int64Initializer(target, dims))
+			target = unique(fmt.Sprintf("fleetcal_stats/shape%d", axis))
+			extraInits = append(extraInits, int64Initializer(target, dims))
 			shapes[axis] = target
 		}
-		out := cat.uniqueName(prefix + fmt.Sprintf("/reshape%d", axis))
-		extra.Node = append(extra.Node, node("Reshape", out, []string{tensor, target}, []string{out}))
+		out := unique(fmt.Sprintf("%s/reshape%d", prefix, axis))
+		after[tensor] = append(after[tensor], node("Reshape", out, []string{tensor, target}, []string{out}))
 		return out
 	}
-	reduce := func(op, in, out string, axes []int64) int {
+	reduce := func(tensor, op, in, out string, axes []int64) int {
 		axesInput := int64(18)
 		if op == "ReduceSum" {
 			axesInput = 13
 		}
-		out = cat.uniqueName(out)
-		reduceNode(extra, st.opset, axesInput, op, in, out, axes)
+		out = unique(out)
+		after[tensor] = append(after[tensor], reduceNode(st.opset, axesInput, op, in, out, axes, &extraInits))
 		return addOutput(out, onnxFloat)
 	}
 	for k, ts := range stats {
+		if src, ok := derived[ts.name]; ok {
+			sp.derived = append(sp.derived, derivedStat{ts: ts, src: src})
+			continue
+		}
+		keep := sources[ts.name]
 		kind := cat.kind[ts.name]
 		if kind == kindInput {
-			sp.full = append(sp.full, fullStat{ts: ts, out: -1, input: ts.name})
+			sp.full = append(sp.full, fullStat{ts: ts, out: -1, input: ts.name, keep: keep})
 			continue
 		}
 		if i, ok := outIndex[ts.name]; ok {
-			sp.full = append(sp.full, fullStat{ts: ts, out: i})
+			sp.full = append(sp.full, fullStat{ts: ts, out: i, keep: keep})
 			continue
 		}
 		et := cat.elemType[ts.name]
-		if s != StrategyInGraph || !ts.reducible() || kind != kindActivation || (et != 0 && et != onnxFloat) {
-			sp.full = append(sp.full, fullStat{ts: ts, out: addOutput(ts.name, et)})
+		if s != StrategyInGraph || !ts.reducible() || kind != kindActivation || !isFloat(et) {
+			sp.full = append(sp.full, fullStat{ts: ts, out: addOutput(ts.name, et), keep: keep})
 			continue
 		}
-		prefix := cat.uniqueName(fmt.Sprintf("fleetcal_stats/%d", k))
-		rs := reducedStat{ts: ts, min: -1, max: -1}
+		prefix := unique(fmt.Sprintf("fleetcal_stats/%d", k))
+		rs := reducedStat{ts: ts, min: -1, max: -1, keep: keep}
 		flat := reshape(ts.name, 0, prefix)
-		rs.sum = reduce("ReduceSum", flat, prefix+"/sum", []int64{1})
+		rs.sum = reduce(ts.name, "ReduceSum", flat, prefix+"/sum", []int64{1})
 		if len(ts.axes) == 0 {
-			rs.min = reduce("ReduceMin", flat, prefix+"/min", []int64{1})
-			rs.max = reduce("ReduceMax", flat, prefix+"/max", []int64{1})
+			rs.min = reduce(ts.name, "ReduceMin", flat, prefix+"/min", []int64{1})
+			rs.max = reduce(ts.name, "ReduceMax", flat, prefix+"/max", []int64{1})
 		}
 		for _, a := range ts.axes {
 			in, axes := flat, []int64{1}
 			if a > 0 {
+				// [N, d1..da, rest]: reduce every axis but 0 and a.
 				in = reshape(ts.name, a, prefix)
 				axes = axes[:0]
 				for i := 1; i < a; i++ {
@@ -248,17 +336,17 @@ func buildStagePlan(st *stage, stats []*tensorStats, s Strategy, threads int) (*
 			}
 			rs.chans = append(rs.chans, reducedChan{
 				axis: a,
-				min:  reduce("ReduceMin", in, fmt.Sprintf("%s/cmin%d", prefix, a), axes),
-				max:  reduce("ReduceMax", in, fmt.Sprintf("%s/cmax%d", prefix, a), axes),
+				min:  reduce(ts.name, "ReduceMin", in, fmt.Sprintf("%s/cmin%d", prefix, a), axes),
+				max:  reduce(ts.name, "ReduceMax", in, fmt.Sprintf("%s/cmax%d", prefix, a), axes),
 			})
 		}
 		sp.reduced = append(sp.reduced, rs)
 	}
-	if len(extra.Output) == 0 {
+	if len(extraOutputs) == 0 {
 		sp.sess = st.plain
 		return sp, nil
 	}
-	data, err := appendToGraph(st.base, extra)
+	data, err := marshalModel(augment(st.proto, after, extraOutputs, extraInits))
 	if err != nil {
 		return nil, err
 	}
@@ -278,14 +366,13 @@ func (st *stage) label() string {
 	return fmt.Sprintf("%q", st.name)
 }
 
-// reduceNode appends a Reduce op over axes without keepdims: axes is an
-// attribute before opset axesInput and an input from then on.
-func reduceNode(g *onnxpb.GraphProto, opset, axesInput int64, op, in, out string, axes []int64) {
+// reduceNode is a Reduce op over axes without keepdims: axes is an
+// attribute before opset axesInput and an input (added to inits) from then on.
+func reduceNode(opset, axesInput int64, op, in, out string, axes []int64, inits *[]*onnxpb.TensorProto) *onnxpb.NodeProto {
 	if opset >= axesInput {
 		ax := out + "/axes"
-		g.Initializer = append(g.Initializer, int64Initializer(ax, axes))
-		g.Node = append(g.Node, node(op, out, []string{in, ax}, []string{out}, intAttr("keepdims", 0)))
-		return
+		*inits = append(*inits, int64Initializer(ax, axes))
+		return node(op, out, []string{in, ax}, []string{out}, intAttr("keepdims", 0))
 	}
-	g.Node = append(g.Node, node(op, out, []string{in}, []string{out}, intsAttr("axes", axes), intAttr("keepdims", 0)))
+	return node(op, out, []string{in}, []string{out}, intsAttr("axes", axes), intAttr("keepdims", 0))
 }

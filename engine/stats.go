@@ -136,23 +136,6 @@ func canon(v float32) float64 {
 const absMask = 0x7fffffff
 const expAllOnes = 0x7f800000 // |bits| >= this: ±Inf or NaN
 
-// minMax returns the min and max of data and whether every value is finite.
-// When some value is not finite, mn and mx are meaningless.
-func minMax(data []float32) (mn, mx float32, finite bool) {
-	mn, mx = float32(math.Inf(1)), float32(math.Inf(-1))
-	var big uint32
-	for _, v := range data {
-		if v < mn {
-			mn = v
-		}
-		if v > mx {
-			mx = v
-		}
-		big = max(big, math.Float32bits(v)&absMask)
-	}
-	return mn, mx, big < expAllOnes
-}
-
 // minMaxFinite returns the min and max of the finite values of data, their
 // number and the number of non-finite values.
 func minMaxFinite(data []float32) (mn, mx float32, n int, bad uint64) {
@@ -197,36 +180,37 @@ func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult,
 		}
 	}
 	*r = sampleResult{}
-	// Count non-finite values (and find min/max when no channel is asked).
+	if len(data) == 0 {
+		return nil
+	}
+	// Fast path: vectorized min/max, which also tells whether every value
+	// is finite.
 	var mn, mx float32
 	finite := true
 	if len(ts.axes) == 0 {
-		mn, mx, finite = minMax(data)
+		mn, mx, finite = minMaxC(data)
 	} else {
-		for _, v := range data {
-			if math.Float32bits(v)&absMask >= expAllOnes {
+		r.chanMin, r.chanMax, r.chanEmpty = map[int][]float64{}, map[int][]float64{}, map[int]bool{}
+		for i, a := range ts.axes {
+			outer, size, inner := axisSplit(shape, a)
+			cmn, cmx, ok := channelMinMaxC(data, outer, size, inner)
+			if !ok {
 				finite = false
 				break
 			}
+			if i == 0 {
+				mn, mx = slices.Min(cmn), slices.Max(cmx)
+			}
+			r.chanMin[a], r.chanMax[a] = canonAll(cmn), canonAll(cmx)
 		}
 	}
 	if finite {
 		r.finite = len(data)
 	} else {
+		// Slow path: count NaN/±Inf and leave them out.
 		mn, mx, r.finite, r.nonFinite = minMaxFinite(data)
-	}
-	if len(ts.axes) > 0 {
-		r.chanMin, r.chanMax, r.chanEmpty = map[int][]float64{}, map[int][]float64{}, map[int]bool{}
-		for i, a := range ts.axes {
-			cmn, cmx, empty := channelMinMax(data, shape, a, finite)
-			r.chanMin[a], r.chanMax[a], r.chanEmpty[a] = cmn, cmx, empty
-			if i == 0 && r.finite > 0 {
-				mn, mx = float32(math.Inf(1)), float32(math.Inf(-1))
-				for c := range cmn {
-					mn = min(mn, float32(cmn[c]))
-					mx = max(mx, float32(cmx[c]))
-				}
-			}
+		for _, a := range ts.axes {
+			r.chanMin[a], r.chanMax[a], r.chanEmpty[a] = channelMinMax(data, shape, a)
 		}
 	}
 	r.min, r.max = canon(mn), canon(mx)
@@ -249,9 +233,8 @@ func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult,
 }
 
 // channelMinMax is the min and max of the finite values of each index of
-// axis; empty reports a channel without finite values. finite says that
-// data holds no NaN or ±Inf, which allows the faster loop.
-func channelMinMax(data []float32, shape []int64, axis int, finite bool) (mins, maxs []float64, empty bool) {
+// axis; empty reports a channel without finite values.
+func channelMinMax(data []float32, shape []int64, axis int) (mins, maxs []float64, empty bool) {
 	outer, size, inner := axisSplit(shape, axis)
 	mn32 := make([]float32, size)
 	mx32 := make([]float32, size)
@@ -262,13 +245,7 @@ func channelMinMax(data []float32, shape []int64, axis int, finite bool) (mins, 
 	for o := range outer {
 		for c := range size {
 			block := data[(o*size+c)*inner : (o*size+c+1)*inner]
-			var bmn, bmx float32
-			n := len(block)
-			if finite {
-				bmn, bmx, _ = minMax(block)
-			} else {
-				bmn, bmx, n, _ = minMaxFinite(block)
-			}
+			bmn, bmx, n, _ := minMaxFinite(block)
 			if n > 0 {
 				mn32[c] = min(mn32[c], bmn)
 				mx32[c] = max(mx32[c], bmx)
@@ -276,14 +253,21 @@ func channelMinMax(data []float32, shape []int64, axis int, finite bool) (mins, 
 			}
 		}
 	}
-	mins, maxs = make([]float64, size), make([]float64, size)
 	for c := range size {
 		if cnt[c] == 0 {
 			empty = true
 		}
-		mins[c], maxs[c] = canon(mn32[c]), canon(mx32[c])
 	}
-	return mins, maxs, empty
+	return canonAll(mn32), canonAll(mx32), empty
+}
+
+// canonAll applies canon to every value.
+func canonAll(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = canon(x)
+	}
+	return out
 }
 
 // quantile is the q-quantile of sorted (ascending, finite) values,

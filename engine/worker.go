@@ -28,6 +28,7 @@ type worker struct {
 	res     sampleResult
 	pending []statValue
 	bad     map[string]uint64
+	kept    map[string][]sampleResult // per-sample results of derivation sources
 }
 
 // statValue is one statistic of one sample, kept until its whole batch
@@ -99,7 +100,7 @@ func (w *worker) concatenable(a, b loaded) bool {
 func (w *worker) group(ctx context.Context, ss []loaded) error {
 	err := w.run(ctx, w.p, ss)
 	if errors.Is(err, errNonFinite) {
-		fb, ferr := w.p.fallbackPlan()
+		fb, ferr := w.p.exactPlan()
 		if ferr != nil {
 			return ferr
 		}
@@ -178,6 +179,7 @@ func (w *worker) run(ctx context.Context, p *plan, ss []loaded) error {
 		if err != nil {
 			return wrap(err)
 		}
+		clear(w.kept)
 		for _, fs := range sp.full {
 			t := pool[fs.input]
 			if fs.out >= 0 {
@@ -185,7 +187,7 @@ func (w *worker) run(ctx context.Context, p *plan, ss []loaded) error {
 					return wrap(fmt.Errorf("tensor %q: %w", fs.ts.name, err))
 				}
 			}
-			if err := w.fullStats(fs.ts, t, ss, rows); err != nil {
+			if err := w.fullStats(fs.ts, t, ss, rows, fs.keep); err != nil {
 				return wrap(err)
 			}
 		}
@@ -195,6 +197,11 @@ func (w *worker) run(ctx context.Context, p *plan, ss []loaded) error {
 					return err
 				}
 				return wrap(err)
+			}
+		}
+		for _, d := range sp.derived {
+			if err := w.derivedStats(d, ss); err != nil {
+				return err
 			}
 		}
 		for i, o := range sp.st.outputs {
@@ -261,7 +268,7 @@ func (w *worker) runStage(ctx context.Context, sp *stagePlan, pool map[string]pi
 }
 
 // fullStats computes ts in Go on each sample's part of t.
-func (w *worker) fullStats(ts *tensorStats, t pipeline.Tensor, ss []loaded, rows []int) error {
+func (w *worker) fullStats(ts *tensorStats, t pipeline.Tensor, ss []loaded, rows []int, keep bool) error {
 	data := t.Float32s()
 	if data == nil {
 		return fmt.Errorf("%w: tensor %q: element type %T", ErrBadStats, ts.name, t.Data)
@@ -276,6 +283,9 @@ func (w *worker) fullStats(ts *tensorStats, t pipeline.Tensor, ss []loaded, rows
 		}
 		if w.res.nonFinite > 0 {
 			w.bad[ts.name] += w.res.nonFinite
+		}
+		if keep {
+			w.keep(ts.name, len(ss), j, w.res)
 		}
 		_ = ts.emit(&w.res, func(key string, v []float64) error {
 			w.pending = append(w.pending, statValue{tensor: ts.name, key: key, index: s.index, v: v})
@@ -385,12 +395,63 @@ func (w *worker) reducedStats(rs reducedStat, outs []ort.Value, ss []loaded, row
 			}
 		}
 		r.min, r.max = canon(mn), canon(mx)
+		if rs.keep {
+			w.keep(rs.ts.name, len(ss), j, *r)
+		}
 		_ = rs.ts.emit(r, func(key string, v []float64) error {
 			w.pending = append(w.pending, statValue{tensor: rs.ts.name, key: key, index: s.index, v: v})
 			return nil
 		})
 	}
 	return nil
+}
+
+// keep stores sample j's result on a derivation source.
+func (w *worker) keep(tensor string, n, j int, r sampleResult) {
+	if w.kept == nil {
+		w.kept = map[string][]sampleResult{}
+	}
+	k := w.kept[tensor]
+	if len(k) != n {
+		k = make([]sampleResult, n)
+		w.kept[tensor] = k
+	}
+	r.sorted, r.sortedAbs = nil, nil // alias scratch space, not needed
+	k[j] = r
+}
+
+// derivedStats computes a Relu output's statistics from its input's: the
+// input's clamped at 0. A sample whose input held NaN or ±Inf returns
+// errNonFinite: how the Relu treats them is not known here.
+func (w *worker) derivedStats(d derivedStat, ss []loaded) error {
+	src := w.kept[d.src]
+	for j, s := range ss {
+		in := src[j]
+		if in.nonFinite > 0 {
+			return errNonFinite
+		}
+		r := &w.res
+		*r = sampleResult{finite: in.finite, min: max(in.min, 0), max: max(in.max, 0)}
+		if len(d.ts.axes) > 0 {
+			r.chanMin, r.chanMax = map[int][]float64{}, map[int][]float64{}
+			for _, a := range d.ts.axes {
+				r.chanMin[a], r.chanMax[a] = relu(in.chanMin[a]), relu(in.chanMax[a])
+			}
+		}
+		_ = d.ts.emit(r, func(key string, v []float64) error {
+			w.pending = append(w.pending, statValue{tensor: d.ts.name, key: key, index: s.index, v: v})
+			return nil
+		})
+	}
+	return nil
+}
+
+func relu(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = max(x, 0)
+	}
+	return out
 }
 
 // sampleView locates sample j of a batch in a tensor of the given shape:
