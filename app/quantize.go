@@ -178,7 +178,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	warn := &warnings{Handler: o.Log.Handler()}
 	log := slog.New(warn)
 
-	evaluate := !o.SkipEvaluation && j.metric != nil && !j.model.IsCascade()
+	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
 	if evaluate {
 		t := time.Now()
 		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
@@ -223,21 +223,26 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	return rep, nil
 }
 
-// evaluate measures m's metric over every sample and its latency.
+// evaluate measures m's metric over every sample (when the config has a
+// metric) and its latency.
 func (j *job) evaluate(ctx context.Context, m *model.CompressedModel, stage string, prog *progress) (*Evaluation, error) {
 	if err := j.engine.SetModel(m); err != nil {
 		return nil, err
 	}
-	j.metric.Reset()
-	res, err := j.engine.Predict(ctx, pipeline.PredictOptions{
-		Metric:   j.metric,
-		Sampler:  pipeline.NewBatchSampler(j.loader.Len(), 1, nil),
-		Progress: func(done, total int) { prog.update(stage, done, total) },
-	})
-	if err != nil {
-		return nil, err
+	ev := &Evaluation{}
+	if j.metric != nil {
+		j.metric.Reset()
+		res, err := j.engine.Predict(ctx, pipeline.PredictOptions{
+			Metric:   j.metric,
+			Sampler:  pipeline.NewBatchSampler(j.loader.Len(), 1, nil),
+			Progress: func(done, total int) { prog.update(stage, done, total) },
+		})
+		if err != nil {
+			return nil, err
+		}
+		ev.Metrics, ev.Samples = res.Metrics, res.Samples
 	}
-	ev := &Evaluation{Metrics: res.Metrics, Samples: res.Samples}
+	var err error
 	if ev.LatencyMs, ev.LatencyRuns, err = j.latency(ctx, m); err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
