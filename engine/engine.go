@@ -292,14 +292,21 @@ func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
 	return rows, nil
 }
 
-// inputError is a bad-input error whose message does not repeat "bad input".
-type inputError struct{ msg string }
+// inputError is a bad-input error whose message does not repeat "bad
+// input": it matches ErrBadInput with errors.Is, and unwraps to its cause.
+type inputError struct {
+	msg string
+	err error
+}
 
 func (e *inputError) Error() string        { return e.msg }
 func (e *inputError) Is(target error) bool { return target == ErrBadInput }
+func (e *inputError) Unwrap() error        { return e.err }
 
+// badInput formats an inputError; a %w verb sets its cause.
 func badInput(format string, args ...any) error {
-	return &inputError{msg: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &inputError{msg: err.Error(), err: errors.Unwrap(err)}
 }
 
 // sampleErr prefixes err with the sample index and, if known, its file.

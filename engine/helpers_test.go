@@ -102,7 +102,8 @@ func withOutputs(p *onnxpb.ModelProto, tensors ...string) *onnxpb.ModelProto {
 }
 
 // refStats is the reference computation of the test: a plain loop over a
-// sample's float32 values, NaN/±Inf skipped, -0 reported as +0.
+// sample's float32 values, NaN/±Inf skipped, -0 reported as +0. Without
+// finite values, mn and mx are NaN; a channel without is NaN too.
 func refStats(data []float32, shape []int64, axis int) (mn, mx float64, cmn, cmx []float64, bad uint64) {
 	fin := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 	z := func(v float32) float64 {
@@ -127,6 +128,9 @@ func refStats(data []float32, shape []int64, axis int) (mn, mx float64, cmn, cmx
 		first = false
 	}
 	mn, mx = z(lo), z(hi)
+	if first {
+		mn, mx = math.NaN(), math.NaN()
+	}
 	if axis < 0 {
 		return
 	}
@@ -151,6 +155,9 @@ func refStats(data []float32, shape []int64, axis int) (mn, mx float64, cmn, cmx
 		seen[k] = true
 	}
 	for k := range c {
+		if !seen[k] {
+			clo[k], chi[k] = float32(math.NaN()), float32(math.NaN())
+		}
 		cmn = append(cmn, z(clo[k]))
 		cmx = append(cmx, z(chi[k]))
 	}

@@ -140,7 +140,7 @@ func (s *Session) checkInputs(inputs map[string]pipeline.Tensor) error {
 	for _, info := range s.inputs {
 		t, ok := inputs[info.Name]
 		if !ok {
-			return fmt.Errorf("%w: input %q missing (model inputs: %s)", ErrBadInput, info.Name, infoNames(s.inputs))
+			return badInput("input %q missing (model inputs: %s)", info.Name, infoNames(s.inputs))
 		}
 		if err := checkInput(info, t); err != nil {
 			return err
@@ -148,7 +148,7 @@ func (s *Session) checkInputs(inputs map[string]pipeline.Tensor) error {
 	}
 	for name := range inputs {
 		if _, ok := s.inIndex[name]; !ok {
-			return fmt.Errorf("%w: input %q is not a model input (model inputs: %s)", ErrBadInput, name, infoNames(s.inputs))
+			return badInput("input %q is not a model input (model inputs: %s)", name, infoNames(s.inputs))
 		}
 	}
 	return nil
@@ -166,13 +166,13 @@ func infoNames(infos []pipeline.TensorInfo) string {
 // same element type, same rank, equal fixed dimensions (-1 matches anything).
 func checkInput(info pipeline.TensorInfo, t pipeline.Tensor) error {
 	if err := t.Validate(); err != nil {
-		return fmt.Errorf("%w: input %q: %v", ErrBadInput, info.Name, err)
+		return badInput("input %q: %w", info.Name, err)
 	}
 	if t.DType() != info.DType {
-		return fmt.Errorf("%w: input %q: dtype %s, model wants %s", ErrBadInput, info.Name, t.DType(), info.DType)
+		return badInput("input %q: dtype %s, model wants %s", info.Name, t.DType(), info.DType)
 	}
 	if len(t.Shape) == 0 {
-		return fmt.Errorf("%w: input %q: scalar inputs are not supported", ErrBadInput, info.Name)
+		return badInput("input %q: scalar inputs are not supported", info.Name)
 	}
 	if info.Shape == nil {
 		return nil
@@ -182,7 +182,7 @@ func checkInput(info pipeline.TensorInfo, t pipeline.Tensor) error {
 		ok = info.Shape[i] < 0 || info.Shape[i] == t.Shape[i]
 	}
 	if !ok {
-		return fmt.Errorf("%w: input %q: shape %s, model wants %s", ErrBadInput, info.Name,
+		return badInput("input %q: shape %s, model wants %s", info.Name,
 			pipeline.ShapeString(t.Shape), pipeline.ShapeString(info.Shape))
 	}
 	return nil

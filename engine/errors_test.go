@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// newEngine returns an engine on a fixture, closed at the end of the test.
+func newEngine(t *testing.T, l pipeline.DataLoader, opts Options, models ...string) *Engine {
+	t.Helper()
+	e, err := New(l, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if len(models) == 1 {
+		if err := e.SetModel(loadModel(t, models[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// TestBadInputs: a bad sample stops Predict before ONNX Runtime sees it,
+// with an error naming the sample, its file and the input.
+func TestBadInputs(t *testing.T) {
+	good := pipeline.Tensor{Shape: []int64{1, 3, 16, 16}, Data: make([]float32, 768)}
+	for _, tc := range []struct {
+		name   string
+		inputs map[string]pipeline.Tensor
+		want   string
+		is     error
+	}{
+		{"shape", map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 8, 8}, Data: make([]float32, 192)}},
+			`sample 3 (calib/003.npy): input "input": shape [1 3 8 8], model wants [1 3 16 16]`, ErrBadInput},
+		{"rank", map[string]pipeline.Tensor{"input": {Shape: []int64{3, 16, 16}, Data: make([]float32, 768)}},
+			`sample 3 (calib/003.npy): input "input": shape [3 16 16], model wants [1 3 16 16]`, ErrBadInput},
+		{"dtype", map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 16, 16}, Data: make([]float64, 768)}},
+			`sample 3 (calib/003.npy): input "input": dtype float64, model wants float32`, ErrBadInput},
+		{"missing", map[string]pipeline.Tensor{"image": good},
+			`sample 3 (calib/003.npy): input "input" missing (model inputs: "input")`, ErrBadInput},
+		{"extra", map[string]pipeline.Tensor{"input": good, "mask": good},
+			`sample 3 (calib/003.npy): input "mask" is not a model input (model inputs: "input")`, ErrBadInput},
+		{"length", map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 16, 16}, Data: make([]float32, 700)}},
+			`sample 3 (calib/003.npy): input "input": bad tensor: shape [1 3 16 16] wants 768 elements, have 700`, pipeline.ErrBadTensor},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := randomSamples(8, "input", []int64{1, 3, 16, 16}, 3)
+			l.samples[3].Inputs = tc.inputs
+			e := newEngine(t, l, Options{Requests: 2}, "convnet_op13.onnx")
+			_, err := e.Predict(t.Context(), pipeline.PredictOptions{})
+			if err == nil || err.Error() != tc.want || !errors.Is(err, tc.is) {
+				t.Fatalf("got error %v\nwant      %s (is %v)", err, tc.want, tc.is)
+			}
+		})
+	}
+}
+
+func TestLoaderErrors(t *testing.T) {
+	l := randomSamples(4, "input", []int64{1, 3, 16, 16}, 3)
+	e := newEngine(t, l, Options{}, "convnet_op13.onnx")
+	_, err := e.Predict(t.Context(), pipeline.PredictOptions{Sampler: pipeline.NewBatchSampler(4, 1, []int{0, 7})})
+	if !errors.Is(err, pipeline.ErrIndexOutOfRange) || !strings.Contains(err.Error(), "sample 7") {
+		t.Errorf("index out of range: %v", err)
+	}
+	_, err = e.Predict(t.Context(), pipeline.PredictOptions{Sampler: pipeline.NewBatchSampler(4, 1, []int{1, 2, 1})})
+	if err == nil || !strings.Contains(err.Error(), "sample 1 visited twice") {
+		t.Errorf("duplicate index: %v", err)
+	}
+}
+
+func TestUnknownTensor(t *testing.T) {
+	l := randomSamples(2, "input", []int64{1, 3, 16, 16}, 3)
+	e := newEngine(t, l, Options{}, "convnet_op13.onnx")
+	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{
+		"relu_0_out": {{Kind: pipeline.StatMax}},
+		"relu_9_out": {{Kind: pipeline.StatMax}},
+	}})
+	if !errors.Is(err, ErrUnknownTensor) || !strings.Contains(err.Error(), `tensor "relu_9_out" is not in the model`) {
+		t.Errorf("got %v", err)
+	}
+	_, err = e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{
+		"relu_0_out": {{Kind: pipeline.StatChannelMax, Axis: 4}},
+	}})
+	if !errors.Is(err, ErrBadStats) || !strings.Contains(err.Error(), "channel axis 4, tensor has rank 4") {
+		t.Errorf("axis beyond rank: %v", err)
+	}
+}
+
+// TestRejectedModel: a model ONNX Runtime cannot load fails SetModel with
+// an error naming the stage and its file.
+func TestRejectedModel(t *testing.T) {
+	l := randomSamples(1, "x", []int64{1, 4}, 3)
+	e := newEngine(t, l, Options{})
+	err := e.SetModel(loadModel(t, "bad_domain.onnx"))
+	if !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), `stage "bad_domain.onnx" (`+fixture("bad_domain.onnx")+`)`) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := e.Predict(t.Context(), pipeline.PredictOptions{}); !errors.Is(err, ErrNoModel) {
+		t.Errorf("predict without model: %v", err)
+	}
+	if err := e.SetModel(model.NewCompressedModel("empty", false)); !errors.Is(err, ErrBadModel) {
+		t.Errorf("empty model: %v", err)
+	}
+}
+
+// TestNonFinite: NaN and ±Inf in the data are counted per tensor and left
+// out of the statistics, identically with every strategy.
+func TestNonFinite(t *testing.T) {
+	const n = 12
+	l := randomSamples(n, "input", []int64{1, 3, 16, 16}, 5)
+	bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
+	injected := uint64(0)
+	for i := 0; i < n; i += 3 { // samples 0, 3, 6, 9
+		d := l.samples[i].Inputs["input"].Data.([]float32)
+		for k, pos := range []int{5, 300, 767} {
+			d[pos] = bad[(i+k)%3]
+			injected++
+		}
+	}
+	tensors := []string{"input", "conv_0_out", "bn_0_out", "relu_0_out", "maxpool_0_out", "logits"}
+	layout := layoutOf(tensors, minMaxSpecs)
+	// Reference: every tensor as an output of one session, reduced by a
+	// plain loop that skips and counts NaN/±Inf.
+	s, err := NewSession(withOutputs(loadProto(t, "convnet_op13.onnx"), tensors...), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ref := map[string]map[string][][]float64{}
+	refBad := map[string]uint64{}
+	for i, smp := range l.samples {
+		outs, err := s.Run(t.Context(), smp.Inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs["input"] = smp.Inputs["input"]
+		for _, name := range tensors {
+			o := outs[name]
+			mn, mx, cmn, cmx, nb := refStats(o.Data.([]float32), o.Shape, 1)
+			refBad[name] += nb
+			if ref[name] == nil {
+				ref[name] = map[string][][]float64{}
+			}
+			for key, v := range map[string][]float64{
+				"min": {mn}, "max": {mx}, "abs_max": {max(math.Abs(mn), math.Abs(mx))},
+				"channel_min@1": cmn, "channel_max@1": cmx,
+			} {
+				if ref[name][key] == nil {
+					ref[name][key] = make([][]float64, n)
+				}
+				ref[name][key][i] = v
+			}
+		}
+	}
+	if refBad["input"] != injected || refBad["conv_0_out"] == 0 {
+		t.Fatalf("reference counts %v, injected %d", refBad, injected)
+	}
+	for _, strategy := range []Strategy{StrategyGo, StrategyInGraph} {
+		t.Run(strategy.String(), func(t *testing.T) {
+			e := newEngine(t, l, Options{Requests: 2, Strategy: strategy}, "convnet_op13.onnx")
+			res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range tensors {
+				if got := res.Stats.NonFinite[name]; got != refBad[name] {
+					t.Errorf("%s: %d non-finite values, want %d", name, got, refBad[name])
+				}
+			}
+			compareStats(t, res.Stats, ref)
+		})
+	}
+}
+
+// TestCancel: Predict returns ctx.Err() soon after ctx ends, also in the
+// middle of inferences.
+func TestCancel(t *testing.T) {
+	l := randomSamples(400, "input", []int64{1, 3, 64, 64}, 9)
+	e := newEngine(t, l, Options{Requests: 2}, "bench_cnn.onnx")
+	for _, s := range []Strategy{StrategyGo, StrategyInGraph} {
+		t.Run(s.String(), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var stopped time.Time
+			_, err := e.Predict(ctx, pipeline.PredictOptions{
+				StatsLayout: pipeline.StatsLayout{"conv_1_out": {{Kind: pipeline.StatMax}}},
+				Progress: func(done, total int) {
+					if done == 4 {
+						stopped = time.Now()
+						cancel()
+					}
+				},
+			})
+			if err != context.Canceled {
+				t.Fatalf("got %v, want context.Canceled", err)
+			}
+			// 400 samples take seconds; a prompt return takes a few inferences.
+			if d := time.Since(stopped); d > time.Second {
+				t.Errorf("returned %v after cancellation", d)
+			}
+		})
+	}
+	// A deadline that passes during an inference.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := e.Predict(ctx, pipeline.PredictOptions{})
+	if err != context.DeadlineExceeded {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("returned after %v", d)
+	}
+}
