@@ -168,10 +168,12 @@ type recordMetric struct {
 	outputs []map[string]pipeline.Tensor
 }
 
-func (m *recordMetric) Value() map[string]float64    { return nil }
-func (m *recordMetric) AvgValue() map[string]float64 { return map[string]float64{"n": float64(len(m.outputs))} }
-func (m *recordMetric) HigherBetter() bool           { return true }
-func (m *recordMetric) Reset()                       { m.outputs = nil }
+func (m *recordMetric) Value() map[string]float64 { return nil }
+func (m *recordMetric) AvgValue() map[string]float64 {
+	return map[string]float64{"n": float64(len(m.outputs))}
+}
+func (m *recordMetric) HigherBetter() bool { return true }
+func (m *recordMetric) Reset()             { m.outputs = nil }
 func (m *recordMetric) Attributes() map[string]pipeline.MetricAttributes {
 	return nil
 }
