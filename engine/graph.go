@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -15,9 +16,7 @@ import (
 const onnxFloat = 1
 
 // marshalModel serializes p deterministically.
-func marshalModel(p *onnxpb.ModelProto) ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(p)
-}
+func marshalModel(p *onnxpb.ModelProto) ([]byte, error) { return model.Marshal(p) }
 
 // augment returns a copy of p with extra nodes, outputs and initializers.
 // The nodes of after[t] are inserted, in order, right after the node that

@@ -32,13 +32,9 @@ func fixture(name string) string { return filepath.Join("..", "testdata", "model
 // loadProto reads a fixture model.
 func loadProto(t testing.TB, name string) *onnxpb.ModelProto {
 	t.Helper()
-	b, err := os.ReadFile(fixture(name))
+	p, err := model.LoadFile(fixture(name))
 	if err != nil {
 		t.Fatal(err)
-	}
-	p := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(b, p); err != nil {
-		t.Fatalf("%s: %v", name, err)
 	}
 	return p
 }
