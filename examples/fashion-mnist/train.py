@@ -51,9 +51,10 @@ def read_idx(path):
 
 
 def preprocess(images_u8):
-    """uint8 [N,28,28] -> float32 [N,1,28,28], the exact preprocessing of the examples."""
-    x = images_u8.astype(np.float32) / np.float32(SCALE)
-    x = (x - np.float32(MEAN)) / np.float32(STD)
+    """uint8 [N,28,28] -> float32 [N,1,28,28], the exact preprocessing of the examples:
+    ((x / 255) - 0.2860) / 0.3530 evaluated in float64 and rounded once to float32, which is
+    what fleetcal's Go data loader does, so its tensors are bit-identical to these."""
+    x = (images_u8.astype(np.float64) / SCALE - MEAN) / STD
     return x[:, None, :, :].astype(np.float32)
 
 
@@ -135,9 +136,11 @@ def main():
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--max-seconds", type=float, default=300.0,
-                   help="stop after the epoch that crosses this training time budget")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-cpu-seconds", type=float, default=600.0,
+                   help="stop after the epoch that crosses this budget of process CPU time "
+                        "(all threads). The default run (6 epochs, 1 thread) "
+                        "needs ~300 CPU seconds; an early stop makes the result depend on the machine")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -159,7 +162,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                                 steps_per_epoch=steps_per_epoch)
     gen = torch.Generator().manual_seed(SEED)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     epochs_done = 0
     for epoch in range(args.epochs):
         model.train()
@@ -178,11 +181,12 @@ def main():
         epochs_done += 1
         acc, _ = evaluate(model, xte, yte)
         print(f"epoch {epoch + 1}/{args.epochs} loss {total / n:.4f} test top-1 {acc:.4f} "
-              f"({time.time() - t0:.0f}s)", file=sys.stderr)
-        if time.time() - t0 > args.max_seconds and epoch + 1 < args.epochs:
-            print("time budget reached, stopping early (result is no longer reproducible)", file=sys.stderr)
+              f"({time.time() - t0:.0f}s wall, {time.process_time() - c0:.0f}s CPU)", file=sys.stderr)
+        if time.process_time() - c0 > args.max_cpu_seconds and epoch + 1 < args.epochs:
+            print("CPU budget reached, stopping early (result is no longer reproducible)", file=sys.stderr)
             break
     train_seconds = time.time() - t0
+    train_cpu_seconds = time.process_time() - c0
 
     model.eval()
     acc, test_logits = evaluate(model, xte, yte)
@@ -222,6 +226,7 @@ def main():
         "onnx_vs_torch_max_abs_logit_diff": max_diff,
         "epochs": epochs_done,
         "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(train_cpu_seconds, 1),
         "threads": args.threads,
         "params": sum(p.numel() for p in model.parameters()),
         "onnx_ops": ops,
