@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 )
 
@@ -25,9 +24,6 @@ func (o *EvaluateOptions) Validate() error {
 	}
 	if o.Workers < 0 {
 		return fmt.Errorf("evaluate: --workers %d: want at least 1", o.Workers)
-	}
-	if o.Workers == 0 {
-		o.Workers = runtime.NumCPU()
 	}
 	return nil
 }

@@ -29,8 +29,8 @@ const Version = "0.1.0"
 type QuantizeOptions struct {
 	Config    string
 	OutputDir string
-	// Workers is the number of parallel inference requests (default: one
-	// per CPU core).
+	// Workers is the number of parallel inference requests (default: the
+	// config's engine.requests, else one per CPU core).
 	Workers int
 	// Progress receives progress bars or lines (nil: none).
 	Progress io.Writer
@@ -49,9 +49,6 @@ func (o *QuantizeOptions) Validate() error {
 	}
 	if o.Workers < 0 {
 		return fmt.Errorf("quantize: --workers %d: want at least 1", o.Workers)
-	}
-	if o.Workers == 0 {
-		o.Workers = runtime.NumCPU()
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -93,6 +90,8 @@ type job struct {
 	loader pipeline.DataLoader
 	metric pipeline.Metric
 	engine *engine.Engine
+	// requests is the number of parallel inferences the engine runs.
+	requests int
 }
 
 func (j *job) Close() error {
@@ -103,6 +102,8 @@ func (j *job) Close() error {
 }
 
 // open reads the config, the model (or modelOverride) and the data.
+// requests > 0 (a command-line flag) wins over the config's engine.requests;
+// without either, one request per CPU core runs.
 func open(ctx context.Context, configPath, modelOverride string, requests int) (*job, error) {
 	cfg, err := pipeline.LoadConfig(configPath)
 	if err != nil {
@@ -150,10 +151,14 @@ func open(ctx context.Context, configPath, modelOverride string, requests int) (
 		}
 	}
 	threads := max(cfg.Engine.Threads, 1)
-	if cfg.Engine.Requests > 0 {
+	if requests == 0 {
 		requests = cfg.Engine.Requests
 	}
-	if j.engine, err = engine.New(j.loader, engine.Options{Threads: threads, Requests: max(requests, 1)}); err != nil {
+	if requests == 0 {
+		requests = runtime.NumCPU()
+	}
+	j.requests = requests
+	if j.engine, err = engine.New(j.loader, engine.Options{Threads: threads, Requests: requests}); err != nil {
 		return nil, err
 	}
 	return j, nil
@@ -173,7 +178,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	}
 	defer j.Close()
 	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
-		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: o.Workers,
+		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
 		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
 	warn := &warnings{Handler: o.Log.Handler()}
 	log := slog.New(warn)

@@ -15,8 +15,10 @@ type tensorStats struct {
 	axes   []int               // distinct channel axes, ascending
 	minMax bool                // min, max or abs_max asked for
 	mean   bool
-	values bool // quantile: the finite values must be sorted
-	abs    bool // abs_quantile: the finite |values| must be sorted
+	// meanAxes are the distinct axes of channel_mean statistics, ascending.
+	meanAxes []int
+	values   bool // quantile: the finite values must be sorted
+	abs      bool // abs_quantile: the finite |values| must be sorted
 }
 
 func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error) {
@@ -40,6 +42,10 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 			}
 		case pipeline.StatMean:
 			ts.mean = true
+		case pipeline.StatChannelMean:
+			if !slices.Contains(ts.meanAxes, s.Axis) {
+				ts.meanAxes = append(ts.meanAxes, s.Axis)
+			}
 		case pipeline.StatQuantile:
 			ts.values = true
 		case pipeline.StatAbsQuantile:
@@ -56,12 +62,15 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 		return 0
 	})
 	slices.Sort(ts.axes)
+	slices.Sort(ts.meanAxes)
 	return ts, nil
 }
 
 // reducible reports whether every statistic of ts can be computed from
 // in-graph ReduceMin/ReduceMax results.
-func (ts *tensorStats) reducible() bool { return !ts.mean && !ts.values && !ts.abs }
+func (ts *tensorStats) reducible() bool {
+	return !ts.mean && !ts.values && !ts.abs && len(ts.meanAxes) == 0
+}
 
 // sampleResult is one sample's statistics on one tensor.
 type sampleResult struct {
@@ -72,8 +81,9 @@ type sampleResult struct {
 	chanMax   map[int][]float64 // by axis
 	chanEmpty map[int]bool      // an axis with a channel holding no finite value
 	mean      float64
-	sorted    []float32 // finite values, ascending (quantile)
-	sortedAbs []float32 // |finite values|, ascending (abs_quantile)
+	chanMean  map[int][]float64 // by axis; NaN for a channel without finite values
+	sorted    []float32         // finite values, ascending (quantile)
+	sortedAbs []float32         // |finite values|, ascending (abs_quantile)
 }
 
 // emit hands each statistic of r to add, in key order. Statistics with no
@@ -105,6 +115,10 @@ func (ts *tensorStats) emit(r *sampleResult, add func(key string, v []float64) e
 		case pipeline.StatMean:
 			if r.finite > 0 {
 				v = []float64{r.mean}
+			}
+		case pipeline.StatChannelMean:
+			if m := r.chanMean[s.Axis]; m != nil && !slices.ContainsFunc(m, math.IsNaN) {
+				v = m
 			}
 		case pipeline.StatQuantile:
 			if len(r.sorted) > 0 {
@@ -173,7 +187,7 @@ func axisSplit(shape []int64, axis int) (outer, size, inner int) {
 // shape includes the sample's batch axis. buf is scratch space for quantiles;
 // r's slices alias it until the next call.
 func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult, buf *[2][]float32) error {
-	for _, a := range ts.axes {
+	for _, a := range slices.Concat(ts.axes, ts.meanAxes) {
 		if a >= len(shape) {
 			return fmt.Errorf("%w: tensor %q: channel axis %d, tensor has rank %d (shape %s)",
 				ErrBadStats, ts.name, a, len(shape), pipeline.ShapeString(shape))
@@ -223,6 +237,12 @@ func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult,
 		}
 		r.mean = sum / float64(r.finite)
 	}
+	for _, a := range ts.meanAxes {
+		if r.chanMean == nil {
+			r.chanMean = map[int][]float64{}
+		}
+		r.chanMean[a] = channelMean(data, shape, a)
+	}
 	if ts.values && r.finite > 0 {
 		r.sorted = sortedFinite(data, finite, false, &buf[0])
 	}
@@ -259,6 +279,28 @@ func channelMinMax(data []float32, shape []int64, axis int) (mins, maxs []float6
 		}
 	}
 	return canonAll(mn32), canonAll(mx32), empty
+}
+
+// channelMean is the mean of the finite values of each index of axis, summed
+// in float64 in storage order (NaN for a channel without finite values).
+func channelMean(data []float32, shape []int64, axis int) []float64 {
+	outer, size, inner := axisSplit(shape, axis)
+	sum := make([]float64, size)
+	cnt := make([]int, size)
+	for o := range outer {
+		for c := range size {
+			for _, v := range data[(o*size+c)*inner : (o*size+c+1)*inner] {
+				if math.Float32bits(v)&absMask < expAllOnes {
+					sum[c] += float64(v)
+					cnt[c]++
+				}
+			}
+		}
+	}
+	for c := range sum {
+		sum[c] /= float64(cnt[c]) // 0/0 is NaN: no finite value
+	}
+	return sum
 }
 
 // canonAll applies canon to every value.

@@ -1,0 +1,48 @@
+package engine
+
+import (
+	"math"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+func TestChannelMean(t *testing.T) {
+	// A [1,2,2] tensor: channel 0 holds 1, 2; channel 1 holds 4 and NaN,
+	// which is left out, so its mean is 4.
+	data := []float32{1, 2, 4, float32(math.NaN())}
+	ts, err := newTensorStats("x", []pipeline.StatSpec{{Kind: pipeline.StatChannelMean, Axis: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.reducible() {
+		t.Fatal("channel_mean cannot come from in-graph ReduceMin/ReduceMax")
+	}
+	var r sampleResult
+	var buf [2][]float32
+	if err := ts.computeGo(data, []int64{1, 2, 2}, &r, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	if err := ts.emit(&r, func(key string, v []float64) error {
+		if key != "channel_mean@1" {
+			t.Errorf("key %q, want channel_mean@1", key)
+		}
+		got = v
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != 1.5 || got[1] != 4 {
+		t.Fatalf("channel means = %v, want [1.5 4]", got)
+	}
+	// A channel with no finite value yields no statistic for the sample.
+	if err := ts.computeGo([]float32{1, float32(math.Inf(1))}, []int64{1, 2, 1}, &r, &buf); err != nil {
+		t.Fatal(err)
+	}
+	emitted := false
+	_ = ts.emit(&r, func(string, []float64) error { emitted = true; return nil })
+	if emitted {
+		t.Fatal("a channel without finite values must not produce a mean")
+	}
+}
