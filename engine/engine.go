@@ -45,6 +45,11 @@ type Engine struct {
 
 	planMu sync.Mutex
 	plans  map[string]*plan
+
+	// idle holds the runners of finished Predicts, so that later ones reuse
+	// their output buffers (allocating large tensors costs page faults).
+	idleMu sync.Mutex
+	idle   []map[*Session]*runner
 }
 
 var _ pipeline.Engine = (*Engine)(nil)
@@ -121,8 +126,35 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 	return nil
 }
 
+// takeRunners returns a set of idle runners, or a new empty one.
+func (e *Engine) takeRunners() map[*Session]*runner {
+	e.idleMu.Lock()
+	defer e.idleMu.Unlock()
+	if n := len(e.idle); n > 0 {
+		r := e.idle[n-1]
+		e.idle = e.idle[:n-1]
+		return r
+	}
+	return map[*Session]*runner{}
+}
+
+// putRunners makes runners available to the next Predict.
+func (e *Engine) putRunners(r map[*Session]*runner) {
+	e.idleMu.Lock()
+	defer e.idleMu.Unlock()
+	e.idle = append(e.idle, r)
+}
+
 // closeModel destroys the sessions of the current model. e.mu is held.
 func (e *Engine) closeModel() {
+	e.idleMu.Lock()
+	for _, rs := range e.idle {
+		for _, r := range rs {
+			r.close()
+		}
+	}
+	e.idle = nil
+	e.idleMu.Unlock()
 	e.planMu.Lock()
 	for k, p := range e.plans {
 		p.close()
@@ -199,10 +231,10 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	var next atomic.Int64
 	workers := make([]*worker, min(e.opts.Requests, len(batches)))
 	for i := range workers {
-		w := &worker{e: e, p: p, col: col, set: reduce.NewSet(), runners: map[*Session]*runner{}}
+		w := &worker{e: e, p: p, col: col, set: reduce.NewSet(), runners: e.takeRunners()}
 		workers[i] = w
 		g.Go(func() error {
-			defer w.close()
+			defer e.putRunners(w.runners)
 			for {
 				b := int(next.Add(1) - 1)
 				if b >= len(batches) {
@@ -331,6 +363,7 @@ type collector struct {
 	next      int   // order[next] is the next sample for the metric
 	pending   map[int]*sampleOut
 	results   []pipeline.PerSampleMetric
+	err       error // the first postprocess or metric error: no more updates
 }
 
 type sampleOut struct {
@@ -344,6 +377,9 @@ type sampleOut struct {
 func (c *collector) deliver(index int, out *sampleOut) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
 	c.pending[index] = out
 	for c.next < len(c.order) {
 		i := c.order[c.next]
@@ -357,11 +393,13 @@ func (c *collector) deliver(index int, out *sampleOut) error {
 		if c.post != nil {
 			var err error
 			if outs, err = c.post(outs, o.meta); err != nil {
-				return sampleErr(i, o.meta, fmt.Errorf("postprocess: %w", err))
+				c.err = sampleErr(i, o.meta, fmt.Errorf("postprocess: %w", err))
+				return c.err
 			}
 		}
 		if err := c.metric.Update(outs, o.annotation); err != nil {
-			return sampleErr(i, o.meta, fmt.Errorf("metric: %w", err))
+			c.err = sampleErr(i, o.meta, fmt.Errorf("metric: %w", err))
+			return c.err
 		}
 		if c.perSample {
 			vals := map[string]float64{}

@@ -46,12 +46,6 @@ type loaded struct {
 	rows  int // axis-0 size of its inputs, -1 when it must run alone
 }
 
-func (w *worker) close() {
-	for _, r := range w.runners {
-		r.close()
-	}
-}
-
 // item runs one batch of the sampler.
 func (w *worker) item(ctx context.Context, batch []int) error {
 	samples := make([]loaded, len(batch))
