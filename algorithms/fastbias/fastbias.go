@@ -94,7 +94,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	a.report = Report{}
 	out := make([]*model.Stage, len(m.Models()))
 	var targets []target
-	qLayout, fLayout := pipeline.StatsLayout{}, pipeline.StatsLayout{}
+	fLayout := pipeline.StatsLayout{}
 	spec := pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
 	for i, s := range m.Models() {
 		cp := *s
@@ -105,7 +105,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
 		for _, t := range ts {
-			qLayout[t.qOut] = []pipeline.StatSpec{spec}
 			fLayout[t.fOut] = []pipeline.StatSpec{spec}
 		}
 		targets = append(targets, ts...)
@@ -119,11 +118,16 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if err != nil {
 		return nil, err
 	}
-	qStats, err := a.means(ctx, m, qLayout, "bias correction (INT8)")
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range targets {
+	// Layers are corrected one at a time, in graph order, each against the
+	// model with every earlier correction applied: correcting them all from
+	// one pass would count an upstream layer's error twice, once in its own
+	// bias and again in every layer downstream of it.
+	for i, t := range targets {
+		qStats, err := a.means(ctx, result, pipeline.StatsLayout{t.qOut: {spec}},
+			fmt.Sprintf("bias correction %d/%d", i+1, len(targets)))
+		if err != nil {
+			return nil, err
+		}
 		fm, err := channelMeans(fStats, t.fOut, spec.Key())
 		if err != nil {
 			return nil, err
