@@ -88,13 +88,13 @@ func checkFinite(data any) error {
 	case []float32:
 		for i, v := range s {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return errorf(ErrBadFile, "%v at element %d", v, i)
+				return errorf(pipeline.ErrInvalidSample, "%v at element %d", v, i)
 			}
 		}
 	case []float64:
 		for i, v := range s {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return errorf(ErrBadFile, "%v at element %d", v, i)
+				return errorf(pipeline.ErrInvalidSample, "%v at element %d", v, i)
 			}
 		}
 	}
