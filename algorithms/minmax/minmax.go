@@ -37,6 +37,8 @@ type Algorithm struct {
 	r      resolved
 	env    pipeline.AlgorithmEnv
 	report Report
+	// last is what Run collected, kept for Requantize (reuse.go).
+	last *collected
 }
 
 // New builds the algorithm from decoded params.
@@ -147,7 +149,9 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: nBN, ConstantsUnfolded: nConst,
 		RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)}}
 
+	a.last = nil
 	plans := make([]plan, len(fp.Models()))
+	orders := make([][]*onnxpb.NodeProto, len(fp.Models()))
 	layout := pipeline.StatsLayout{}
 	minSpec, maxSpec := a.r.minEst.StatSpec(), a.r.maxEst.StatSpec()
 	for i, s := range fp.Models() {
@@ -155,12 +159,8 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
-		plans[i] = makePlan(s.Proto.GetGraph(), order, planOptions{
-			transformer:       a.r.transformer,
-			ignoredScope:      a.params.Ignored.Scope,
-			ignoredOperations: opTypes(a.params.Ignored.Operations),
-			perChannelWeights: a.r.perChannelWeights,
-		})
+		orders[i] = order
+		plans[i] = makePlan(s.Proto.GetGraph(), order, a.planOptions(nil))
 		for _, act := range plans[i].activations {
 			if act.shares == "" {
 				layout[act.name] = []pipeline.StatSpec{minSpec, maxSpec}
@@ -182,19 +182,8 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		a.env.Log.Warn("activations held NaN or Inf values; they were left out of the ranges", "tensors", len(stats.NonFinite))
 	}
 
-	var out []*model.Stage
-	for i, s := range fp.Models() {
-		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
-		if err := a.apply(p, plans[i], stats, minSpec.Key(), maxSpec.Key()); err != nil {
-			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
-		}
-		cp := *s
-		cp.Proto = p
-		out = append(out, &cp)
-	}
-	qm := model.NewCompressedModel(m.Name, m.IsCascade(), out...)
-	qm.Reference = fp
-	return qm, nil
+	a.last = &collected{fp: fp, orders: orders, stats: stats, plans: plans}
+	return a.build(plans)
 }
 
 func (a *Algorithm) presetName() string {

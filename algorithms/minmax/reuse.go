@@ -1,0 +1,125 @@
+package minmax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// Hooks for algorithms that search over the quantization scope (such as
+// AccuracyAwareQuantization): after one Run, the same statistics write
+// models with more nodes left in float, without another calibration pass.
+//
+//	q, _ := a.Run(ctx, floatModel)
+//	layers := a.QuantizedLayers()             // candidates, topological order
+//	q2, _ := a.Requantize(ctx, layers[:1])    // layers[0] kept in float
+//
+// Leaving a node in float only removes activations from the plan (the
+// ones it alone read), so every activation Requantize quantizes was
+// measured by Run.
+
+// ErrNotRun: Requantize or QuantizedLayers before a successful Run.
+var ErrNotRun = errors.New("MinMaxQuantization has not run: call Run first")
+
+// collected is what Run measured and decided, kept for Requantize. It holds
+// the per-sample statistics of every quantized activation (bounded by
+// tensors × calibration samples × 2 values).
+type collected struct {
+	fp     *model.CompressedModel
+	orders [][]*onnxpb.NodeProto
+	stats  *reduce.Set
+	plans  []plan // Run's plans, without extra ignored nodes
+}
+
+// planOptions are the plan options of the params, with extra node names
+// added to the ignored scope.
+func (a *Algorithm) planOptions(extra []string) planOptions {
+	scope := a.params.Ignored.Scope
+	if len(extra) > 0 {
+		scope = append(slices.Clip(scope), extra...)
+	}
+	return planOptions{
+		transformer:       a.r.transformer,
+		ignoredScope:      scope,
+		ignoredOperations: opTypes(a.params.Ignored.Operations),
+		perChannelWeights: a.r.perChannelWeights,
+	}
+}
+
+// build writes the QDQ model of each stage's plan from the statistics Run
+// collected, and resets the per-model parts of the report to describe it.
+func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
+	c := a.last
+	a.report.Activations, a.report.Layers, a.report.FoldedRelus = nil, nil, 0
+	minKey, maxKey := a.r.minEst.StatSpec().Key(), a.r.maxEst.StatSpec().Key()
+	var out []*model.Stage
+	for i, s := range c.fp.Models() {
+		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
+		if err := a.apply(p, plans[i], c.stats, minKey, maxKey); err != nil {
+			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		cp := *s
+		cp.Proto = p
+		out = append(out, &cp)
+	}
+	qm := model.NewCompressedModel(c.fp.Name, c.fp.IsCascade(), out...)
+	qm.Reference = c.fp
+	return qm, nil
+}
+
+// Requantize writes the QDQ model of the last Run again with the nodes
+// named in ignored added to the ignored scope, from the statistics that Run
+// collected: no inference runs. The result equals what Run would return
+// with those names in params.ignored.scope. Names matching no node are
+// ignored. The report describes the last model written. Requantize must
+// not run concurrently with Run or another Requantize.
+func (a *Algorithm) Requantize(ctx context.Context, ignored []string) (*model.CompressedModel, error) {
+	if a.last == nil {
+		return nil, ErrNotRun
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	plans := make([]plan, len(a.last.orders))
+	for i, s := range a.last.fp.Models() {
+		plans[i] = makePlan(s.Proto.GetGraph(), a.last.orders[i], a.planOptions(ignored))
+	}
+	return a.build(plans)
+}
+
+// QuantizedLayers names the nodes the last Run quantized the inputs of
+// (Conv, Gemm, MatMul, Add, pooling, ...), in topological order, stage
+// after stage, without duplicates: the candidates for Requantize.
+func (a *Algorithm) QuantizedLayers() ([]string, error) {
+	if a.last == nil {
+		return nil, ErrNotRun
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, p := range a.last.plans {
+		for _, l := range p.layers {
+			n := l.node.GetName()
+			if n != "" && !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	return names, nil
+}
+
+// Reference returns the prepared float model of the last Run (constants as
+// initializers, BatchNormalization folded, opset 13), or nil before Run.
+func (a *Algorithm) Reference() *model.CompressedModel {
+	if a.last == nil {
+		return nil
+	}
+	return a.last.fp
+}
