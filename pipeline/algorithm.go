@@ -35,6 +35,9 @@ type AlgorithmEnv struct {
 	Log     *slog.Logger
 	// Progress, when set, reports progress of long passes by stage name.
 	Progress func(stage string, done, total int)
+	// Metric is the config's engine.metric (nil without one, or without
+	// annotations); accuracy-driven algorithms evaluate with it.
+	Metric Metric
 }
 
 // AlgorithmFactory builds an algorithm from its raw params (decode them with
