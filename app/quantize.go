@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	_ "github.com/fleetcal/fleetcal/algorithms/all" // registers the algorithms
@@ -180,7 +181,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
 		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
 		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
-	warn := &warnings{Handler: o.Log.Handler()}
+	warn := newWarnings(o.Log.Handler())
 	log := slog.New(warn)
 
 	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
@@ -284,31 +285,48 @@ func (j *job) latency(ctx context.Context, m *model.CompressedModel) (float64, i
 	return times[len(times)/2], len(times), nil
 }
 
-// warnings keeps the messages of warnings for the report.
+// warnings passes records to the user's handler and keeps the text of
+// every warning for report.json.
 type warnings struct {
-	slog.Handler
-	mu *syncList
+	next  slog.Handler
+	mu    *sync.Mutex
+	items *[]string
 }
 
-type syncList struct{ items []string }
+func newWarnings(next slog.Handler) *warnings {
+	return &warnings{next: next, mu: &sync.Mutex{}, items: new([]string)}
+}
+
+func (w *warnings) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || w.next.Enabled(ctx, l)
+}
 
 func (w *warnings) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelWarn {
-		if w.mu == nil {
-			w.mu = &syncList{}
-		}
 		msg := r.Message
 		r.Attrs(func(a slog.Attr) bool { msg += fmt.Sprintf(" %s=%v", a.Key, a.Value); return true })
-		w.mu.items = append(w.mu.items, msg)
+		w.mu.Lock()
+		*w.items = append(*w.items, msg)
+		w.mu.Unlock()
 	}
-	return w.Handler.Handle(ctx, r)
+	if w.next.Enabled(ctx, r.Level) {
+		return w.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (w *warnings) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &warnings{next: w.next.WithAttrs(attrs), mu: w.mu, items: w.items}
+}
+
+func (w *warnings) WithGroup(name string) slog.Handler {
+	return &warnings{next: w.next.WithGroup(name), mu: w.mu, items: w.items}
 }
 
 func (w *warnings) list() []string {
-	if w.mu == nil {
-		return nil
-	}
-	return slices.Clone(w.mu.items)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(*w.items)
 }
 
 // writeJSONAtomic writes v as indented JSON to path via a temporary file.

@@ -37,6 +37,22 @@ func TestQuantizeExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The acceptance figure: top-1 on the 10,000 Fashion-MNIST test images
+	// within 0.5 points of FP32.
+	evalCfg := "../examples/fashion-mnist/eval-config.json"
+	fpTest, err := Evaluate(t.Context(), EvaluateOptions{Config: evalCfg, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qTest, err := Evaluate(t.Context(), EvaluateOptions{Config: evalCfg, Model: filepath.Join(out, "fashion_cnn.onnx"), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, qa := fpTest.Metrics["accuracy"], qTest.Metrics["accuracy"]
+	t.Logf("test set: FP32 %.4f INT8 %.4f over %d samples", fa, qa, qTest.Samples)
+	if qTest.Samples != 10000 || fa-qa > 0.005 {
+		t.Errorf("test set: FP32 %.4f, INT8 %.4f over %d samples: want 10000 samples within 0.5 points", fa, qa, qTest.Samples)
+	}
 	// Determinism: another run with a different number of workers writes
 	// the same bytes.
 	out2 := t.TempDir()

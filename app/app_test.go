@@ -1,0 +1,154 @@
+package app
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// writeNpy writes a float32 .npy file (format 1.0, C order).
+func writeNpy(t *testing.T, path string, shape []int, data []float32) {
+	t.Helper()
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = fmt.Sprint(d)
+	}
+	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s,), }", strings.Join(dims, ", "))
+	pad := 64 - (10+len(header)+1)%64
+	header += strings.Repeat(" ", pad) + "\n"
+	buf := []byte("\x93NUMPY\x01\x00")
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(header)))
+	buf = append(buf, header...)
+	for _, v := range data {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+	}
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixtureRun lays out a config quantizing a committed fixture model on n
+// random samples; edit rewrites parts of the config text.
+func fixtureRun(t *testing.T, modelFile string, n int, params string, edit func(dir string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	abs, err := filepath.Abs(filepath.Join("../testdata/models", modelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "calib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		data := make([]float32, 3*16*16)
+		for j := range data {
+			data[j] = float32(r.NormFloat64())
+		}
+		writeNpy(t, filepath.Join(dir, "calib", fmt.Sprintf("%03d.npy", i)), []int{1, 3, 16, 16}, data)
+	}
+	cfg := fmt.Sprintf(`{"model": {"model_name": "net", "model": %q},
+ "engine": {"data_source": {"type": "npy", "path": "calib"}},
+ "compression": {"algorithms": [{"name": "DefaultQuantization", "params": %s}]}}`, abs, params)
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(dir)
+	}
+	return path
+}
+
+// TestQuantizeOldOpsetConstantWeights quantizes a model whose weights are
+// Constant nodes, at opset 9, with an unfolded BatchNormalization.
+func TestQuantizeOldOpsetConstantWeights(t *testing.T) {
+	cfg := fixtureRun(t, "convnet_op9_const.onnx", 8, `{"stat_subset_size": 8}`, nil)
+	out := t.TempDir()
+	rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := model.LoadFile(filepath.Join(out, "net.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range p.GetGraph().GetNode() {
+		ops[n.GetOpType()]++
+	}
+	// gen_models.py: three Convs and a Gemm; the BN folds away, Constant
+	// weights became int8 initializers behind DequantizeLinear.
+	if ops["BatchNormalization"] != 0 || ops["Constant"] != 0 || ops["QuantizeLinear"] == 0 || ops["Conv"] != 3 {
+		t.Errorf("output ops = %v", ops)
+	}
+	for _, o := range p.GetOpsetImport() {
+		if o.GetDomain() == "" && o.GetVersion() != 13 {
+			t.Errorf("output opset %d, want 13", o.GetVersion())
+		}
+	}
+	if rep.INT8 == nil || rep.INT8.LatencyMs <= 0 {
+		t.Errorf("no INT8 latency in the report: %+v", rep.INT8)
+	}
+}
+
+func TestQuantizeWarnings(t *testing.T) {
+	cfg := fixtureRun(t, "convnet_op13.onnx", 4, `{"stat_subset_size": 300, "ignored": {"scope": ["conv_1", "no_such_node"]}}`, nil)
+	rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 1, SkipEvaluation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(rep.Warnings, "\n")
+	for _, want := range []string{"no_such_node", "stat_subset_size is larger than the data set"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings %q lack %q", all, want)
+		}
+	}
+	if strings.Contains(all, "conv_1 ") {
+		t.Errorf("conv_1 exists but was reported as unmatched: %q", all)
+	}
+}
+
+func TestQuantizeBadInputs(t *testing.T) {
+	nan := func(dir string) {
+		data := make([]float32, 3*16*16)
+		data[5] = float32(math.NaN())
+		writeNpy(t, filepath.Join(dir, "calib", "002.npy"), []int{1, 3, 16, 16}, data)
+	}
+	tests := []struct {
+		name, params string
+		edit         func(dir string)
+		want         string
+		is           error
+	}{
+		{"unknown algorithm param", `{"presett": "performance"}`, nil, `params: unknown key "presett"`, nil},
+		{"unknown preset", `{"preset": "fastest"}`, nil, `unknown preset "fastest"; valid: mixed, performance`, nil},
+		{"NaN in calibration data", `{}`, nan, `sample 2`, pipeline.ErrInvalidSample},
+		{"missing data folder", `{}`, func(dir string) { os.RemoveAll(filepath.Join(dir, "calib")) }, "calib", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fixtureRun(t, "convnet_op13.onnx", 4, tc.params, tc.edit)
+			out := filepath.Join(t.TempDir(), "out")
+			_, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 1, SkipEvaluation: true})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.is != nil && !errors.Is(err, tc.is)) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if _, statErr := os.Stat(out); !os.IsNotExist(statErr) {
+				entries, _ := os.ReadDir(out)
+				if len(entries) > 0 {
+					t.Errorf("a failed run left files in %s: %v", out, entries)
+				}
+			}
+		})
+	}
+}
