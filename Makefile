@@ -17,12 +17,13 @@ build: setup
 run: build
 	./bin/coordinator quantize -c $(EXAMPLE) -o $(OUT)
 
-vet:
+vet: setup
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
 # The tests: everything CI runs.
-test: setup vet
+test: vet
+	./scripts/setup.sh --test
 	$(GO) test -count=1 -timeout 30m ./...
 
 fuzz: setup

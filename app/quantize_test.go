@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -65,5 +66,20 @@ func TestQuantizeExample(t *testing.T) {
 	}
 	if !bytes.Equal(first, second) {
 		t.Errorf("models from 2 and 1 workers differ (%d and %d bytes)", len(first), len(second))
+	}
+}
+
+// TestOutputPassesONNXChecker runs the ONNX model checker (Debian's
+// python3-onnx, installed by scripts/setup.sh --test) on a quantized model.
+func TestOutputPassesONNXChecker(t *testing.T) {
+	out := t.TempDir()
+	if _, err := Quantize(t.Context(), QuantizeOptions{Config: "../examples/fashion-mnist/config.json", OutputDir: out, Workers: 2, SkipEvaluation: true}); err != nil {
+		t.Fatal(err)
+	}
+	script := "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print('ok')"
+	cmd := exec.CommandContext(t.Context(), "/usr/bin/python3", "-c", script, filepath.Join(out, "fashion_cnn.onnx"))
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("onnx.checker (run scripts/setup.sh --test to install python3-onnx): %v\n%s", err, b)
 	}
 }
