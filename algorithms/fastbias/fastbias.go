@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 
 	"google.golang.org/protobuf/proto"
@@ -64,6 +65,9 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 	}
 	if p.StatBatchSize < 0 {
 		return nil, fmt.Errorf("stat_batch_size: %d, want at least 1", p.StatBatchSize)
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
 	}
 	if env.Engine == nil {
 		return nil, fmt.Errorf("%s needs an engine", Name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 
@@ -46,6 +47,9 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 	r, err := p.resolve()
 	if err != nil {
 		return nil, err
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
 	}
 	if env.Engine == nil {
 		return nil, fmt.Errorf("%s needs an engine", Name)

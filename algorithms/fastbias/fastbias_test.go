@@ -1,0 +1,132 @@
+package fastbias
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/algorithms/minmax"
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// sliceLoader serves generated samples; the engine reads them like any data.
+type sliceLoader []pipeline.Sample
+
+func (l sliceLoader) Len() int { return len(l) }
+func (l sliceLoader) Item(_ context.Context, i int) (pipeline.Sample, error) {
+	if i < 0 || i >= len(l) {
+		return pipeline.Sample{}, pipeline.ErrIndexOutOfRange
+	}
+	return l[i], nil
+}
+
+func randomSamples(n int) sliceLoader {
+	r := rand.New(rand.NewPCG(3, 4))
+	var l sliceLoader
+	for range n {
+		d := make([]float32, 3*16*16)
+		for j := range d {
+			d[j] = float32(r.NormFloat64())
+		}
+		l = append(l, pipeline.Sample{Inputs: map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 16, 16}, Data: d}}})
+	}
+	return l
+}
+
+// logitMeanError is Σ_c |mean FP32 logit c - mean INT8 logit c| over the data.
+func logitMeanError(t *testing.T, eng *engine.Engine, fp, q *model.CompressedModel) float64 {
+	t.Helper()
+	spec := pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
+	mean := func(m *model.CompressedModel) []float64 {
+		if err := eng.SetModel(m); err != nil {
+			t.Fatal(err)
+		}
+		res, err := eng.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"logits": {spec}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := channelMeans(res.Stats, "logits", spec.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m2
+	}
+	a, b := mean(fp), mean(q)
+	sum := 0.0
+	for c := range a {
+		sum += math.Abs(a[c] - b[c])
+	}
+	return sum
+}
+
+func TestFastBiasCorrectionShrinksMeanError(t *testing.T) {
+	loader := randomSamples(32)
+	eng, err := engine.New(loader, engine.Options{Requests: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	fp, err := model.Load(model.Config{Name: "net", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := pipeline.AlgorithmEnv{Engine: eng, DataLen: loader.Len()}
+	mm, err := minmax.New(minmax.Params{}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := mm.Run(t.Context(), fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := logitMeanError(t, eng, q.Reference, q)
+	fb, err := New(Params{}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrected, err := fb.Run(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := logitMeanError(t, eng, q.Reference, corrected)
+	t.Logf("Σ|mean logit error|: before %.6g, after %.6g", before, after)
+	if !(after < before) {
+		t.Errorf("bias correction did not reduce the mean logit error: before %g, after %g", before, after)
+	}
+	if n := len(fb.Report().(Report).Layers); n != 4 {
+		t.Errorf("corrected %d layers, want 4 (3 Conv + 1 Gemm with biases)", n)
+	}
+	// The input model is left alone.
+	again := logitMeanError(t, eng, q.Reference, q)
+	if again != before {
+		t.Errorf("Run changed its input model: error %g then %g", before, again)
+	}
+}
+
+func TestFastBiasCorrectionNeedsAQuantizedModel(t *testing.T) {
+	loader := randomSamples(2)
+	eng, err := engine.New(loader, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	fp, err := model.Load(model.Config{Name: "net", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := New(Params{}, pipeline.AlgorithmEnv{Engine: eng, DataLen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fb.Run(t.Context(), fp); err == nil || !strings.Contains(err.Error(), "after MinMaxQuantization") {
+		t.Fatalf("err = %v, want advice to run it after a quantizer", err)
+	}
+	n := 0
+	if _, err := New(Params{StatSubsetSize: &n}, pipeline.AlgorithmEnv{Engine: eng}); err == nil {
+		t.Fatal("stat_subset_size 0 accepted")
+	}
+}
