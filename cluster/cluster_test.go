@@ -1,0 +1,482 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+)
+
+// subset is a shuffled subset of 0..13, as a sampler's subset_indices.
+var subset = []int{13, 0, 5, 2, 9, 11, 1, 7, 12, 3, 8, 4}
+
+// TestDeterminism checks that the cluster engine's statistics and metric
+// are bit-identical to the local engine's for 1, 2 and 3 workers and shard
+// sizes 3 and 7.
+func TestDeterminism(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 14, 1)
+	m := loadModel(t, "convnet_op13.onnx")
+	opts := func(metric pipeline.Metric) pipeline.PredictOptions {
+		return pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, subset),
+			Metric: metric, MetricPerSample: true}
+	}
+	want := reference(t, d, m, opts(newAccuracy(t)))
+	for _, n := range []int{1, 2, 3} {
+		for _, size := range []int{3, 7} {
+			t.Run(fmt.Sprintf("workers=%d/shard=%d", n, size), func(t *testing.T) {
+				ws := startWorkers(t, nc, n, WorkerOptions{})
+				defer ws.stop()
+				e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: size})
+				if err := e.SetModel(m); err != nil {
+					t.Fatal(err)
+				}
+				var calls []int
+				o := opts(newAccuracy(t))
+				o.Progress = func(done, total int) { calls = append(calls, done) }
+				got, err := e.Predict(t.Context(), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameStats(t, got, want)
+				if !reflect.DeepEqual(got.Metrics, want.Metrics) {
+					t.Errorf("metrics %v, want %v", got.Metrics, want.Metrics)
+				}
+				if !reflect.DeepEqual(got.PerSample, want.PerSample) {
+					t.Errorf("per-sample metrics %v, want %v", got.PerSample, want.PerSample)
+				}
+				// ⌈12/size⌉ shards, one progress call each, ending at 12.
+				if wantCalls := (len(subset) + size - 1) / size; len(calls) != wantCalls || calls[len(calls)-1] != len(subset) {
+					t.Errorf("progress calls %v, want %d ending at %d", calls, wantCalls, len(subset))
+				}
+				if v := testutil.ToFloat64(e.m.ShardsDone); v != float64(len(calls)) {
+					t.Errorf("shards done metric %v, want %d", v, len(calls))
+				}
+			})
+		}
+	}
+	t.Run("dynamic batch 2", func(t *testing.T) {
+		md := loadModel(t, "convnet_dynamic.onnx")
+		o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 2, subset)}
+		want := reference(t, d, md, o)
+		ws := startWorkers(t, nc, 2, WorkerOptions{})
+		defer ws.stop()
+		e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3}) // rounded up to 4: two whole batches
+		if err := e.SetModel(md); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Predict(t.Context(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameStats(t, got, want)
+		if v := testutil.ToFloat64(e.m.ShardsDone); v != 3 { // 12 samples / 4
+			t.Errorf("shards done %v, want 3", v)
+		}
+	})
+	t.Run("partials in the object store", func(t *testing.T) {
+		ws := startWorkers(t, nc, 2, WorkerOptions{})
+		defer ws.stop()
+		for _, w := range ws.list {
+			w.inlineLimit = 0
+		}
+		e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 5})
+		if err := e.SetModel(m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Predict(t.Context(), opts(newAccuracy(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameStats(t, got, want)
+		if !reflect.DeepEqual(got.Metrics, want.Metrics) {
+			t.Errorf("metrics %v, want %v", got.Metrics, want.Metrics)
+		}
+		// The coordinator deletes the partials it read.
+		list, err := e.res.partials.List(t.Context())
+		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+			t.Fatal(err)
+		}
+		if len(list) != 0 {
+			t.Errorf("%d partials left in the object store", len(list))
+		}
+	})
+}
+
+// TestDuplicateResults publishes every shard twice: the second delivery's
+// result is dropped by its worker (the first Create wins), and a result
+// put again under an accepted key is dropped by the coordinator. The
+// statistics do not change.
+func TestDuplicateResults(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 8, 2)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
+	want := reference(t, d, m, o)
+
+	// One worker, one shard at a time: the queue is s0 s0' s1 s1' s2 s2'
+	// s3 s3', and sample 7 (in s3) waits for the gate.
+	gate := make(chan struct{})
+	wreg := prometheus.NewRegistry()
+	wm := NewWorkerMetrics(wreg)
+	ws := startWorkers(t, nc, 1, WorkerOptions{Metrics: wm, WrapLoader: func(l pipeline.DataLoader) pipeline.DataLoader {
+		return &slowLoader{DataLoader: l, gate: map[int]chan struct{}{7: gate}}
+	}})
+	defer ws.stop()
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2})
+	e.copies = 1
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res pipeline.PredictResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := e.Predict(t.Context(), o)
+		done <- outcome{res, err}
+	}()
+	// s0', s1' and s2' are run and dropped by the worker, and reported.
+	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if w, c := testutil.ToFloat64(wm.DuplicatesDropped), testutil.ToFloat64(e.m.DuplicatesDropped); w != 3 || c != 3 {
+			return fmt.Errorf("duplicates dropped: worker %v, coordinator %v; want 3 and 3", w, c)
+		}
+		return nil
+	})
+	// A second value under an accepted key: first check that Create refuses it,
+	// then force it with Put; the coordinator drops it.
+	key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0")
+	if _, err := e.res.results.Create(t.Context(), key, []byte(`{"v":1}`)); !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatalf("second Create of %s: %v, want ErrKeyExists", key, err)
+	}
+	if _, err := e.res.results.Put(t.Context(), key, []byte(`{"v":1,"worker":"impostor"}`)); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if c := testutil.ToFloat64(e.m.DuplicatesDropped); c != 4 {
+			return fmt.Errorf("coordinator dropped %v duplicates, want 4", c)
+		}
+		return nil
+	})
+	close(gate)
+	out := <-done
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	sameStats(t, out.res, want)
+}
+
+// TestWorkerJoinsMidRun starts a second worker after the first shard is done.
+func TestWorkerJoinsMidRun(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 16, 3)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
+	want := reference(t, d, m, o)
+
+	slow := func(l pipeline.DataLoader) pipeline.DataLoader { return &slowLoader{DataLoader: l, delay: 20 * time.Millisecond} }
+	first := startWorkers(t, nc, 1, WorkerOptions{Name: "first", WrapLoader: slow})
+	defer first.stop()
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	var progressed atomic.Int64
+	o.Progress = func(done, total int) { progressed.Store(int64(done)) }
+	done := make(chan error, 1)
+	var got pipeline.PredictResult
+	go func() {
+		var err error
+		got, err = e.Predict(t.Context(), o)
+		done <- err
+	}()
+	checkFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+		if progressed.Load() == 0 {
+			return errors.New("no shard done yet")
+		}
+		return nil
+	})
+	lateReg := prometheus.NewRegistry()
+	late := startWorkers(t, nc, 1, WorkerOptions{Name: "late", WrapLoader: slow, Metrics: NewWorkerMetrics(lateReg)})
+	defer late.stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameStats(t, got, want)
+	if n := testutil.ToFloat64(late.list[0].m.ShardsDone); n == 0 {
+		t.Errorf("the late worker ran no shard (8 shards of 2 samples at 20ms a sample)")
+	}
+}
+
+// TestPoisonSample: sample 5 has the wrong shape; its shard is split
+// until the sample is alone, and Predict names it.
+func TestPoisonSample(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 8, 4, 5)
+	m := loadModel(t, "convnet_op13.onnx")
+	ws := startWorkers(t, nc, 2, WorkerOptions{})
+	defer ws.stop()
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 2})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)})
+	var se *ShardError
+	if !errors.As(err, &se) || !errors.Is(err, ErrDeadLetter) {
+		t.Fatalf("got %v, want a *ShardError wrapping ErrDeadLetter", err)
+	}
+	// Shard 1 = [4 5 6 7] → 1.0 = [4 5] → 1.0.1 = [5].
+	if se.Shard != "1.0.1" || !strings.HasPrefix(se.Worker, "w") {
+		t.Errorf("shard %q worker %q, want shard 1.0.1 and a worker", se.Shard, se.Worker)
+	}
+	for _, frag := range []string{"sample 5 (", "005.npy", `input "input"`, "shape [1 3 8 8], model wants [1 3 16 16]"} {
+		if !strings.Contains(err.Error(), frag) {
+			t.Errorf("error %q lacks %q", err, frag)
+		}
+	}
+	if n := testutil.ToFloat64(e.m.DeadLettered); n != 3 {
+		t.Errorf("dead-lettered shards %v, want 3 (1, 1.0, 1.0.1)", n)
+	}
+}
+
+// TestVersionRefused: a worker with another ONNX Runtime refuses shards,
+// and Predict says why.
+func TestVersionRefused(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 2, 5)
+	ws := startWorkers(t, nc, 1, WorkerOptions{Name: "old", ORTVersion: "0.0.0-test"})
+	defer ws.stop()
+	e := newEngine(t, nc, d.spec(), EngineOptions{MaxDeliver: 2})
+	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout()})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("got %v, want ErrRefused", err)
+	}
+	want := fmt.Sprintf("shard 0 (worker old): shard refused: worker old runs ONNX Runtime 0.0.0-test, the coordinator expects %s", e.opts.ORTVersion)
+	if err.Error() != want {
+		t.Errorf("error\n%q\nwant\n%q", err, want)
+	}
+	if n := testutil.ToFloat64(ws.list[0].m.ShardsFailed.WithLabelValues(kindRefused)); n != 2 {
+		t.Errorf("refusals %v, want 2 (MaxDeliver)", n)
+	}
+}
+
+// TestNoWorker: without workers Predict fails after the idle timeout, and
+// returns at once when its context ends.
+func TestNoWorker(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 2, 6)
+	e := newEngine(t, nc, d.spec(), EngineOptions{IdleTimeout: 300 * time.Millisecond})
+	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := e.Predict(t.Context(), pipeline.PredictOptions{})
+	want := fmt.Sprintf("no worker progress: no worker took shard 0 within 300ms; are workers running against %s?", srv.ClientURL())
+	if !errors.Is(err, ErrNoWorker) || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s", took)
+	}
+
+	e.opts.IdleTimeout = -1
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := e.Predict(ctx, pipeline.PredictOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	// Nothing is left on the work queue.
+	info, err := e.stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("%d shards left in the stream", info.State.Msgs)
+	}
+}
+
+// TestBadResult: results that cannot be used fail Predict with an error
+// naming the shard and worker, never a panic.
+func TestBadResult(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 2, 7)
+	good, err := reduce.NewSet().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := []byte("FCRS\x01\xff\xff\xff\xff\xff")
+	env := func(stats []byte, sha string, outputs *blob) string {
+		b, _ := json.Marshal(envelope{V: wireVersion, Worker: "evil", Samples: 2, Stats: &blob{Inline: stats, SHA256: sha, Size: len(stats)}, Outputs: outputs})
+		return string(b)
+	}
+	tests := []struct {
+		name   string
+		value  string
+		metric bool
+		want   []error
+		frag   string
+	}{
+		{"statistics do not decode", env(garbage, sum(garbage), nil), false, []error{ErrBadResult, reduce.ErrCorrupt}, "shard 0 (worker evil): bad shard result: statistics: decode statistics: at byte 10 of 10: corrupt statistics encoding"},
+		{"checksum mismatch", env(good, sum(garbage), nil), false, []error{ErrBadResult}, "shard 0 (worker evil): statistics: bad shard result: 8 bytes with SHA-256"},
+		{"envelope is not JSON", "{", false, []error{ErrBadResult}, "shard 0: bad shard result: envelope:"},
+		{"outputs do not decode", env(good, sum(good), &blob{Inline: []byte("FCOU\x01\x05"), SHA256: sum([]byte("FCOU\x01\x05")), Size: 6}), true, []error{ErrBadResult}, "shard 0 (worker evil): bad shard result: outputs: corrupt outputs encoding"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, nc, d.spec(), EngineOptions{})
+			if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+				t.Fatal(err)
+			}
+			o := pipeline.PredictOptions{StatsLayout: testLayout()}
+			if tc.metric {
+				o.Metric = newAccuracy(t)
+			}
+			// No worker runs: the test stores the result once the shard is published.
+			go func() {
+				checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+					info, err := e.stream.Info(context.Background())
+					if err != nil || info.State.Msgs == 0 {
+						return errors.New("shard not published yet")
+					}
+					return nil
+				})
+				key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0")
+				if _, err := e.res.results.Create(context.Background(), key, []byte(tc.value)); err != nil {
+					t.Error(err)
+				}
+			}()
+			_, err := e.Predict(t.Context(), o)
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Errorf("error %v is not %v", err, w)
+				}
+			}
+			var se *ShardError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.frag) {
+				t.Errorf("error %q: want a *ShardError containing %q", err, tc.frag)
+			}
+		})
+	}
+}
+
+// TestGracefulStop: a worker stopped mid-shard hands the shard back, and
+// another worker runs it at once, long before AckWait.
+func TestGracefulStop(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 4, 8)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
+	want := reference(t, d, m, o)
+
+	gate := make(chan struct{}) // never opened: the first worker blocks on sample 2
+	reg := prometheus.NewRegistry()
+	wm := NewWorkerMetrics(reg)
+	first := startWorkers(t, nc, 1, WorkerOptions{Name: "stopping", Metrics: wm, WrapLoader: func(l pipeline.DataLoader) pipeline.DataLoader {
+		return &slowLoader{DataLoader: l, gate: map[int]chan struct{}{2: gate}}
+	}})
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, AckWait: time.Minute})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var got pipeline.PredictResult
+	start := time.Now()
+	go func() {
+		var err error
+		got, err = e.Predict(t.Context(), o)
+		done <- err
+	}()
+	checkFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+		if testutil.ToFloat64(wm.ShardsInFlight) != 1 {
+			return errors.New("shard not started")
+		}
+		return nil
+	})
+	first.stop() // SIGTERM
+	second := startWorkers(t, nc, 1, WorkerOptions{Name: "second"})
+	defer second.stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("took %s: the shard waited for AckWait", took)
+	}
+	sameStats(t, got, want)
+	if n := testutil.ToFloat64(e.m.Redeliveries); n != 1 {
+		t.Errorf("redeliveries %v, want 1", n)
+	}
+}
+
+// TestShipData: workers download the data from the Object Store.
+func TestShipData(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 6, 9)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := func() pipeline.PredictOptions {
+		return pipeline.PredictOptions{StatsLayout: testLayout(), Metric: newAccuracy(t)}
+	}
+	want := reference(t, d, m, o())
+	tmp := t.TempDir()
+	ws := startWorkers(t, nc, 2, WorkerOptions{TempDir: tmp})
+	spec := d.spec()
+	spec.ShipData = true
+	spec.BaseDir = d.dir
+	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 4})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Predict(t.Context(), o())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStats(t, got, want)
+	if !reflect.DeepEqual(got.Metrics, want.Metrics) {
+		t.Errorf("metrics %v, want %v", got.Metrics, want.Metrics)
+	}
+	ws.stop()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		left, err := dirEntries(tmp)
+		if err != nil || len(left) != 0 {
+			return fmt.Errorf("downloads left after the workers stopped: %v %v", left, err)
+		}
+		return nil
+	})
+}
+
+// TestNoModel: Predict before SetModel.
+func TestNoModel(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	e := newEngine(t, nc, makeDataset(t, 1, 10).spec(), EngineOptions{})
+	if _, err := e.Predict(t.Context(), pipeline.PredictOptions{}); !errors.Is(err, ErrNoModel) {
+		t.Fatalf("got %v, want ErrNoModel", err)
+	}
+	if _, err := NewEngine(nc, RunSpec{RunID: "bad.id", DataSource: json.RawMessage(`"x"`)}, EngineOptions{}); !errors.Is(err, ErrBadSpec) {
+		t.Fatalf("run id with a dot: got %v, want ErrBadSpec", err)
+	}
+}

@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// RunSpec tells workers how to open the data of a run.
+type RunSpec struct {
+	// RunID names the run in subjects and keys: letters, digits, '-' and
+	// '_', at most 64. Default: a random id.
+	RunID string
+	// DataSource and Annotations are the config's engine.data_source and
+	// engine.annotations, raw (see data.Config and data.Annotations).
+	DataSource  json.RawMessage
+	Annotations json.RawMessage
+	// BaseDir resolves their relative paths (the config file's folder). It
+	// must name the same files on every worker, unless ShipData is set.
+	BaseDir string
+	// ShipData puts the data files (the data_source folder, recursively, or
+	// the folder of a data_source file, and the annotations file) in the
+	// Object Store; workers download them and read their copy.
+	ShipData bool
+	// Len is the number of samples of the data set; Predict needs it only
+	// when PredictOptions.Sampler is nil, and checks indices against it
+	// when set.
+	Len int
+}
+
+// EngineOptions configures the coordinator side.
+type EngineOptions struct {
+	// ShardSize is the number of samples per shard (default 16). It is
+	// rounded up to a multiple of the sampler's batch size so that shards
+	// hold whole batches.
+	ShardSize int
+	// AckWait is how long a worker may stay silent on a shard before it is
+	// redelivered (default 30s); workers heartbeat every AckWait/3.
+	AckWait time.Duration
+	// MaxDeliver is the number of deliveries of a shard before it is
+	// dead-lettered: split in two, or reported when it holds one sample
+	// (default 4).
+	MaxDeliver int
+	// RetryDelay is how long a failed shard waits before its redelivery
+	// (default 250ms).
+	RetryDelay time.Duration
+	// IdleTimeout fails a Predict during which no worker took or progressed
+	// any shard for that long (default max(60s, 2×AckWait); negative: never).
+	IdleTimeout time.Duration
+	// ORTVersion is the ONNX Runtime version workers must run; default
+	// engine.Version() of this process ("" when it has none: any version).
+	ORTVersion string
+	// Metrics, when set, receives the coordinator's metrics.
+	Metrics *CoordinatorMetrics
+	// Log receives progress and warnings (default: discarded).
+	Log *slog.Logger
+}
+
+// Engine is the coordinator side of the cluster: a pipeline.Engine whose
+// Predict runs the shards of the sampler on workers and merges their
+// partial statistics. SetModel and Predict may be called from several
+// goroutines.
+type Engine struct {
+	nc     *nats.Conn
+	res    *resources
+	stream jetstream.Stream
+	spec   RunSpec
+	opts   EngineOptions
+	log    *slog.Logger
+	m      *CoordinatorMetrics
+	nonce  string
+	seq    atomic.Uint64
+
+	runMu  sync.Mutex
+	runRev uint64 // revision of the run spec in RunsBucket, 0 until put
+
+	modelMu sync.RWMutex
+	model   *modelRef
+
+	// copies publishes every shard that many extra times (tests of
+	// duplicate results).
+	copies int
+}
+
+var _ pipeline.Engine = (*Engine)(nil)
+
+// NewEngine creates (or updates) the stream, consumer and buckets on the
+// NATS server of nc and returns a coordinator for the run.
+func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("cluster engine: %w: nil NATS connection", ErrBadSpec)
+	}
+	nonce := randomID(4)
+	if spec.RunID == "" {
+		spec.RunID = "run-" + randomID(6)
+	}
+	if !idPattern.MatchString(spec.RunID) {
+		return nil, fmt.Errorf("cluster engine: %w: run id %q: use 1 to 64 letters, digits, '-' or '_'", ErrBadSpec, spec.RunID)
+	}
+	if len(bytes.TrimSpace(spec.DataSource)) == 0 || string(bytes.TrimSpace(spec.DataSource)) == "null" {
+		return nil, fmt.Errorf("cluster engine: %w: data_source is required", ErrBadSpec)
+	}
+	if spec.Len < 0 {
+		return nil, fmt.Errorf("cluster engine: %w: negative data set length %d", ErrBadSpec, spec.Len)
+	}
+	if opts.ShardSize < 0 || opts.MaxDeliver < 0 || opts.AckWait < 0 || opts.RetryDelay < 0 {
+		return nil, fmt.Errorf("cluster engine: %w: shard size, max deliver, ack wait and retry delay must not be negative", ErrBadSpec)
+	}
+	if opts.ShardSize == 0 {
+		opts.ShardSize = 16
+	}
+	if opts.AckWait == 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.AckWait < 100*time.Millisecond {
+		return nil, fmt.Errorf("cluster engine: %w: ack wait %s is below 100ms", ErrBadSpec, opts.AckWait)
+	}
+	if opts.MaxDeliver == 0 {
+		opts.MaxDeliver = 4
+	}
+	if opts.RetryDelay == 0 {
+		opts.RetryDelay = 250 * time.Millisecond
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = max(60*time.Second, 2*opts.AckWait)
+	}
+	if opts.ORTVersion == "" {
+		opts.ORTVersion = engine.Version()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewCoordinatorMetrics(prometheus.NewRegistry())
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster engine: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	res, st, err := createResources(ctx, js, opts.AckWait, opts.MaxDeliver)
+	if err != nil {
+		return nil, fmt.Errorf("cluster engine: %w", err)
+	}
+	return &Engine{
+		nc: nc, res: res, stream: st, spec: spec, opts: opts,
+		log: opts.Log.With("run", spec.RunID), m: opts.Metrics, nonce: nonce,
+	}, nil
+}
+
+// RunID is the run's id (RunSpec.RunID, or the one generated).
+func (e *Engine) RunID() string { return e.spec.RunID }
+
+// randomID is n random bytes in hex.
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// SetModel puts every stage of m in the Object Store, named by the SHA-256
+// of its bytes (skipped when already there), and makes m the model of
+// later Predicts.
+func (e *Engine) SetModel(m *model.CompressedModel) error {
+	if m == nil || len(m.Models()) == 0 {
+		return errors.New("cluster engine: set model: empty model")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	ref := &modelRef{Name: m.Name, Cascade: m.IsCascade()}
+	for _, st := range m.Models() {
+		start := time.Now()
+		b, err := model.Marshal(st.Proto)
+		if err != nil {
+			return fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
+		}
+		digest := sum(b)
+		if err := e.putModel(ctx, digest, b); err != nil {
+			return fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
+		}
+		e.m.ModelUploadSeconds.Observe(time.Since(start).Seconds())
+		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b)})
+	}
+	e.modelMu.Lock()
+	e.model = ref
+	e.modelMu.Unlock()
+	return nil
+}
+
+// putModel stores b under digest unless an object of that name and size
+// is there already.
+func (e *Engine) putModel(ctx context.Context, digest string, b []byte) error {
+	info, err := e.res.models.GetInfo(ctx, digest)
+	if err == nil && !info.Deleted && info.Size == uint64(len(b)) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("object store %s: %w", ModelsBucket, err)
+	}
+	if _, err := e.res.models.PutBytes(ctx, digest, b); err != nil {
+		return fmt.Errorf("object store %s: put %s: %w", ModelsBucket, digest, err)
+	}
+	return nil
+}
+
+// ensureRun stores the run spec (and the shipped data) once.
+func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	if e.runRev != 0 {
+		return e.runRev, nil
+	}
+	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: e.spec.DataSource, Annotations: e.spec.Annotations, BaseDir: e.spec.BaseDir}
+	if e.spec.ShipData {
+		if err := e.shipData(ctx, &w); err != nil {
+			return 0, err
+		}
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := e.res.runs.Put(ctx, e.spec.RunID, b)
+	if err != nil {
+		return 0, fmt.Errorf("store run spec: %w", err)
+	}
+	e.runRev = rev
+	return rev, nil
+}

@@ -1,0 +1,347 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// The encoding of the model outputs a worker returns when the coordinator
+// runs a metric. Integers are varints (uvarint unless said), numbers are
+// little-endian IEEE 754 or two's complement:
+//
+//	outputs    = magic "FCOU" · version 0x01 · uvarint n · n × sample
+//	sample     = varint index · annotation · uvarint m · m × (string name · tensor), names ascending
+//	annotation = 0x00 (none) | 0x01 varint (integer label) | 0x02 string
+//	tensor     = uvarint dtype · uvarint rank · rank × uvarint dim · product(dims) × element
+//	string     = uvarint length · bytes
+//
+// The decoder trusts no count before the bytes left can hold it.
+const (
+	outputsMagic   = "FCOU"
+	outputsVersion = 1
+	maxRank        = 32
+)
+
+// sampleOutputs is one sample's outputs and annotation.
+type sampleOutputs struct {
+	index      int
+	outputs    map[string]pipeline.Tensor
+	annotation any
+}
+
+// outputsEncoder appends samples; bytes finishes the encoding.
+type outputsEncoder struct {
+	body []byte
+	n    int
+}
+
+func (e *outputsEncoder) add(index int, outputs map[string]pipeline.Tensor, annotation any) error {
+	b := binary.AppendVarint(e.body, int64(index))
+	switch a := annotation.(type) {
+	case nil:
+		b = append(b, 0)
+	case string:
+		b = append(b, 2)
+		b = appendStr(b, a)
+	default:
+		v, ok := intAnnotation(annotation)
+		if !ok {
+			return fmt.Errorf("sample %d: annotation %v of type %T cannot be sent to the coordinator (want an integer or a string)", index, annotation, annotation)
+		}
+		b = append(b, 1)
+		b = binary.AppendVarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(outputs)))
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
+		t := outputs[name]
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("sample %d: output %q: %w", index, name, err)
+		}
+		b = appendStr(b, name)
+		b = binary.AppendUvarint(b, uint64(t.DType()))
+		b = binary.AppendUvarint(b, uint64(len(t.Shape)))
+		for _, d := range t.Shape {
+			b = binary.AppendUvarint(b, uint64(d))
+		}
+		b = appendData(b, t.Data)
+	}
+	e.body = b
+	e.n++
+	return nil
+}
+
+func (e *outputsEncoder) bytes() []byte {
+	b := make([]byte, 0, len(e.body)+16)
+	b = append(b, outputsMagic...)
+	b = append(b, outputsVersion)
+	b = binary.AppendUvarint(b, uint64(e.n))
+	return append(b, e.body...)
+}
+
+func intAnnotation(a any) (int64, bool) {
+	switch v := a.(type) {
+	case int:
+		return int64(v), true
+	case int8:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case uint8:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendData(b []byte, data any) []byte {
+	switch d := data.(type) {
+	case []float32:
+		for _, v := range d {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+	case []float64:
+		for _, v := range d {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	case []uint8:
+		b = append(b, d...)
+	case []int8:
+		for _, v := range d {
+			b = append(b, byte(v))
+		}
+	case []int32:
+		for _, v := range d {
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		}
+	case []int64:
+		for _, v := range d {
+			b = binary.LittleEndian.AppendUint64(b, uint64(v))
+		}
+	}
+	return b
+}
+
+// errOutputs marks bytes that are not an outputs encoding.
+var errOutputs = errors.New("corrupt outputs encoding")
+
+type outDecoder struct {
+	b   []byte
+	off int
+}
+
+func (d *outDecoder) fail(format string, args ...any) error {
+	return fmt.Errorf("%w: offset %d: %s", errOutputs, d.off, fmt.Sprintf(format, args...))
+}
+
+func (d *outDecoder) rest() int { return len(d.b) - d.off }
+
+func (d *outDecoder) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		return 0, d.fail("bad uvarint")
+	}
+	d.off += n
+	return v, nil
+}
+
+func (d *outDecoder) varint() (int64, error) {
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		return 0, d.fail("bad varint")
+	}
+	d.off += n
+	return v, nil
+}
+
+// count reads a count of items of at least size bytes each.
+func (d *outDecoder) count(what string, size int) (int, error) {
+	v, err := d.uvarint()
+	if err != nil {
+		return 0, err
+	}
+	if v > uint64(d.rest()/size) {
+		return 0, d.fail("%s count %d exceeds the %d bytes left", what, v, d.rest())
+	}
+	return int(v), nil
+}
+
+func (d *outDecoder) str() (string, error) {
+	n, err := d.count("string byte", 1)
+	if err != nil {
+		return "", err
+	}
+	s := string(d.b[d.off : d.off+n])
+	d.off += n
+	return s, nil
+}
+
+var dtypeSize = map[pipeline.DType]int{
+	pipeline.Float32: 4, pipeline.Float64: 8, pipeline.Uint8: 1, pipeline.Int8: 1, pipeline.Int32: 4, pipeline.Int64: 8,
+}
+
+func (d *outDecoder) tensor() (pipeline.Tensor, error) {
+	dt, err := d.uvarint()
+	if err != nil {
+		return pipeline.Tensor{}, err
+	}
+	size, ok := dtypeSize[pipeline.DType(dt)]
+	if dt > math.MaxInt32 || !ok {
+		return pipeline.Tensor{}, d.fail("unknown dtype %d", dt)
+	}
+	rank, err := d.count("dimension", 1)
+	if err != nil {
+		return pipeline.Tensor{}, err
+	}
+	if rank > maxRank {
+		return pipeline.Tensor{}, d.fail("rank %d", rank)
+	}
+	shape := make([]int64, rank)
+	elems := uint64(1)
+	limit := uint64(d.rest())
+	for i := range shape {
+		v, err := d.uvarint()
+		if err != nil {
+			return pipeline.Tensor{}, err
+		}
+		if v > limit {
+			return pipeline.Tensor{}, d.fail("dimension %d exceeds the bytes left", v)
+		}
+		shape[i] = int64(v)
+		if elems *= v; elems > limit {
+			elems = limit + 1 // saturate: checked below
+		}
+	}
+	if elems > uint64(d.rest()/size) {
+		return pipeline.Tensor{}, d.fail("shape %v needs %d bytes, %d left", shape, elems*uint64(size), d.rest())
+	}
+	n := int(elems)
+	raw := d.b[d.off : d.off+n*size]
+	d.off += n * size
+	t := pipeline.Tensor{Shape: shape}
+	switch pipeline.DType(dt) {
+	case pipeline.Float32:
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		t.Data = v
+	case pipeline.Float64:
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+		t.Data = v
+	case pipeline.Uint8:
+		t.Data = slices.Clone(raw)
+	case pipeline.Int8:
+		v := make([]int8, n)
+		for i := range v {
+			v[i] = int8(raw[i])
+		}
+		t.Data = v
+	case pipeline.Int32:
+		v := make([]int32, n)
+		for i := range v {
+			v[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		t.Data = v
+	case pipeline.Int64:
+		v := make([]int64, n)
+		for i := range v {
+			v[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+		t.Data = v
+	}
+	return t, nil
+}
+
+// decodeOutputs decodes an outputs encoding.
+func decodeOutputs(b []byte) ([]sampleOutputs, error) {
+	if len(b) < len(outputsMagic)+1 || string(b[:len(outputsMagic)]) != outputsMagic {
+		return nil, fmt.Errorf("%w: bad magic", errOutputs)
+	}
+	if v := b[len(outputsMagic)]; v != outputsVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", errOutputs, v, outputsVersion)
+	}
+	d := &outDecoder{b: b, off: len(outputsMagic) + 1}
+	n, err := d.count("sample", 3)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sampleOutputs, 0, n)
+	for range n {
+		idx, err := d.varint()
+		if err != nil {
+			return nil, err
+		}
+		if idx < 0 || idx > math.MaxInt32 {
+			return nil, d.fail("sample index %d", idx)
+		}
+		s := sampleOutputs{index: int(idx)}
+		if d.rest() < 1 {
+			return nil, d.fail("truncated annotation")
+		}
+		tag := d.b[d.off]
+		d.off++
+		switch tag {
+		case 0:
+		case 1:
+			v, err := d.varint()
+			if err != nil {
+				return nil, err
+			}
+			if v != int64(int(v)) {
+				return nil, d.fail("label %d overflows int", v)
+			}
+			s.annotation = int(v)
+		case 2:
+			if s.annotation, err = d.str(); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.fail("annotation tag %d", tag)
+		}
+		m, err := d.count("output", 3)
+		if err != nil {
+			return nil, err
+		}
+		s.outputs = make(map[string]pipeline.Tensor, m)
+		prev := ""
+		for k := range m {
+			name, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			if k > 0 && name <= prev {
+				return nil, d.fail("output %q out of order", name)
+			}
+			prev = name
+			if s.outputs[name], err = d.tensor(); err != nil {
+				return nil, fmt.Errorf("sample %d: output %q: %w", idx, name, err)
+			}
+		}
+		out = append(out, s)
+	}
+	if d.rest() != 0 {
+		return nil, d.fail("%d trailing bytes", d.rest())
+	}
+	return out, nil
+}

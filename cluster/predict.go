@@ -1,0 +1,545 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+	"github.com/fleetcal/fleetcal/sharding"
+)
+
+// predictPattern is what predict ids hold (they prefix KeyValue keys).
+var predictPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// Predict runs the samples of opts.Sampler on the workers: it plans shards
+// of whole sampler batches, publishes one message per shard and merges
+// the partial statistics the workers store, in shard order. With a
+// metric, workers return each sample's outputs and the coordinator
+// updates opts.Metric in sample-index order. A shard that fails on every
+// delivery is split in two and republished; a single sample that keeps
+// failing fails Predict with a *ShardError naming it. Predict returns
+// ctx.Err() when ctx ends, and fails wrapping ErrNoWorker when no worker
+// takes or progresses a shard for EngineOptions.IdleTimeout.
+func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pipeline.PredictResult, error) {
+	e.modelMu.RLock()
+	ref := e.model
+	e.modelMu.RUnlock()
+	if ref == nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", ErrNoModel)
+	}
+	sampler := opts.Sampler
+	if sampler == nil {
+		if e.spec.Len == 0 {
+			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w: no sampler, and RunSpec.Len (the number of samples) is not set", ErrBadSpec)
+		}
+		sampler = pipeline.NewBatchSampler(e.spec.Len, 1, nil)
+	}
+	var indices []int
+	batch := 1
+	for _, b := range sampler.Batches() {
+		indices = append(indices, b...)
+		batch = max(batch, len(b))
+	}
+	if e.spec.Len > 0 {
+		for _, i := range indices {
+			if i < 0 || i >= e.spec.Len {
+				return pipeline.PredictResult{}, fmt.Errorf("sampler: sample %d: %w (data set has %d samples)", i, pipeline.ErrIndexOutOfRange, e.spec.Len)
+			}
+		}
+	}
+	size := (e.opts.ShardSize + batch - 1) / batch * batch
+	plan, err := sharding.Plan(indices, size)
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("sampler: %w", err)
+	}
+	if opts.Metric != nil {
+		opts.Metric.Reset()
+	}
+	if len(plan) == 0 {
+		res := pipeline.PredictResult{Stats: reduce.NewSet()}
+		if opts.Metric != nil {
+			res.Metrics = opts.Metric.AvgValue()
+		}
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return pipeline.PredictResult{}, err
+	}
+	rev, err := e.ensureRun(ctx)
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
+	}
+	id := fmt.Sprintf("%s-%s-%d", e.spec.RunID, e.nonce, e.seq.Add(1))
+	p := &predictRun{
+		e: e, id: id, subject: shardSubject(e.spec.RunID, id), opts: opts, total: len(indices),
+		tmpl: shardMsg{
+			V: wireVersion, Run: e.spec.RunID, RunRev: rev, Predict: id, Model: *ref,
+			Layout: opts.StatsLayout, BatchSize: batch, ORT: e.opts.ORTVersion, Outputs: opts.Metric != nil,
+			AckWaitMS: e.opts.AckWait.Milliseconds(), MaxDeliver: e.opts.MaxDeliver, RetryDelayMS: e.opts.RetryDelay.Milliseconds(),
+		},
+		shards: map[string]*shardState{}, bySeq: map[uint64]*shardState{}, partials: map[string]*reduce.Set{},
+		log: e.log.With("predict", id),
+	}
+	if opts.Metric != nil {
+		order := slices.Clone(indices)
+		slices.Sort(order)
+		p.col = &metricCollector{metric: opts.Metric, perSample: opts.MetricPerSample, order: order, pending: map[int]sampleOutputs{}}
+	}
+	return p.run(ctx, plan)
+}
+
+// Shard states.
+const (
+	statePending = iota // published, no result yet
+	stateDone           // result accepted
+	stateSplit          // dead-lettered and replaced by its halves
+	stateFailed         // dead-lettered for good
+)
+
+type shardState struct {
+	shard     sharding.Shard
+	key       string
+	seq       uint64
+	state     int
+	published time.Time
+	taken     bool   // a worker reported starting it
+	worker    string // the last worker that reported on it
+	lastErr   string // the last error a worker reported on it
+}
+
+// predictRun is the state of one Predict.
+type predictRun struct {
+	e        *Engine
+	id       string
+	subject  string
+	opts     pipeline.PredictOptions
+	tmpl     shardMsg
+	log      interface{ Warn(string, ...any) }
+	shards   map[string]*shardState
+	bySeq    map[uint64]*shardState
+	partials map[string]*reduce.Set
+	col      *metricCollector
+
+	outstanding  int
+	done, total  int
+	lastProgress time.Time
+}
+
+func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.PredictResult, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nc := p.e.nc
+	events := make(chan *nats.Msg, 4096)
+	esub, err := nc.ChanSubscribe(eventSubject(p.id), events)
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: subscribe: %w", err)
+	}
+	defer func() { _ = esub.Unsubscribe() }()
+	advisories := make(chan *nats.Msg, 256)
+	asub, err := nc.ChanSubscribe(maxDeliverAdvis, advisories)
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: subscribe: %w", err)
+	}
+	defer func() { _ = asub.Unsubscribe() }()
+	fctx, fcancel := context.WithTimeout(rctx, 10*time.Second)
+	err = nc.FlushWithContext(fctx) // the subscriptions are in place before any shard is out
+	fcancel()
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
+	}
+	watcher, err := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes())
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: watch %s: %w", ResultsBucket, err)
+	}
+	defer func() { _ = watcher.Stop() }()
+	defer p.cleanup()
+
+	p.lastProgress = time.Now()
+	for _, sh := range plan {
+		if err := p.publish(rctx, sh); err != nil {
+			return pipeline.PredictResult{}, err
+		}
+	}
+	idle := p.e.opts.IdleTimeout
+	tick := time.Second
+	if idle > 0 {
+		tick = min(tick, max(idle/4, 10*time.Millisecond))
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for p.outstanding > 0 {
+		var err error
+		select {
+		case <-ctx.Done():
+			return pipeline.PredictResult{}, ctx.Err()
+		case ent, ok := <-watcher.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return pipeline.PredictResult{}, ctx.Err()
+				}
+				return pipeline.PredictResult{}, errors.New("cluster engine: results watcher stopped")
+			}
+			if ent != nil {
+				err = p.onResult(rctx, ent)
+			}
+		case m := <-events:
+			p.onEvent(m)
+		case m := <-advisories:
+			err = p.onAdvisory(rctx, m)
+		case <-ticker.C:
+			err = p.checkIdle(idle)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return pipeline.PredictResult{}, ctx.Err()
+			}
+			return pipeline.PredictResult{}, err
+		}
+	}
+	return p.finish()
+}
+
+// publish puts a shard on the work queue.
+func (p *predictRun) publish(ctx context.Context, sh sharding.Shard) error {
+	msg := p.tmpl
+	msg.Shard, msg.Indices = sh.Key(), sh.Indices
+	b, err := json.Marshal(&msg)
+	if err != nil {
+		return fmt.Errorf("cluster engine: shard %s: %w", msg.Shard, err)
+	}
+	ack, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(p.id+"."+msg.Shard))
+	if err != nil {
+		return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
+	}
+	for i := range p.e.copies {
+		if _, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(fmt.Sprintf("%s.%s#%d", p.id, msg.Shard, i))); err != nil {
+			return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
+		}
+	}
+	st := &shardState{shard: sh, key: msg.Shard, seq: ack.Sequence, published: time.Now()}
+	p.shards[st.key] = st
+	p.bySeq[st.seq] = st
+	p.outstanding++
+	p.e.m.ShardsInFlight.Inc()
+	return nil
+}
+
+// cleanup removes what is left of the predict on the work queue.
+func (p *predictRun) cleanup() {
+	p.e.m.ShardsInFlight.Sub(float64(p.outstanding))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.e.stream.Purge(ctx, jetstream.WithPurgeSubject(p.subject)); err != nil {
+		p.log.Warn("purge shards", "err", err)
+	}
+}
+
+func (p *predictRun) onEvent(m *nats.Msg) {
+	var ev event
+	if json.Unmarshal(m.Data, &ev) != nil {
+		return
+	}
+	st := p.shards[ev.Shard]
+	if st == nil {
+		return
+	}
+	p.lastProgress = time.Now()
+	if ev.Worker != "" {
+		st.worker = ev.Worker
+	}
+	switch ev.Kind {
+	case eventStart:
+		st.taken = true
+		if ev.Delivered > 1 {
+			p.e.m.Redeliveries.Inc()
+		}
+	case eventRetry:
+		st.lastErr = ev.Err
+		p.log.Warn("shard failed, will retry", "shard", ev.Shard, "worker", ev.Worker, "delivery", ev.Delivered, "err", ev.Err)
+	case eventDuplicate:
+		p.e.m.DuplicatesDropped.Inc()
+	}
+}
+
+// onAdvisory handles a shard delivered MaxDeliver times without an
+// acknowledgement (its workers crashed or stalled).
+func (p *predictRun) onAdvisory(ctx context.Context, m *nats.Msg) error {
+	var adv struct {
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	if json.Unmarshal(m.Data, &adv) != nil {
+		return nil
+	}
+	st := p.bySeq[adv.StreamSeq]
+	if st == nil || st.state != statePending {
+		return nil
+	}
+	cause := fmt.Sprintf("delivered %d times without a result (the workers died or stalled)", adv.Deliveries)
+	if st.lastErr != "" {
+		cause += "; last error: " + st.lastErr
+	}
+	return p.deadLetter(ctx, st, st.worker, &remoteError{msg: cause})
+}
+
+// onResult handles a value stored under one of the predict's keys.
+func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) error {
+	if ent.Operation() != jetstream.KeyValuePut {
+		return nil
+	}
+	key := strings.TrimPrefix(ent.Key(), p.id+".")
+	st := p.shards[key]
+	if st == nil {
+		p.log.Warn("result for an unknown shard", "key", ent.Key())
+		return nil
+	}
+	p.lastProgress = time.Now()
+	var env envelope
+	if err := json.Unmarshal(ent.Value(), &env); err != nil {
+		return &ShardError{Shard: key, Err: fmt.Errorf("%w: envelope: %v", ErrBadResult, err)}
+	}
+	if st.state != statePending {
+		p.e.m.DuplicatesDropped.Inc()
+		return nil
+	}
+	if env.Error != "" {
+		re := &remoteError{msg: env.Error}
+		if env.Kind == kindRefused {
+			re.kind = ErrRefused
+		}
+		return p.deadLetter(ctx, st, env.Worker, re)
+	}
+	if err := p.accept(ctx, st, &env); err != nil {
+		return &ShardError{Shard: key, Worker: env.Worker, Err: err}
+	}
+	return nil
+}
+
+// accept verifies, decodes and keeps a shard's result.
+func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) error {
+	if env.V != wireVersion {
+		return fmt.Errorf("%w: envelope version %d, want %d", ErrBadResult, env.V, wireVersion)
+	}
+	if env.Stats == nil {
+		return fmt.Errorf("%w: no statistics", ErrBadResult)
+	}
+	raw, err := p.fetch(ctx, env.Stats)
+	if err != nil {
+		return fmt.Errorf("statistics: %w", err)
+	}
+	set, err := reduce.Decode(raw)
+	if err != nil {
+		return fmt.Errorf("%w: statistics: %w", ErrBadResult, err)
+	}
+	in := make(map[int]bool, len(st.shard.Indices))
+	for _, i := range st.shard.Indices {
+		in[i] = true
+	}
+	for t, m := range set.Stats {
+		for k, ps := range m {
+			for _, i := range ps.Indices() {
+				if !in[i] {
+					return fmt.Errorf("%w: tensor %q: %s: sample %d is not in the shard", ErrBadResult, t, k, i)
+				}
+			}
+		}
+	}
+	nbytes := len(raw)
+	if p.col != nil {
+		if env.Outputs == nil {
+			return fmt.Errorf("%w: no outputs for the metric", ErrBadResult)
+		}
+		rawOut, err := p.fetch(ctx, env.Outputs)
+		if err != nil {
+			return fmt.Errorf("outputs: %w", err)
+		}
+		nbytes += len(rawOut)
+		outs, err := decodeOutputs(rawOut)
+		if err != nil {
+			return fmt.Errorf("%w: outputs: %w", ErrBadResult, err)
+		}
+		if len(outs) != len(in) {
+			return fmt.Errorf("%w: outputs of %d samples, the shard has %d", ErrBadResult, len(outs), len(in))
+		}
+		for _, o := range outs {
+			if !in[o.index] {
+				return fmt.Errorf("%w: outputs of sample %d, not in the shard", ErrBadResult, o.index)
+			}
+		}
+		if err := p.col.add(outs); err != nil {
+			return err
+		}
+	}
+	p.deleteObjects(env)
+	st.state = stateDone
+	p.partials[st.key] = set
+	p.outstanding--
+	p.done += len(st.shard.Indices)
+	m := p.e.m
+	m.ShardsInFlight.Dec()
+	m.ShardsDone.Inc()
+	m.SamplesDone.Add(float64(len(st.shard.Indices)))
+	m.ShardDuration.Observe(time.Since(st.published).Seconds())
+	m.PartialBytes.Add(float64(nbytes))
+	if p.opts.Progress != nil {
+		p.opts.Progress(p.done, p.total)
+	}
+	return nil
+}
+
+// fetch returns a blob's bytes after checking their size and SHA-256.
+func (p *predictRun) fetch(ctx context.Context, b *blob) ([]byte, error) {
+	raw := b.Inline
+	if b.Object != "" {
+		var err error
+		if raw, err = p.e.res.partials.GetBytes(ctx, b.Object); err != nil {
+			return nil, fmt.Errorf("object store %s: get %s: %w", PartialsBucket, b.Object, err)
+		}
+	}
+	if len(raw) != b.Size || sum(raw) != b.SHA256 {
+		return nil, fmt.Errorf("%w: %d bytes with SHA-256 %s, the worker sent %d bytes with %s", ErrBadResult, len(raw), sum(raw), b.Size, b.SHA256)
+	}
+	return raw, nil
+}
+
+// deleteObjects removes a result's partials from the object store once read.
+func (p *predictRun) deleteObjects(env *envelope) {
+	for _, b := range []*blob{env.Stats, env.Outputs} {
+		if b == nil || b.Object == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.e.res.partials.Delete(ctx, b.Object); err != nil {
+			p.log.Warn("delete partial", "object", b.Object, "err", err)
+		}
+		cancel()
+	}
+}
+
+// deadLetter handles a shard that failed for good: it is split and its
+// halves republished, or, for a single sample or a failure that splitting
+// cannot cure, Predict fails.
+func (p *predictRun) deadLetter(ctx context.Context, st *shardState, worker string, cause *remoteError) error {
+	if st.state != statePending {
+		return nil
+	}
+	p.outstanding--
+	p.e.m.ShardsInFlight.Dec()
+	p.e.m.DeadLettered.Inc()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = p.e.stream.DeleteMsg(dctx, st.seq) // gone already unless max deliveries left it there
+	cancel()
+	if cause.kind != nil {
+		st.state = stateFailed
+		return &ShardError{Shard: st.key, Worker: worker, Err: cause}
+	}
+	a, b, ok := sharding.Split(st.shard)
+	if !ok {
+		st.state = stateFailed
+		var err error = cause
+		if idx := st.shard.Indices[0]; !strings.HasPrefix(cause.msg, fmt.Sprintf("sample %d", idx)) {
+			err = fmt.Errorf("sample %d: %w", idx, cause)
+		}
+		return &ShardError{Shard: st.key, Worker: worker, Err: fmt.Errorf("%w: %w", ErrDeadLetter, err)}
+	}
+	st.state = stateSplit
+	p.log.Warn("shard failed on every delivery; splitting it", "shard", st.key, "samples", len(st.shard.Indices), "worker", worker, "err", cause.msg)
+	if err := p.publish(ctx, a); err != nil {
+		return err
+	}
+	return p.publish(ctx, b)
+}
+
+// checkIdle fails the predict when nothing happened for idle.
+func (p *predictRun) checkIdle(idle time.Duration) error {
+	if idle <= 0 || time.Since(p.lastProgress) < idle {
+		return nil
+	}
+	var pending []*shardState
+	for _, st := range p.shards {
+		if st.state == statePending {
+			pending = append(pending, st)
+		}
+	}
+	slices.SortFunc(pending, func(a, b *shardState) int { return compareShards(a.shard, b.shard) })
+	for _, st := range pending {
+		if !st.taken {
+			return fmt.Errorf("%w: no worker took shard %s within %s; are workers running against %s?",
+				ErrNoWorker, st.key, idle, p.e.nc.ConnectedUrlRedacted())
+		}
+	}
+	st := pending[0]
+	return fmt.Errorf("%w: no progress on shard %s (worker %s) within %s", ErrNoWorker, st.key, st.worker, idle)
+}
+
+func compareShards(a, b sharding.Shard) int {
+	return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Path, b.Path))
+}
+
+// finish merges the partials in shard order and completes the metric.
+func (p *predictRun) finish() (pipeline.PredictResult, error) {
+	keys := slices.SortedFunc(maps.Keys(p.partials), func(a, b string) int {
+		return compareShards(p.shards[a].shard, p.shards[b].shard)
+	})
+	start := time.Now()
+	total := reduce.NewSet()
+	for _, k := range keys {
+		if err := total.Merge(p.partials[k]); err != nil {
+			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: merge shard %s: %w", k, err)
+		}
+	}
+	p.e.m.MergeSeconds.Observe(time.Since(start).Seconds())
+	res := pipeline.PredictResult{Stats: total, Samples: p.total}
+	if p.col != nil {
+		if p.col.next < len(p.col.order) {
+			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: sample %d: %w: no outputs", p.col.order[p.col.next], ErrBadResult)
+		}
+		res.Metrics = p.opts.Metric.AvgValue()
+		res.PerSample = p.col.results
+	}
+	return res, nil
+}
+
+// metricCollector updates the metric in sample-index order as outputs arrive.
+type metricCollector struct {
+	metric    pipeline.Metric
+	perSample bool
+	order     []int // every index, ascending
+	next      int
+	pending   map[int]sampleOutputs
+	results   []pipeline.PerSampleMetric
+}
+
+func (c *metricCollector) add(outs []sampleOutputs) error {
+	for _, o := range outs {
+		c.pending[o.index] = o
+	}
+	for c.next < len(c.order) {
+		i := c.order[c.next]
+		o, ok := c.pending[i]
+		if !ok {
+			break
+		}
+		delete(c.pending, i)
+		c.next++
+		if err := c.metric.Update(o.outputs, o.annotation); err != nil {
+			return fmt.Errorf("sample %d: metric: %w", i, err)
+		}
+		if c.perSample {
+			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: maps.Clone(c.metric.Value())})
+		}
+	}
+	return nil
+}

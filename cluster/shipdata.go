@@ -1,0 +1,155 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fleetcal/fleetcal/data"
+)
+
+// shipData puts the run's data files in DataBucket and rewrites w so that
+// workers read their downloaded copy: the data source becomes "data" (or
+// "data/<file>") and the annotations "annotations/<file>", relative to the
+// worker's download folder.
+func (e *Engine) shipData(ctx context.Context, w *runWire) error {
+	var dc data.Config
+	if err := json.Unmarshal(e.spec.DataSource, &dc); err != nil {
+		return fmt.Errorf("ship data: %w", err)
+	}
+	if dc.Path == "" {
+		return fmt.Errorf("ship data: %w: data_source.path is empty", ErrBadSpec)
+	}
+	src := resolvePath(e.spec.BaseDir, dc.Path)
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("ship data: data source %s: %w", dc.Path, err)
+	}
+	root, recursive, newPath := src, true, "data"
+	if !st.IsDir() {
+		// A file (an IDX images file): ship the files beside it, where its
+		// labels file lives.
+		root, recursive, newPath = filepath.Dir(src), false, "data/"+filepath.Base(src)
+	}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && !recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		return e.shipFile(ctx, w, p, path.Join("data", filepath.ToSlash(rel)))
+	})
+	if err != nil {
+		return fmt.Errorf("ship data: %s: %w", dc.Path, err)
+	}
+	dc.Path = newPath
+	if w.DataSource, err = json.Marshal(dc); err != nil {
+		return fmt.Errorf("ship data: %w", err)
+	}
+	if a := bytes.TrimSpace(e.spec.Annotations); len(a) > 0 && string(a) != "null" {
+		var ann data.Annotations
+		if err := json.Unmarshal(a, &ann); err != nil {
+			return fmt.Errorf("ship data: %w", err)
+		}
+		if ann.Path != "" {
+			rel := "annotations/" + filepath.Base(ann.Path)
+			if err := e.shipFile(ctx, w, resolvePath(e.spec.BaseDir, ann.Path), rel); err != nil {
+				return fmt.Errorf("ship data: annotations %s: %w", ann.Path, err)
+			}
+			ann.Path = rel
+			if w.Annotations, err = json.Marshal(ann); err != nil {
+				return fmt.Errorf("ship data: %w", err)
+			}
+		}
+	}
+	w.BaseDir = ""
+	return nil
+}
+
+// shipFile puts the file at p in DataBucket and lists it in w.Files under rel.
+func (e *Engine) shipFile(ctx context.Context, w *runWire, p, rel string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	name := e.spec.RunID + "/" + rel
+	info, err := e.res.data.Put(ctx, jetstream.ObjectMeta{Name: name}, io.TeeReader(f, h))
+	if err != nil {
+		return fmt.Errorf("object store %s: put %s: %w", DataBucket, name, err)
+	}
+	w.Files = append(w.Files, shippedFile{Object: name, Path: rel, SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(info.Size)})
+	return nil
+}
+
+// resolvePath joins a relative p to base.
+func resolvePath(base, p string) string {
+	if filepath.IsAbs(p) || base == "" {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+// download fetches the shipped files into dir, verifying each one's size
+// and SHA-256.
+func download(ctx context.Context, store jetstream.ObjectStore, files []shippedFile, dir string) error {
+	for _, f := range files {
+		local := filepath.FromSlash(f.Path)
+		if !filepath.IsLocal(local) {
+			return fmt.Errorf("shipped file %q: not a relative path inside the run", f.Path)
+		}
+		if err := downloadOne(ctx, store, f, filepath.Join(dir, local)); err != nil {
+			return fmt.Errorf("shipped file %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+func downloadOne(ctx context.Context, store jetstream.ObjectStore, f shippedFile, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	obj, err := store.Get(ctx, f.Object)
+	if err != nil {
+		return fmt.Errorf("object store %s: get %s: %w", DataBucket, f.Object, err)
+	}
+	defer obj.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), obj)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != f.Size || got != f.SHA256 {
+		return fmt.Errorf("%w: %d bytes with SHA-256 %s, want %d bytes with %s", ErrBadResult, n, got, f.Size, f.SHA256)
+	}
+	return nil
+}

@@ -1,0 +1,464 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// inlineLimit is the size of a result's payloads (statistics plus outputs)
+// above which they go to the Object Store instead of the result envelope:
+// base64 makes 512 KiB into 683 KiB, within NATS' default 1 MiB payload.
+const inlineLimit = 512 << 10
+
+// WorkerOptions configures a worker.
+type WorkerOptions struct {
+	// Name identifies the worker in errors, logs and results (default
+	// "<hostname>-<random>").
+	Name string
+	// Concurrency is the number of shards run in parallel (default 1).
+	Concurrency int
+	// Threads is ONNX Runtime's intra-op thread count per shard (default 1).
+	Threads int
+	// Metrics, when set, receives the worker's metrics.
+	Metrics *WorkerMetrics
+	// Log receives progress and errors (default: discarded).
+	Log *slog.Logger
+	// ORTVersion is the ONNX Runtime version the worker announces; default
+	// engine.Version(). Setting it only makes sense in tests of the
+	// version check.
+	ORTVersion string
+	// WrapLoader, when set, wraps every data loader the worker opens (for
+	// instrumentation, caching or tests).
+	WrapLoader func(pipeline.DataLoader) pipeline.DataLoader
+	// TempDir is where shipped data is downloaded (default os.TempDir()).
+	TempDir string
+}
+
+// Worker serves shards: it pulls one shard at a time per Concurrency slot
+// from the work queue, runs it with ONNX Runtime and stores its partial
+// statistics.
+type Worker struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts WorkerOptions
+	log  *slog.Logger
+	m    *WorkerMetrics
+	ort  string
+	c    *cache
+
+	inlineLimit int
+}
+
+// NewWorker returns a worker on nc. It loads ONNX Runtime and fails when
+// the library cannot be found.
+func NewWorker(nc *nats.Conn, opts WorkerOptions) (*Worker, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("worker: %w: nil NATS connection", ErrBadSpec)
+	}
+	if opts.Concurrency < 0 || opts.Threads < 0 {
+		return nil, fmt.Errorf("worker: %w: concurrency and threads must not be negative", ErrBadSpec)
+	}
+	if err := engine.Init(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	opts.Concurrency = max(opts.Concurrency, 1)
+	opts.Threads = max(opts.Threads, 1)
+	if opts.Name == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "worker"
+		}
+		opts.Name = host + "-" + randomID(3)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewWorkerMetrics(prometheus.NewRegistry())
+	}
+	ort := opts.ORTVersion
+	if ort == "" {
+		ort = engine.Version()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w := &Worker{nc: nc, js: js, opts: opts, log: opts.Log.With("worker", opts.Name), m: opts.Metrics, ort: ort, inlineLimit: inlineLimit}
+	w.c = newCache(w)
+	return w, nil
+}
+
+// Name is the worker's name.
+func (w *Worker) Name() string { return w.opts.Name }
+
+// Run serves shards until ctx ends, then hands back (Naks) the shards it
+// is running so that they are redelivered at once, releases its sessions
+// and downloads, and returns nil. Before a coordinator has created the work
+// queue, it waits for it. Run returns an error when the connection closes.
+// A Worker runs once.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.c.close()
+	var res *resources
+	var cons jetstream.Consumer
+	waiting := false
+	for {
+		var err error
+		res, cons, err = bindResources(ctx, w.js)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if w.nc.IsClosed() {
+			return fmt.Errorf("worker: %w", nats.ErrConnectionClosed)
+		}
+		if !waiting {
+			w.log.Info("waiting for a coordinator to create the work queue", "err", err)
+			waiting = true
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return nil
+		}
+	}
+	w.c.res = res
+	w.log.Info("serving shards", "concurrency", w.opts.Concurrency, "onnxruntime", w.ort)
+	g, gctx := errgroup.WithContext(ctx)
+	for range w.opts.Concurrency {
+		g.Go(func() error { return w.loop(gctx, cons) })
+	}
+	err := g.Wait()
+	_ = w.nc.FlushTimeout(2 * time.Second) // deliver the last acks and naks
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// loop pulls one shard at a time until ctx ends.
+func (w *Worker) loop(ctx context.Context, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if w.nc.IsClosed() {
+				return fmt.Errorf("worker: %w", nats.ErrConnectionClosed)
+			}
+			w.log.Warn("fetch shard", "err", err)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				if c, err := w.js.Consumer(ctx, StreamName, ConsumerName); err == nil {
+					cons = c
+				}
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		for msg := range batch.Messages() {
+			w.handle(ctx, msg)
+		}
+		cancel()
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) &&
+			!errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			w.log.Warn("fetch shard", "err", err)
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
+				sleep(ctx, time.Second)
+				if c, err := w.js.Consumer(ctx, StreamName, ConsumerName); err == nil {
+					cons = c
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// emit publishes a progress event; events are hints, so errors are ignored.
+func (w *Worker) emit(predict string, ev event) {
+	ev.Worker = w.opts.Name
+	if b, err := json.Marshal(ev); err == nil {
+		_ = w.nc.Publish(eventSubject(predict), b)
+	}
+}
+
+// handle runs one delivered shard and acknowledges it, hands it back or
+// terminates it.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	md, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("shard without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	var job shardMsg
+	if err := json.Unmarshal(msg.Data(), &job); err != nil {
+		err = fmt.Errorf("%w: %v", ErrBadMessage, err)
+		w.log.Error("drop shard", "err", err)
+		_ = msg.TermWithReason(err.Error())
+		return
+	}
+	if err := job.validate(); err != nil || !predictPattern.MatchString(job.Predict) {
+		if err == nil {
+			err = fmt.Errorf("%w: predict id %q", ErrBadMessage, job.Predict)
+		}
+		w.log.Error("drop shard", "err", err)
+		_ = msg.TermWithReason(err.Error())
+		return
+	}
+	log := w.log.With("predict", job.Predict, "shard", job.Shard, "delivery", md.NumDelivered)
+	if md.NumDelivered > 1 {
+		w.m.Redeliveries.Inc()
+	}
+	w.emit(job.Predict, event{Kind: eventStart, Shard: job.Shard, Delivered: md.NumDelivered})
+	w.m.ShardsInFlight.Inc()
+	defer w.m.ShardsInFlight.Dec()
+
+	stop := w.heartbeat(msg, &job)
+	stats, outputs, kind, err := w.runShard(ctx, &job)
+	stop()
+	if err != nil {
+		w.failed(ctx, msg, &job, md.NumDelivered, kind, err, log)
+		return
+	}
+	// The shard is computed: store and acknowledge it even when shutting down.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	dup, err := w.store(sctx, &job, stats, outputs, time.Since(start))
+	if err != nil {
+		log.Error("store result", "err", err)
+		_ = msg.NakWithDelay(job.retryDelay())
+		return
+	}
+	if dup {
+		w.m.DuplicatesDropped.Inc()
+		w.emit(job.Predict, event{Kind: eventDuplicate, Shard: job.Shard, Delivered: md.NumDelivered})
+		log.Info("result already stored by another delivery; dropped mine")
+	}
+	if err := msg.DoubleAck(sctx); err != nil {
+		log.Warn("acknowledge shard", "err", err)
+	}
+	w.m.ShardsDone.Inc()
+	w.m.SamplesDone.Add(float64(len(job.Indices)))
+	w.m.PartialBytes.Add(float64(len(stats) + len(outputs)))
+	w.m.ShardDuration.Observe(time.Since(start).Seconds())
+	log.Debug("shard done", "samples", len(job.Indices), "seconds", time.Since(start).Seconds())
+}
+
+// heartbeat tells the server (InProgress) and the coordinator (an event)
+// that the shard is alive every AckWait/3, until stop is called.
+func (w *Worker) heartbeat(msg jetstream.Msg, job *shardMsg) (stop func()) {
+	every := max(job.ackWait()/3, 10*time.Millisecond)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+				w.emit(job.Predict, event{Kind: eventBeat, Shard: job.Shard})
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// failed hands a failed shard back for another delivery, or, on its last
+// delivery, stores the failure for the coordinator and terminates it.
+func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, delivered uint64, kind string, err error, log *slog.Logger) {
+	if ctx.Err() != nil {
+		_ = msg.Nak()
+		log.Info("shutting down: shard handed back")
+		return
+	}
+	w.m.ShardsFailed.WithLabelValues(kind).Inc()
+	if delivered < uint64(job.MaxDeliver) {
+		log.Warn("shard failed; handed back for another delivery", "kind", kind, "err", err)
+		w.emit(job.Predict, event{Kind: eventRetry, Shard: job.Shard, Delivered: delivered, Err: err.Error()})
+		_ = msg.NakWithDelay(job.retryDelay())
+		return
+	}
+	log.Error("shard failed on its last delivery", "kind", kind, "err", err)
+	b, _ := json.Marshal(envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Error: err.Error(), Kind: kind})
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, cerr := w.c.res.results.Create(sctx, resultKey(job.Predict, job.Shard), b); cerr != nil && !errors.Is(cerr, jetstream.ErrKeyExists) {
+		log.Error("report shard failure", "err", cerr)
+	}
+	reason := err.Error()
+	if len(reason) > 256 {
+		reason = reason[:256]
+	}
+	_ = msg.TermWithReason(reason)
+	w.m.DeadLettered.Inc()
+}
+
+// runShard computes a shard's statistics (and outputs) and encodes them.
+func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []byte, kind string, err error) {
+	if job.ORT != "" && job.ORT != w.ort {
+		return nil, nil, kindRefused, fmt.Errorf("%w: worker %s runs ONNX Runtime %s, the coordinator expects %s",
+			ErrRefused, w.opts.Name, w.ort, job.ORT)
+	}
+	eng, loader, release, err := w.c.acquire(ctx, job)
+	if err != nil {
+		return nil, nil, kindSetup, err
+	}
+	defer release()
+	opts := pipeline.PredictOptions{
+		StatsLayout: job.Layout,
+		Sampler:     &pipeline.BatchSampler{BatchSize: job.BatchSize, SubsetIndices: job.Indices, N: loader.Len()},
+	}
+	var capture *captureMetric
+	if job.Outputs {
+		capture = newCaptureMetric(job.Indices)
+		opts.Metric = capture
+	}
+	res, err := eng.Predict(ctx, opts)
+	if err != nil {
+		return nil, nil, classify(err), err
+	}
+	if capture != nil {
+		if capture.err != nil {
+			return nil, nil, kindSetup, capture.err
+		}
+		outputs = capture.enc.bytes()
+	}
+	if stats, err = res.Stats.MarshalBinary(); err != nil {
+		return nil, nil, kindSetup, err
+	}
+	return stats, outputs, "", nil
+}
+
+// classify tells failures that splitting a shard cannot cure (the model,
+// the layout, the sampler) from failures of its samples.
+func classify(err error) string {
+	for _, e := range []error{engine.ErrUnknownTensor, engine.ErrBadStats, engine.ErrBadModel, engine.ErrClosed,
+		engine.ErrNoModel, engine.ErrLibrary, pipeline.ErrIndexOutOfRange} {
+		if errors.Is(err, e) {
+			return kindSetup
+		}
+	}
+	return kindSample
+}
+
+// store puts the result under the shard's key; dup reports that another
+// delivery had stored it first (this result is then dropped).
+func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte, took time.Duration) (dup bool, err error) {
+	env := envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Seconds: took.Seconds()}
+	inline := len(stats)+len(outputs) <= w.inlineLimit
+	var objects []string
+	defer func() {
+		if dup || err != nil {
+			w.deleteObjects(objects)
+		}
+	}()
+	put := func(b []byte, what string) (*blob, error) {
+		bl := &blob{SHA256: sum(b), Size: len(b)}
+		if inline {
+			bl.Inline = b
+			return bl, nil
+		}
+		name := fmt.Sprintf("%s/%s/%s.%s", job.Predict, job.Shard, randomID(6), what)
+		if _, err := w.c.res.partials.PutBytes(ctx, name, b); err != nil {
+			return nil, fmt.Errorf("object store %s: put %s: %w", PartialsBucket, name, err)
+		}
+		objects = append(objects, name)
+		bl.Object = name
+		return bl, nil
+	}
+	if env.Stats, err = put(stats, "stats"); err != nil {
+		return false, err
+	}
+	if job.Outputs {
+		if env.Outputs, err = put(outputs, "outputs"); err != nil {
+			return false, err
+		}
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return false, err
+	}
+	if _, err := w.c.res.results.Create(ctx, resultKey(job.Predict, job.Shard), b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return true, nil
+		}
+		return false, fmt.Errorf("key-value bucket %s: create %s: %w", ResultsBucket, resultKey(job.Predict, job.Shard), err)
+	}
+	return false, nil
+}
+
+func (w *Worker) deleteObjects(names []string) {
+	for _, n := range names {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = w.c.res.partials.Delete(ctx, n)
+		cancel()
+	}
+}
+
+// captureMetric is the Metric a worker hands its engine to collect every
+// sample's outputs: the engine calls Update in ascending sample-index
+// order, so the i-th call is the i-th smallest index of the shard.
+type captureMetric struct {
+	order []int
+	next  int
+	enc   outputsEncoder
+	err   error
+}
+
+func newCaptureMetric(indices []int) *captureMetric {
+	order := append([]int(nil), indices...)
+	slices.Sort(order)
+	return &captureMetric{order: order}
+}
+
+func (c *captureMetric) Update(outputs map[string]pipeline.Tensor, annotation any) error {
+	if c.next >= len(c.order) {
+		return errors.New("capture outputs: more samples than the shard holds")
+	}
+	if err := c.enc.add(c.order[c.next], outputs, annotation); err != nil {
+		c.err = err
+		return err
+	}
+	c.next++
+	return nil
+}
+
+func (c *captureMetric) Reset()                                           { c.next, c.enc, c.err = 0, outputsEncoder{}, nil }
+func (c *captureMetric) Value() map[string]float64                        { return nil }
+func (c *captureMetric) AvgValue() map[string]float64                     { return nil }
+func (c *captureMetric) HigherBetter() bool                               { return true }
+func (c *captureMetric) Attributes() map[string]pipeline.MetricAttributes { return nil }
