@@ -190,7 +190,9 @@ func TestWorkerJoinsMidRun(t *testing.T) {
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
 	want := reference(t, d, m, o)
 
-	slow := func(l pipeline.DataLoader) pipeline.DataLoader { return &slowLoader{DataLoader: l, delay: 20 * time.Millisecond} }
+	slow := func(l pipeline.DataLoader) pipeline.DataLoader {
+		return &slowLoader{DataLoader: l, delay: 20 * time.Millisecond}
+	}
 	first := startWorkers(t, nc, 1, WorkerOptions{Name: "first", WrapLoader: slow})
 	defer first.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2})
