@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -330,5 +331,52 @@ func TestLibraryPath(t *testing.T) {
 	}
 	if v := Version(); !strings.HasPrefix(v, "1.") {
 		t.Errorf("version %q", v)
+	}
+}
+
+// TestStatsOnInitializer: a constant can be observed like an activation.
+func TestStatsOnInitializer(t *testing.T) {
+	l := randomSamples(2, "input", []int64{1, 3, 16, 16}, 16)
+	e := newEngine(t, l, Options{}, "convnet_op13.onnx")
+	res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{
+		"conv_0.weight": {{Kind: pipeline.StatMax}, {Kind: pipeline.StatChannelMin, Axis: 0}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w []float32
+	for _, init := range loadProto(t, "convnet_op13.onnx").GetGraph().GetInitializer() {
+		if init.GetName() == "conv_0.weight" {
+			if w, err = model.TensorFloat32(init); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, mx, cmn, _, _ := refStats(w, []int64{8, 3, 3, 3}, 0)
+	for i := range 2 {
+		_, gotMax := res.Stats.Get("conv_0.weight", "max").At(i)
+		_, gotCmn := res.Stats.Get("conv_0.weight", "channel_min@0").At(i)
+		if gotMax[0] != mx || !slices.Equal(gotCmn, cmn) {
+			t.Errorf("sample %d: max %v channel_min %v, want %v %v", i, gotMax, gotCmn, mx, cmn)
+		}
+	}
+}
+
+// TestInitError: without a loadable library, the tests (and Init) fail
+// with a message naming the path tried and the set-up script.
+func TestInitError(t *testing.T) {
+	if os.Getenv("FLEETCAL_ENGINE_CHILD") == "1" {
+		return // TestMain already failed
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=TestInitError$")
+	cmd.Env = append(os.Environ(), "FLEETCAL_ENGINE_CHILD=1", EnvLibrary+"=/nonexistent/libonnxruntime.so.1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("child succeeded: %s", out)
+	}
+	for _, want := range []string{`cannot load ONNX Runtime "/nonexistent/libonnxruntime.so.1"`, "scripts/setup.sh"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
