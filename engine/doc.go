@@ -29,19 +29,37 @@
 // that sample. Mean is a float64 sum in element order; quantiles interpolate
 // linearly between ranks like numpy's default.
 //
+// Two strategies compute min/max-like statistics (Options.Strategy).
+// StrategyGo, the default, exposes each observed activation as a model
+// output written into buffers reused from one inference to the next, and
+// reduces it in one vectorized pass (C, AVX2 when available) that also
+// detects NaN/±Inf. StrategyInGraph appends ReduceMin/ReduceMax/ReduceSum
+// nodes right after each producer so only small tensors leave ONNX Runtime;
+// its per-node cost makes it slower on CNNs (see BenchmarkCalibration). Both
+// skip the output of a Relu whose input is observed too: Relu is monotonic
+// and exact, so its min, max and channel ranges are the input's clamped at
+// 0. Whenever a shortcut cannot see NaN/±Inf exactly (in-graph reductions,
+// derived Relu statistics), the samples concerned are rerun with every
+// tensor exposed, so results are the same bit for bit whatever the strategy.
+//
 // # Batches and parallel requests
 //
 // When every model input has a dynamic axis 0, the samples of a sampler batch
 // are concatenated along it and run at once; otherwise they run one by one.
 // Options.Requests inferences run in parallel on one shared session (ONNX
-// Runtime's Run is thread-safe); the metric is updated in sample-index
+// Runtime's Run is thread-safe, and a shared session measured no slower
+// than one session per request); the metric is updated in sample-index
 // order and statistics are sorted by index, so results do not depend on
 // Requests. Every input is checked against the model (name, element type,
 // fixed dimensions) before ONNX Runtime sees it.
 //
 // For a cascade (model.CompressedModel with several stages) the stages run
 // in order on each batch; a stage's outputs feed later stages' inputs of
-// the same name, and statistics may name a tensor of any stage.
+// the same name, and statistics may name a tensor of any stage (the first
+// stage holding a name wins).
+//
+// Sessions built for a statistics layout are kept until SetModel or Close,
+// one set per distinct layout.
 //
 // engine is the only package that imports onnxruntime_go (cgo). It must
 // never import nats.go (cluster/) and holds no global state besides the

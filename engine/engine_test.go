@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,54 +217,6 @@ func TestTwoInputs(t *testing.T) {
 	}
 	if _, err := s.Run(t.Context(), map[string]pipeline.Tensor{"a": l.samples[0].Inputs["a"]}); !errors.Is(err, ErrBadInput) {
 		t.Errorf("session run without b: %v", err)
-	}
-}
-
-// TestMeanQuantile checks the Go-only statistics against direct formulas.
-func TestMeanQuantile(t *testing.T) {
-	d := make([]float32, 1*3*16*16)
-	for i := range d {
-		d[i] = float32(i%97) - 40 // -40 .. 56
-	}
-	d[10] = float32(math.NaN())
-	l := &sliceLoader{samples: []pipeline.Sample{{Inputs: map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 16, 16}, Data: d}}}}}
-	e := newEngine(t, l, Options{}, "convnet_op13.onnx")
-	res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"input": {
-		{Kind: pipeline.StatMean}, {Kind: pipeline.StatQuantile, Q: 0.5}, {Kind: pipeline.StatQuantile, Q: 0.999},
-		{Kind: pipeline.StatAbsQuantile, Q: 1}, {Kind: pipeline.StatAbsMax},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var finite []float64
-	sum := 0.0
-	for _, v := range d {
-		if !math.IsNaN(float64(v)) {
-			finite = append(finite, float64(v))
-			sum += float64(v)
-		}
-	}
-	slices.Sort(finite)
-	// numpy.quantile(x, q) with the default linear method.
-	q := func(p float64) float64 {
-		pos := p * float64(len(finite)-1)
-		lo := int(pos)
-		if lo+1 >= len(finite) {
-			return finite[lo]
-		}
-		return finite[lo] + (finite[lo+1]-finite[lo])*(pos-float64(lo))
-	}
-	for key, want := range map[string]float64{
-		"mean": sum / float64(len(finite)), "quantile@0.5": q(0.5), "quantile@0.999": q(0.999),
-		"abs_quantile@1": 56, "abs_max": 56,
-	} {
-		_, got := res.Stats.Get("input", key).At(0)
-		if got[0] != want {
-			t.Errorf("%s: %v, want %v", key, got[0], want)
-		}
-	}
-	if res.Stats.NonFinite["input"] != 1 {
-		t.Errorf("non-finite %d", res.Stats.NonFinite["input"])
 	}
 }
 

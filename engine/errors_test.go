@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,18 +112,17 @@ func TestRejectedModel(t *testing.T) {
 	}
 }
 
-// TestNonFinite: NaN and ±Inf in the data are counted per tensor and left
-// out of the statistics, identically with every strategy.
+// TestNonFinite: NaN and ±Inf in activations are counted per tensor and
+// left out of the statistics, identically with every strategy. The inputs
+// are finite but huge, so that the first convolution overflows to ±Inf and
+// NaN (Inf - Inf) in some places.
 func TestNonFinite(t *testing.T) {
 	const n = 12
 	l := randomSamples(n, "input", []int64{1, 3, 16, 16}, 5)
-	bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
-	injected := uint64(0)
 	for i := 0; i < n; i += 3 { // samples 0, 3, 6, 9
 		d := l.samples[i].Inputs["input"].Data.([]float32)
-		for k, pos := range []int{5, 300, 767} {
-			d[pos] = bad[(i+k)%3]
-			injected++
+		for k, pos := range []int{5, 6, 300, 301, 767} {
+			d[pos] = float32(3e38 * float64(1-2*((i+k)%2)))
 		}
 	}
 	tensors := []string{"input", "conv_0_out", "bn_0_out", "relu_0_out", "maxpool_0_out", "logits"}
@@ -160,12 +160,12 @@ func TestNonFinite(t *testing.T) {
 			}
 		}
 	}
-	if refBad["input"] != injected || refBad["conv_0_out"] == 0 {
-		t.Fatalf("reference counts %v, injected %d", refBad, injected)
+	if refBad["input"] != 0 || refBad["conv_0_out"] == 0 || refBad["logits"] == 0 {
+		t.Fatalf("reference non-finite counts %v: the test data should overflow", refBad)
 	}
 	for _, strategy := range []Strategy{StrategyGo, StrategyInGraph} {
 		t.Run(strategy.String(), func(t *testing.T) {
-			e := newEngine(t, l, Options{Requests: 2, Strategy: strategy}, "convnet_op13.onnx")
+			e := newEngine(t, l, Options{Requests: 2, Strategy: strategy, AllowNonFiniteInputs: true}, "convnet_op13.onnx")
 			res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layout})
 			if err != nil {
 				t.Fatal(err)
@@ -219,4 +219,50 @@ func TestCancel(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("returned after %v", d)
 	}
+}
+
+// TestInvalidSamples: NaN/Inf in a sample's data is an error naming the
+// sample and element, or, with SkipInvalidSamples, the sample is left out
+// of the statistics and the metric and listed in Skipped.
+func TestInvalidSamples(t *testing.T) {
+	l := randomSamples(6, "input", []int64{1, 3, 16, 16}, 21)
+	l.samples[2].Inputs["input"].Data.([]float32)[7] = float32(math.Inf(-1))
+	l.samples[4].Inputs["input"].Data.([]float32)[0] = float32(math.NaN())
+	layout := pipeline.StatsLayout{"conv_0_out": {{Kind: pipeline.StatMax}}}
+
+	e := newEngine(t, l, Options{Requests: 2}, "convnet_op13.onnx")
+	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layout})
+	if !errors.Is(err, pipeline.ErrInvalidSample) || !strings.Contains(err.Error(), `sample 2`) || !strings.Contains(err.Error(), "-Inf at element 7") {
+		t.Fatalf("err = %v, want sample 2's -Inf at element 7 named", err)
+	}
+
+	skip := newEngine(t, l, Options{Requests: 2, SkipInvalidSamples: true}, "convnet_op13.onnx")
+	res, err := skip.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layout, Metric: &countMetric{}, MetricPerSample: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Skipped, []int{2, 4}) || res.Samples != 4 {
+		t.Errorf("skipped %v, samples %d; want [2 4] and 4", res.Skipped, res.Samples)
+	}
+	if got := res.Stats.Get("conv_0_out", "max").Indices(); !slices.Equal(got, []int{0, 1, 3, 5}) {
+		t.Errorf("statistics cover samples %v, want [0 1 3 5]", got)
+	}
+	if res.Metrics["count"] != 4 || len(res.PerSample) != 4 {
+		t.Errorf("metric saw %v samples (%d per-sample values), want 4", res.Metrics["count"], len(res.PerSample))
+	}
+}
+
+// countMetric counts updates.
+type countMetric struct{ n float64 }
+
+func (m *countMetric) Value() map[string]float64    { return map[string]float64{"count": 1} }
+func (m *countMetric) AvgValue() map[string]float64 { return map[string]float64{"count": m.n} }
+func (m *countMetric) HigherBetter() bool           { return true }
+func (m *countMetric) Update(map[string]pipeline.Tensor, any) error {
+	m.n++
+	return nil
+}
+func (m *countMetric) Reset() { m.n = 0 }
+func (m *countMetric) Attributes() map[string]pipeline.MetricAttributes {
+	return map[string]pipeline.MetricAttributes{"count": {Direction: "higher-better", Type: "count"}}
 }

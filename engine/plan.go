@@ -18,7 +18,7 @@ type Strategy int
 
 const (
 	// StrategyAuto is the default: currently StrategyGo, the faster of the
-	// two on the benchmark (see bench_test.go).
+	// two on BenchmarkCalibration (see bench_test.go).
 	StrategyAuto Strategy = iota
 	// StrategyGo exposes each observed activation as a model output and
 	// reduces it in Go.

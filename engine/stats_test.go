@@ -183,3 +183,90 @@ func sameSet(a, b *reduce.Set) bool {
 	}
 	return true
 }
+
+// TestComputeGo checks every statistic of one sample against direct
+// formulas, with and without NaN/±Inf (fast and slow paths).
+func TestComputeGo(t *testing.T) {
+	shape := []int64{1, 3, 4, 5}
+	base := make([]float32, 60)
+	for i := range base {
+		base[i] = float32(i%17)*0.75 - 6 // -6 .. 6
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, tc := range []struct {
+		name string
+		bad  map[int]float32
+	}{
+		{"finite", nil},
+		{"nan and inf", map[int]float32{0: nan, 7: inf, 33: -inf, 59: nan}},
+		{"channel 1 all nan", func() map[int]float32 {
+			m := map[int]float32{}
+			for i := 20; i < 40; i++ {
+				m[i] = nan
+			}
+			return m
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := slices.Clone(base)
+			for i, v := range tc.bad {
+				d[i] = v
+			}
+			ts, err := newTensorStats("x", []pipeline.StatSpec{
+				{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}, {Kind: pipeline.StatAbsMax}, {Kind: pipeline.StatMean},
+				{Kind: pipeline.StatQuantile, Q: 0.5}, {Kind: pipeline.StatQuantile, Q: 0.9},
+				{Kind: pipeline.StatAbsQuantile, Q: 1}, {Kind: pipeline.StatChannelMin, Axis: 1},
+				{Kind: pipeline.StatChannelMax, Axis: 1}, {Kind: pipeline.StatChannelMax, Axis: 3},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r sampleResult
+			var buf [2][]float32
+			if err := ts.computeGo(d, shape, &r, &buf); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]float64{}
+			_ = ts.emit(&r, func(key string, v []float64) error { got[key] = v; return nil })
+			// Reference: the finite values, sorted; numpy.quantile's linear rule.
+			var fin []float64
+			sum := 0.0
+			for _, v := range d {
+				if !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) {
+					fin = append(fin, float64(v))
+					sum += float64(v)
+				}
+			}
+			slices.Sort(fin)
+			q := func(p float64) float64 {
+				pos := p * float64(len(fin)-1)
+				lo := int(pos)
+				if lo+1 >= len(fin) {
+					return fin[lo]
+				}
+				return fin[lo] + (fin[lo+1]-fin[lo])*(pos-float64(lo))
+			}
+			mn, mx, cmn, cmx, bad := refStats(d, shape, 1)
+			_, _, _, cmx3, _ := refStats(d, shape, 3)
+			want := map[string][]float64{
+				"min": {mn}, "max": {mx}, "abs_max": {max(-mn, mx)}, "mean": {sum / float64(len(fin))},
+				"quantile@0.5": {q(0.5)}, "quantile@0.9": {q(0.9)}, "abs_quantile@1": {max(-mn, mx)},
+				"channel_min@1": cmn, "channel_max@1": cmx, "channel_max@3": cmx3,
+			}
+			for key, w := range want {
+				if slices.ContainsFunc(w, math.IsNaN) {
+					if got[key] != nil {
+						t.Errorf("%s: %v, want none (a channel without finite values)", key, got[key])
+					}
+					continue
+				}
+				if !slices.Equal(got[key], w) {
+					t.Errorf("%s: %v, want %v", key, got[key], w)
+				}
+			}
+			if r.nonFinite != bad || int(bad) != len(tc.bad) {
+				t.Errorf("non-finite %d, want %d", r.nonFinite, len(tc.bad))
+			}
+		})
+	}
+}
