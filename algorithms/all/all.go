@@ -5,7 +5,8 @@
 package all
 
 import (
-	_ "github.com/fleetcal/fleetcal/algorithms/defaultq" // DefaultQuantization
-	_ "github.com/fleetcal/fleetcal/algorithms/fastbias" // FastBiasCorrection
-	_ "github.com/fleetcal/fleetcal/algorithms/minmax"   // MinMaxQuantization
+	_ "github.com/fleetcal/fleetcal/algorithms/accuracyaware" // AccuracyAwareQuantization
+	_ "github.com/fleetcal/fleetcal/algorithms/defaultq"      // DefaultQuantization
+	_ "github.com/fleetcal/fleetcal/algorithms/fastbias"      // FastBiasCorrection
+	_ "github.com/fleetcal/fleetcal/algorithms/minmax"        // MinMaxQuantization
 )
