@@ -216,9 +216,17 @@ func (s *Session) run(ctx context.Context, in, outs []ort.Value) error {
 		if ro, err = ort.NewRunOptions(); err != nil {
 			return fmt.Errorf("run options: %w", err)
 		}
-		defer ro.Destroy()
-		stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
-		defer stop()
+		terminated := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(terminated)
+			_ = ro.Terminate()
+		})
+		defer func() {
+			if !stop() {
+				<-terminated // Terminate started: let it finish before Destroy
+			}
+			_ = ro.Destroy()
+		}()
 	}
 	if err := s.sess.RunWithOptions(in, outs, ro); err != nil {
 		if ctx.Err() != nil {
