@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,13 @@ type Options struct {
 	// sees them (POT's postprocess_output); meta is the sample's Metadata.
 	// It is called for one sample at a time, in sample-index order.
 	Postprocess func(outputs map[string]pipeline.Tensor, meta map[string]any) (map[string]pipeline.Tensor, error)
+	// SkipInvalidSamples skips samples whose data holds NaN or Inf (errors
+	// wrapping pipeline.ErrInvalidSample) instead of failing; Predict lists
+	// them in PredictResult.Skipped.
+	SkipInvalidSamples bool
+	// AllowNonFiniteInputs feeds NaN/Inf input values to the model instead
+	// of rejecting the sample; statistics then count and exclude them.
+	AllowNonFiniteInputs bool
 	// Strategy chooses how min/max-like statistics are computed; the zero
 	// value picks the default. Other values exist for benchmarks.
 	Strategy Strategy
@@ -257,7 +265,9 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if err != nil {
 		return pipeline.PredictResult{}, err
 	}
-	res := pipeline.PredictResult{Stats: reduce.NewSet(), Samples: len(order), PerSample: col.results}
+	slices.Sort(col.skipped)
+	res := pipeline.PredictResult{Stats: reduce.NewSet(), Samples: len(order) - len(col.skipped),
+		PerSample: col.results, Skipped: col.skipped}
 	for _, w := range workers {
 		if err := res.Stats.Merge(w.set); err != nil {
 			return pipeline.PredictResult{}, err
@@ -304,6 +314,11 @@ func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
 		if err := checkInput(info, t); err != nil {
 			return 0, err
 		}
+		if !e.opts.AllowNonFiniteInputs {
+			if err := checkFinite(info.Name, t); err != nil {
+				return 0, err
+			}
+		}
 		switch {
 		case i == 0:
 			rows = int(t.Shape[0])
@@ -322,6 +337,28 @@ func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
 		rows = -1
 	}
 	return rows, nil
+}
+
+// checkFinite rejects float inputs holding NaN or ±Inf, naming the first.
+func checkFinite(name string, t pipeline.Tensor) error {
+	bad := func(i int, v float64) error {
+		return fmt.Errorf("input %q: %v at element %d: %w", name, v, i, pipeline.ErrInvalidSample)
+	}
+	switch d := t.Data.(type) {
+	case []float32:
+		for i, v := range d {
+			if math.Float32bits(v)&absMask >= expAllOnes {
+				return bad(i, float64(v))
+			}
+		}
+	case []float64:
+		for i, v := range d {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return bad(i, v)
+			}
+		}
+	}
+	return nil
 }
 
 // inputError is a bad-input error whose message does not repeat "bad
@@ -364,9 +401,11 @@ type collector struct {
 	pending   map[int]*sampleOut
 	results   []pipeline.PerSampleMetric
 	err       error // the first postprocess or metric error: no more updates
+	skipped   []int // samples left out as invalid
 }
 
 type sampleOut struct {
+	skip       bool // an invalid sample left out: no metric update
 	outputs    map[string]pipeline.Tensor
 	annotation any
 	meta       map[string]any
@@ -389,6 +428,9 @@ func (c *collector) deliver(index int, out *sampleOut) error {
 		}
 		delete(c.pending, i)
 		c.next++
+		if o.skip {
+			continue
+		}
 		outs := o.outputs
 		if c.post != nil {
 			var err error
@@ -410,6 +452,17 @@ func (c *collector) deliver(index int, out *sampleOut) error {
 		}
 	}
 	return nil
+}
+
+// skip records an invalid sample left out of the pass.
+func (c *collector) skip(index int) error {
+	c.mu.Lock()
+	c.skipped = append(c.skipped, index)
+	c.mu.Unlock()
+	if c.metric == nil {
+		return nil
+	}
+	return c.deliver(index, &sampleOut{skip: true})
 }
 
 // done records n more samples done and calls the progress callback.

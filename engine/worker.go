@@ -48,20 +48,31 @@ type loaded struct {
 
 // item runs one batch of the sampler.
 func (w *worker) item(ctx context.Context, batch []int) error {
-	samples := make([]loaded, len(batch))
-	for j, idx := range batch {
+	samples := make([]loaded, 0, len(batch))
+	for _, idx := range batch {
 		s, err := w.e.loader.Item(ctx, idx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return sampleErr(idx, nil, fmt.Errorf("load: %w", err))
+			err = sampleErr(idx, nil, fmt.Errorf("load: %w", err))
 		}
-		rows, err := w.e.checkSample(s)
+		rows := 0
+		if err == nil {
+			if rows, err = w.e.checkSample(s); err != nil {
+				err = sampleErr(idx, s.Metadata, err)
+			}
+		}
 		if err != nil {
-			return sampleErr(idx, s.Metadata, err)
+			if w.e.opts.SkipInvalidSamples && errors.Is(err, pipeline.ErrInvalidSample) {
+				if err := w.col.skip(idx); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
 		}
-		samples[j] = loaded{index: idx, s: s, rows: rows}
+		samples = append(samples, loaded{index: idx, s: s, rows: rows})
 	}
 	for start := 0; start < len(samples); {
 		end := start + 1

@@ -81,6 +81,9 @@ type PredictResult struct {
 	Stats *reduce.Set
 	// Samples is the number of samples run.
 	Samples int
+	// Skipped lists, ascending, the samples left out because their data
+	// held NaN or Inf (only when the engine was asked to skip them).
+	Skipped []int
 }
 
 // Engine runs a model over a data set (POT's Engine). The ONNX Runtime engine
