@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -115,6 +116,30 @@ func TestQuantizeWarnings(t *testing.T) {
 	}
 	if strings.Contains(all, "conv_1 ") {
 		t.Errorf("conv_1 exists but was reported as unmatched: %q", all)
+	}
+}
+
+func TestQuantizeSkipInvalidSamples(t *testing.T) {
+	cfg := fixtureRun(t, "convnet_op13.onnx", 6, `{}`, func(dir string) {
+		data := make([]float32, 3*16*16)
+		data[9] = float32(math.Inf(1))
+		writeNpy(t, filepath.Join(dir, "calib", "004.npy"), []int{1, 3, 16, 16}, data)
+		raw, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+		raw = []byte(strings.Replace(string(raw), `"engine": {`, `"engine": {"skip_invalid_samples": true, `, 1))
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 2, SkipEvaluation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := strings.Join(rep.Warnings, "\n"); !strings.Contains(all, "skipped") || !strings.Contains(all, "count=1") {
+		t.Errorf("warnings %q do not report the skipped sample", all)
+	}
+	raw, _ := json.Marshal(rep.Algorithms)
+	if !strings.Contains(string(raw), `"skipped_invalid_samples":[4]`) {
+		t.Errorf("report does not list sample 4 as skipped: %s", raw)
 	}
 }
 

@@ -159,7 +159,8 @@ func open(ctx context.Context, configPath, modelOverride string, requests int) (
 		requests = runtime.NumCPU()
 	}
 	j.requests = requests
-	if j.engine, err = engine.New(j.loader, engine.Options{Threads: threads, Requests: requests}); err != nil {
+	eo := engine.Options{Threads: threads, Requests: requests, SkipInvalidSamples: cfg.Engine.SkipInvalidSamples}
+	if j.engine, err = engine.New(j.loader, eo); err != nil {
 		return nil, err
 	}
 	return j, nil

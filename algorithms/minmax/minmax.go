@@ -69,6 +69,7 @@ type Report struct {
 	Layers            []LayerEntry      `json:"layers"`
 	FoldedRelus       int               `json:"folded_relus"`
 	UnmatchedIgnored  []string          `json:"unmatched_ignored_scope,omitempty"`
+	SkippedSamples    []int             `json:"skipped_invalid_samples,omitempty"`
 	NonFiniteTensors  map[string]uint64 `json:"non_finite_values,omitempty"`
 	FoldedBatchNorms  int               `json:"folded_batch_norms"`
 	ConstantsUnfolded int               `json:"constants_to_initializers"`
@@ -223,6 +224,13 @@ func (a *Algorithm) collect(ctx context.Context, fp *model.CompressedModel, layo
 	}
 	if res.Stats == nil {
 		res.Stats = reduce.NewSet()
+	}
+	if len(res.Skipped) > 0 {
+		a.report.SkippedSamples = res.Skipped
+		a.env.Log.Warn("calibration samples with NaN or Inf were skipped", "count", len(res.Skipped), "first", res.Skipped[0])
+	}
+	if res.Samples == 0 {
+		return nil, 0, fmt.Errorf("no valid calibration sample: all %d were skipped as invalid", len(res.Skipped))
 	}
 	return res.Stats, res.Samples, nil
 }
