@@ -482,3 +482,60 @@ func TestNoModel(t *testing.T) {
 		t.Fatalf("run id with a dot: got %v, want ErrBadSpec", err)
 	}
 }
+
+// TestDeliveriesExhausted: a shard delivered MaxDeliver times without an
+// acknowledgement (its workers died) is reported by the server's advisory,
+// split and finished by a live worker.
+func TestDeliveriesExhausted(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 2, 11)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
+	want := reference(t, d, m, o)
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2, MaxDeliver: 2, AckWait: 200 * time.Millisecond})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var got pipeline.PredictResult
+	go func() {
+		var err error
+		got, err = e.Predict(t.Context(), o)
+		done <- err
+	}()
+	// A zombie takes the shard twice and never answers.
+	zombie := connect(t, srv.ClientURL())
+	js, err := jetstream.New(zombie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), StreamName, ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for delivery := 1; delivery <= 2; {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			if md, _ := msg.Metadata(); md.NumDelivered != uint64(delivery) {
+				t.Fatalf("delivery %d, want %d", md.NumDelivered, delivery)
+			}
+			delivery++
+		}
+	}
+	ws := startWorkers(t, nc, 1, WorkerOptions{})
+	defer ws.stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameStats(t, got, want)
+	if n := testutil.ToFloat64(e.m.DeadLettered); n != 1 {
+		t.Errorf("dead-lettered %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(e.m.ShardsDone); n != 2 {
+		t.Errorf("shards done %v, want 2 (the halves 0.0 and 0.1)", n)
+	}
+}

@@ -120,9 +120,9 @@ func connectError(shown string, err error) error {
 	switch {
 	case errors.Is(err, nats.ErrAuthorization) || strings.Contains(msg, "authorization violation") ||
 		errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked):
-		return fmt.Errorf("connect %s: %w: %v (check the user and password, token, creds or nkey)", shown, ErrAuth, err)
+		return fmt.Errorf("connect %s: %w by the server (check the user and password, token, creds or nkey)", shown, ErrAuth)
 	case errors.Is(err, nats.ErrNoServers):
-		return fmt.Errorf("connect %s: %w: no server answered (is NATS running there, and reachable?): %v", shown, ErrConnect, err)
+		return fmt.Errorf("connect %s: %w: no server answered (is NATS running there, and reachable?)", shown, ErrConnect)
 	}
 	return fmt.Errorf("connect %s: %w: %v", shown, ErrConnect, err)
 }

@@ -28,8 +28,8 @@ var (
 	ErrBadResult = errors.New("bad shard result")
 	// ErrBadMessage: a shard message a worker cannot decode.
 	ErrBadMessage = errors.New("bad shard message")
-	// ErrBadSpec: an invalid RunSpec or option.
-	ErrBadSpec = errors.New("invalid run spec")
+	// ErrBadSpec: an invalid RunSpec, option or command-line setting.
+	ErrBadSpec = errors.New("invalid configuration")
 )
 
 // ShardError is a failure of one shard, as reported across the wire: the

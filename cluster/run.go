@@ -1,0 +1,90 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+)
+
+// WorkerConfig is what `worker` runs: where NATS is, how to authenticate,
+// the worker's options and where to serve its metrics.
+type WorkerConfig struct {
+	// NATS is the server URL (comma-separated for several).
+	NATS string
+	Conn ConnOptions
+	// Worker: Name, Concurrency, Threads, Log, WrapLoader are used;
+	// Metrics is set by RunWorker.
+	Worker WorkerOptions
+	// MetricsAddr, when set, serves /metrics on this host:port.
+	MetricsAddr string
+}
+
+// Validate checks the configuration before anything connects.
+func (c *WorkerConfig) Validate() error {
+	if strings.TrimSpace(c.NATS) == "" {
+		return fmt.Errorf("%w: --nats URL is required", ErrBadSpec)
+	}
+	if c.Worker.Concurrency < 1 {
+		return fmt.Errorf("%w: --concurrency %d: want at least 1", ErrBadSpec, c.Worker.Concurrency)
+	}
+	if c.Worker.Threads < 1 {
+		return fmt.Errorf("%w: --threads %d: want at least 1", ErrBadSpec, c.Worker.Threads)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("%w: --metrics-addr %q: %v", ErrBadSpec, c.MetricsAddr, err)
+		}
+	}
+	return c.Conn.Validate()
+}
+
+// RunWorker connects to NATS, serves metrics when asked and runs a worker
+// until ctx ends (then it hands back its shard and returns nil) or
+// something fails.
+func RunWorker(ctx context.Context, cfg WorkerConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Conn.Name == "" {
+		cfg.Conn.Name = "fleetcal-worker"
+		if cfg.Worker.Name != "" {
+			cfg.Conn.Name += " " + cfg.Worker.Name
+		}
+	}
+	nc, err := Connect(ctx, cfg.NATS, cfg.Conn)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Worker.Metrics = NewWorkerMetrics(reg)
+	w, err := NewWorker(nc, cfg.Worker)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.MetricsAddr != "" {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
+		}
+		g.Go(func() error { return serveMetrics(gctx, ln, reg) })
+	}
+	g.Go(func() error {
+		err := w.Run(gctx)
+		if err == nil && ctx.Err() == nil {
+			// The worker stopped because the metrics server failed;
+			// that error is the one g.Wait returns.
+			return nil
+		}
+		return err
+	})
+	return g.Wait()
+}
