@@ -81,8 +81,12 @@ type Report struct {
 	InitialINT8 float64 `json:"initial_int8_metric"`
 	InitialDrop float64 `json:"initial_drop"`
 	// Mixed is the try with the mixed preset (convert_to_mixed_preset).
-	Mixed *MixedTry `json:"mixed_preset,omitempty"`
-	Final float64   `json:"final_metric"`
+	Mixed *Try `json:"mixed_preset,omitempty"`
+	// Uncorrected is the base model without FastBiasCorrection, where the
+	// search starts; BiasCorrected is the search's result with it.
+	Uncorrected   *Try    `json:"without_bias_correction,omitempty"`
+	BiasCorrected *Try    `json:"with_bias_correction,omitempty"`
+	Final         float64 `json:"final_metric"`
 	// FinalDrop ≤ MaximalDrop when Achieved.
 	FinalDrop float64 `json:"final_drop"`
 	Achieved  bool    `json:"drop_achieved"`
@@ -99,13 +103,15 @@ type Report struct {
 	Base any `json:"base,omitempty"`
 }
 
-// MixedTry is the model quantized with the mixed preset.
-type MixedTry struct {
+// Try is one more model measured on every sample.
+type Try struct {
 	Metric float64 `json:"metric"`
 	Drop   float64 `json:"drop"`
-	// Used tells whether the search continued from it (its drop was not
-	// larger than the performance preset's).
-	Used bool `json:"used"`
+	// Used tells whether the result is, or continued from, this model: the
+	// mixed preset when its drop is not larger than the performance
+	// preset's; the bias-corrected model when within maximal_drop or
+	// better than the uncorrected one.
+	Used bool `json:"used,omitempty"`
 }
 
 // RankEntry is a layer's sensitivity: how much the metric on the ranking
@@ -173,31 +179,19 @@ func (b *base) correct(ctx context.Context, q *model.CompressedModel) (*model.Co
 	return b.fb.Run(ctx, q)
 }
 
-// requantize writes the model with the ignored layers in float, from the
-// collected statistics, and corrects biases when fastBias is set.
-func (b *base) requantize(ctx context.Context, ignored []string, fastBias bool) (*model.CompressedModel, error) {
-	q, err := b.mm.Requantize(ctx, ignored)
-	if err != nil {
-		return nil, err
-	}
-	if !fastBias {
-		return q, nil
-	}
-	return b.correct(ctx, q)
-}
-
-// report is the base algorithm's report of its last model.
-func (b *base) report() any {
+// report is the base algorithm's report of its last model, corrected
+// or not by FastBiasCorrection.
+func (b *base) report(corrected bool) any {
 	r := map[string]any{minmax.Name: b.mm.Report()}
-	if b.fb != nil {
+	if b.fb != nil && corrected {
 		r[fastbias.Name] = b.fb.Report()
 	}
 	return r
 }
 
 // Run quantizes m and reverts layers to float until the metric drop is at
-// most maximal_drop, or the search ends (then it warns and returns the
-// model with the smallest drop found).
+// most maximal_drop, or the search ends (then it warns; see revert for
+// the model returned).
 func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.CompressedModel, error) {
 	n := a.env.DataLen
 	if n == 0 {
@@ -243,7 +237,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		return nil, err
 	}
 	rep.Preset, rep.InitialINT8, rep.InitialDrop = b.preset, qV, drop(fpV, qV, ev.higherBetter, a.r.relative)
-	cur := state{model: q, value: qV, drop: rep.InitialDrop, base: b.report()}
+	cur := state{model: q, value: qV, drop: rep.InitialDrop, base: b.report(true)}
 	a.env.Log.Info("accuracy-aware: initial quantization", "metric", ev.name, "fp32", fpV, "int8", qV, "drop", cur.drop)
 
 	if !within(cur.drop, a.r.maximalDrop) && a.r.toMixed {
@@ -259,15 +253,15 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		if err != nil {
 			return nil, err
 		}
-		rep.Mixed = &MixedTry{Metric: mV, Drop: drop(fpV, mV, ev.higherBetter, a.r.relative)}
+		rep.Mixed = &Try{Metric: mV, Drop: drop(fpV, mV, ev.higherBetter, a.r.relative)}
 		if rep.Mixed.Drop <= cur.drop {
 			rep.Mixed.Used = true
 			b, qPS, rep.Preset = mb, mPS, mb.preset
-			cur = state{model: mq, value: mV, drop: rep.Mixed.Drop, base: mb.report()}
+			cur = state{model: mq, value: mV, drop: rep.Mixed.Drop, base: mb.report(true)}
 		}
 	}
 	if !within(cur.drop, a.r.maximalDrop) {
-		if cur, err = a.search(ctx, b, ev, fpV, fpPS, qPS, cur); err != nil {
+		if cur, err = a.revert(ctx, b, ev, fpV, fpPS, cur, qPS); err != nil {
 			return nil, err
 		}
 	}
@@ -278,26 +272,98 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		rep.QuantizedLayers = len(layers) - len(cur.reverted)
 	}
 	if !rep.Achieved {
-		a.env.Log.Warn("accuracy-aware: the maximal drop was not achieved; returning the model with the smallest drop found",
+		a.env.Log.Warn("accuracy-aware: the maximal drop was not achieved",
 			"metric", ev.name, "drop", cur.drop, "maximal_drop", a.r.maximalDrop, "reverted", len(cur.reverted))
 	}
 	return cur.model, nil
 }
 
-// state is a candidate result of the search.
+// state is a measured candidate.
 type state struct {
 	model    *model.CompressedModel
 	value    float64
 	drop     float64
 	reverted []string
-	base     any
+	base     any // the base algorithm's report of model
+}
+
+// revert searches for layers to leave in float, starting from the base
+// model initial. The search writes its models without bias correction (a
+// FastBiasCorrection run costs a statistics pass per corrected layer); the
+// layers it settles on are then written with bias correction and measured
+// once more. The result is the first candidate within maximal_drop of:
+// that corrected model, the search's model; else the one with the smallest
+// drop, initial included (ties: fewer layers in float).
+func (a *Algorithm) revert(ctx context.Context, b *base, ev *evaluator, fpV float64, fpPS []float64, initial state, initialPS []float64) (state, error) {
+	rep := &a.report
+	dropOf := func(v float64) float64 { return drop(fpV, v, ev.higherBetter, a.r.relative) }
+	start, startPS := initial, initialPS
+	corrected := b.fb != nil
+	if corrected {
+		q, err := b.mm.Requantize(ctx, nil)
+		if err != nil {
+			return initial, err
+		}
+		v, ps, err := ev.eval(ctx, q, nil, "INT8 evaluation without bias correction")
+		if err != nil {
+			return initial, err
+		}
+		start, startPS = state{model: q, value: v, drop: dropOf(v), base: b.report(false)}, ps
+		rep.Uncorrected = &Try{Metric: v, Drop: start.drop}
+	}
+	found, err := a.search(ctx, b, ev, fpV, fpPS, start, startPS)
+	if err != nil {
+		return initial, err
+	}
+	var cands []state
+	if corrected && len(found.reverted) > 0 {
+		q, err := b.mm.Requantize(ctx, found.reverted)
+		if err != nil {
+			return initial, err
+		}
+		mmReport := b.mm.Report()
+		if q, err = b.correct(ctx, q); err != nil {
+			return initial, err
+		}
+		v, _, err := ev.eval(ctx, q, nil, "final evaluation with bias correction")
+		if err != nil {
+			return initial, err
+		}
+		fin := state{model: q, value: v, drop: dropOf(v), reverted: found.reverted,
+			base: map[string]any{minmax.Name: mmReport, fastbias.Name: b.fb.Report()}}
+		rep.BiasCorrected = &Try{Metric: v, Drop: fin.drop}
+		cands = append(cands, fin)
+	}
+	cands = append(cands, found)
+	for i, c := range cands {
+		if within(c.drop, a.r.maximalDrop) {
+			if i == 0 && rep.BiasCorrected != nil {
+				rep.BiasCorrected.Used = true
+			}
+			return c, nil
+		}
+	}
+	best := initial
+	for i, c := range cands {
+		if c.drop < best.drop {
+			best = c
+			if rep.BiasCorrected != nil {
+				rep.BiasCorrected.Used = i == 0
+			}
+		}
+	}
+	return best, nil
 }
 
 // search ranks the quantized layers by sensitivity on a ranking subset,
 // then reverts them to float in that order, one per iteration, measuring
-// each step on every sample.
-func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV float64, fpPS, qPS []float64, cur state) (state, error) {
+// each step on every sample. cur and its per-sample values qPS are the
+// base model written without bias correction, as every candidate is.
+func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV float64, fpPS []float64, cur state, qPS []float64) (state, error) {
 	rep := &a.report
+	if within(cur.drop, a.r.maximalDrop) {
+		return cur, nil
+	}
 	layers, err := b.mm.QuantizedLayers()
 	if err != nil {
 		return cur, err
@@ -313,14 +379,9 @@ func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV floa
 	idx := rankingSubset(fpPS, qPS, ev.higherBetter, a.r.rankingSize, a.r.subsetRatio)
 	rep.RankingSamples = len(idx)
 
-	// Candidates differ from the base by one float layer and are written
-	// without bias correction (it would cost two statistics passes each),
-	// so they are compared with the base model written the same way.
-	ref, err := b.requantize(ctx, nil, false)
-	if err != nil {
-		return cur, err
-	}
-	refV, _, err := ev.eval(ctx, ref, idx, "ranking")
+	// Each candidate differs from cur, the base model without bias
+	// correction, by one layer in float.
+	refV, _, err := ev.eval(ctx, cur.model, idx, "ranking")
 	if err != nil {
 		return cur, err
 	}
@@ -332,7 +393,7 @@ func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV floa
 	}
 	ranking := make([]RankEntry, 0, len(layers))
 	for i, name := range layers {
-		cand, err := b.requantize(ctx, []string{name}, false)
+		cand, err := b.mm.Requantize(ctx, []string{name})
 		if err != nil {
 			return cur, err
 		}
@@ -353,7 +414,7 @@ func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV floa
 	for it := range steps {
 		node := ranking[it].Node
 		try := append(slices.Clone(cur.reverted), node)
-		cand, err := b.requantize(ctx, try, true)
+		cand, err := b.mm.Requantize(ctx, try)
 		if err != nil {
 			return cur, err
 		}
@@ -366,7 +427,7 @@ func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV floa
 		rep.Iterations = append(rep.Iterations, step)
 		a.env.Log.Info("accuracy-aware: step", "layer", node, "metric", v, "drop", d, "kept", step.Kept)
 		if step.Kept {
-			cur = state{model: cand, value: v, drop: d, reverted: try, base: b.report()}
+			cur = state{model: cand, value: v, drop: d, reverted: try, base: b.report(false)}
 		}
 		if a.env.Progress != nil {
 			a.env.Progress("accuracy-aware search", it+1, steps)

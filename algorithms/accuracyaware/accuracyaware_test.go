@@ -221,6 +221,13 @@ func TestSensitiveLayerReverted(t *testing.T) {
 	if got := floatNodes(q); !slices.Equal(got, []string{"gemm_1"}) {
 		t.Errorf("Gemm nodes without quantized input in the model: %v, want [gemm_1]", got)
 	}
+	// The search ran without bias correction; the result has it.
+	if rep.Uncorrected == nil || rep.BiasCorrected == nil || !rep.BiasCorrected.Used {
+		t.Errorf("without bias correction %+v, with %+v: want both measured and the corrected one used", rep.Uncorrected, rep.BiasCorrected)
+	}
+	if base, _ := rep.Base.(map[string]any); base["FastBiasCorrection"] == nil {
+		t.Errorf("base report %v lacks FastBiasCorrection", rep.Base)
+	}
 	// What was measured is what is returned.
 	if err := e.SetModel(q); err != nil {
 		t.Fatal(err)
@@ -248,8 +255,11 @@ func TestSensitiveLayerReverted(t *testing.T) {
 func TestAnnotationFree(t *testing.T) {
 	data := mlpData(200, false)
 	e := newEngine(t, data, 2)
+	progress := map[string][2]int{}
+	en := env(e, data.Len(), nil)
+	en.Progress = func(stage string, done, total int) { progress[stage] = [2]int{done, total} }
 	q, rep := run(t, `{"maximal_drop": 0.01, "base_algorithm": "MinMaxQuantization", "ranking_subset_size": 100}`,
-		env(e, data.Len(), nil), loadSensitive(t))
+		en, loadSensitive(t))
 	t.Logf("fidelity: initial %.4f, final %.4f, reverted %v, ranking %v", rep.InitialINT8, rep.Final, rep.Reverted, rep.Ranking)
 	if !rep.AnnotationFree || rep.Metric != metric.FidelityName || rep.FP32 != 1 {
 		t.Errorf("report: metric %q, annotation_free %v, FP32 %v; want output_fidelity, true, 1", rep.Metric, rep.AnnotationFree, rep.FP32)
@@ -261,71 +271,115 @@ func TestAnnotationFree(t *testing.T) {
 	if got := floatNodes(q); !slices.Equal(got, []string{"gemm_1"}) {
 		t.Errorf("float Gemm nodes: %v, want [gemm_1]", got)
 	}
-}
-
-// nanMetric returns NaN, as a metric dividing by zero would.
-type nanMetric struct{ metric.Accuracy }
-
-func (nanMetric) AvgValue() map[string]float64 { return map[string]float64{"nanmetric": math.NaN()} }
-func (nanMetric) Update(map[string]pipeline.Tensor, any) error {
-	return nil
-}
-
-func TestMetricErrors(t *testing.T) {
-	data := mlpData(20, true)
-	e := newEngine(t, data, 1)
-	fm := loadSensitive(t)
-	for _, tc := range []struct {
-		name string
-		m    pipeline.Metric
-		want string
-	}{
-		{"NaN", &nanMetric{}, `FP32 evaluation: metric "nanmetric" is NaN`},
-		// The config's metric on data without annotations.
-		{"no annotations", metric.NewAccuracy(1), "FP32 evaluation: sample 0: metric: accuracy: the sample has no annotation"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := data
-			if tc.name == "no annotations" {
-				d = mlpData(20, false)
-			}
-			a, err := New(Params{}, env(newEngine(t, d, 1), d.Len(), tc.m))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := a.Run(t.Context(), fm); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("err = %v, want %q", err, tc.want)
-			}
-		})
-	}
-	// An accepted drop stops after the two evaluations: no ranking.
-	_, rep := run(t, `{"maximal_drop": 1}`, env(e, data.Len(), metric.NewAccuracy(1)), fm)
-	if rep.Evaluations != 2 || rep.Ranking != nil || len(rep.Reverted) != 0 || !rep.Achieved {
-		t.Errorf("maximal_drop 1: %d evaluations, ranking %v, reverted %v; want 2, none, none", rep.Evaluations, rep.Ranking, rep.Reverted)
-	}
-}
-
-func TestRankingSubset(t *testing.T) {
-	fp := []float64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
-	q := []float64{1, 0, 1, 0.5, 1, 1, 1, 0, 1, 1}
-	// Hardest: 1 and 7 (drop 1), then 3 (0.5); the other half spread evenly
-	// over the remaining 0, 2, 4, 5, 6, 8, 9.
-	for _, tc := range []struct {
-		size  int
-		ratio float64
-		want  []int
-	}{
-		{3, 1, []int{1, 3, 7}},
-		{4, 0.5, []int{0, 1, 5, 7}},
-		{6, 0.5, []int{0, 1, 3, 4, 6, 7}},
-		{20, 0.5, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
-	} {
-		if got := rankingSubset(fp, q, true, tc.size, tc.ratio); !slices.Equal(got, tc.want) {
-			t.Errorf("size %d ratio %v: %v, want %v", tc.size, tc.ratio, got, tc.want)
+	// Five layers ranked; the first search step reached the drop.
+	for stage, want := range map[string][2]int{"ranking": {5, 5}, "accuracy-aware search": {1, 5},
+		"accuracy-aware FP32 evaluation": {200, 200}, "calibration statistics": {200, 200}} {
+		if got := progress[stage]; got != want {
+			t.Errorf("progress %q ended at %v, want %v (all: %v)", stage, got, want, progress)
 		}
 	}
-	// Lower is better: a larger value is the drop.
-	if got := rankingSubset([]float64{0, 0, 0}, []float64{0, 2, 1}, false, 1, 1); !slices.Equal(got, []int{1}) {
-		t.Errorf("higher-worse: %v, want [1]", got)
+
+	// engine.metric {"name": "output_fidelity"} selects the same mode even
+	// with annotations; max_iter_num 0 stops before ranking.
+	fid, err := metric.New(json.RawMessage(`{"name": "output_fidelity"}`))
+	if err != nil {
+		t.Fatal(err)
 	}
+	labelled := mlpData(200, true)
+	_, rep = run(t, `{"max_iter_num": 0, "base_algorithm": "MinMaxQuantization"}`, env(newEngine(t, labelled, 2), labelled.Len(), fid), loadSensitive(t))
+	if !rep.AnnotationFree || rep.Metric != metric.FidelityName || rep.Ranking != nil || rep.Achieved || len(rep.Reverted) != 0 {
+		t.Errorf("config output_fidelity, max_iter_num 0: %+v", rep)
+	}
+}
+
+// TestMixedPresetAndUndo covers convert_to_mixed_preset (which cannot help
+// here: gemm_1's input spans [0, 1000] in either preset) and
+// use_prev_if_drop_increase, with a metric that keeps moving as layers go
+// back to float.
+func TestMixedPresetAndUndo(t *testing.T) {
+	data := mlpData(200, true)
+	fm := loadSensitive(t)
+	e := newEngine(t, data, 2)
+	_, rep := run(t, `{"base_algorithm": "MinMaxQuantization", "convert_to_mixed_preset": true}`,
+		env(e, data.Len(), metric.NewAccuracy(1)), fm)
+	if rep.Mixed == nil || rep.Mixed.Drop < 0.3 || !slices.Equal(rep.Reverted, []string{"gemm_1"}) || !rep.Achieved {
+		t.Errorf("mixed try %+v, reverted %v, achieved %v; want a failed mixed try, then [gemm_1]", rep.Mixed, rep.Reverted, rep.Achieved)
+	}
+	if want := map[bool]string{true: "mixed", false: "performance"}[rep.Mixed != nil && rep.Mixed.Used]; rep.Preset != want {
+		t.Errorf("preset %q, want %q (mixed used: %+v)", rep.Preset, want, rep.Mixed)
+	}
+
+	x0 := mlpData(200, false)
+	for i, s := range x0 {
+		x0[i].Annotation = float64(s.Inputs["x"].Float32s()[0])
+	}
+	// Every layer in float brings the error down, except gemm_0, which the
+	// metric penalizes: it ranks last and its step makes the drop larger.
+	var penalty bool
+	pe := penalizeFloat{Engine: newEngine(t, x0, 2), node: "gemm_0", penalty: &penalty}
+	for _, usePrev := range []bool{true, false} {
+		params := fmt.Sprintf(`{"base_algorithm": "MinMaxQuantization", "maximal_drop": 0, "use_prev_if_drop_increase": %v}`, usePrev)
+		_, rep := run(t, params, env(pe, x0.Len(), &logitError{penalty: &penalty}), fm)
+		t.Logf("use_prev %v: fp32 %v, steps %+v", usePrev, rep.FP32, rep.Iterations)
+		prev, undone := rep.InitialDrop, 0
+		var kept []string
+		for _, s := range rep.Iterations {
+			if s.Kept != (!usePrev || s.Drop <= prev) {
+				t.Errorf("use_prev %v: step %+v after drop %v", usePrev, s, prev)
+			}
+			if s.Kept {
+				prev = s.Drop
+				kept = append(kept, s.Node)
+			} else {
+				undone++
+			}
+		}
+		want := []string{"gemm_1", "gemm_2", "gemm_3", "gemm_4"}
+		if !usePrev {
+			want = append(want, "gemm_0")
+		}
+		if !slices.Equal(rep.Reverted, kept) || !slices.Equal(rep.Reverted, want) || rep.Ranking[4].Node != "gemm_0" {
+			t.Errorf("use_prev %v: reverted %v, kept steps %v, %d undone; want %v", usePrev, rep.Reverted, kept, undone, want)
+		}
+	}
+}
+
+// logitError is minus the mean |logit 0 - x[0]| (higher better; ~0 for
+// FP32, which computes logit 0 = x[0]): a metric that moves with any
+// quantization error. The annotation is x[0]. It subtracts 0.05 more
+// while *penalty is set.
+type logitError struct {
+	sum, last float64
+	n         int
+	penalty   *bool
+}
+
+// penalizeFloat sets *penalty when the model set is a quantizer's (it has
+// a float Reference) with node in float.
+type penalizeFloat struct {
+	*engine.Engine
+	node    string
+	penalty *bool
+}
+
+func (p penalizeFloat) SetModel(m *model.CompressedModel) error {
+	*p.penalty = m.Reference != nil && slices.Contains(floatNodes(m), p.node)
+	return p.Engine.SetModel(m)
+}
+
+func (l *logitError) Value() map[string]float64 { return map[string]float64{"logit_error": l.last} }
+func (l *logitError) AvgValue() map[string]float64 {
+	return map[string]float64{"logit_error": l.sum / float64(max(l.n, 1))}
+}
+func (l *logitError) HigherBetter() bool                               { return true }
+func (l *logitError) Reset()                                           { *l = logitError{penalty: l.penalty} }
+func (l *logitError) Attributes() map[string]pipeline.MetricAttributes { return nil }
+func (l *logitError) Update(o map[string]pipeline.Tensor, ann any) error {
+	l.last = -math.Abs(float64(o["logits"].Float32s()[0]) - ann.(float64))
+	if *l.penalty {
+		l.last -= 0.05
+	}
+	l.sum += l.last
+	l.n++
+	return nil
 }

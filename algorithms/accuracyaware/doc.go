@@ -17,22 +17,30 @@
 //     convert_to_mixed_preset and the performance preset, the mixed preset
 //     is tried next (one more statistics pass), and kept when its drop is
 //     not larger.
-//  3. Ranking: a subset of ranking_subset_size samples is chosen, the
-//     metric_subset_ratio share of it among the samples the quantized model
+//  3. Ranking (when the drop is too large): every model of the search is
+//     written by minmax.Requantize from the statistics already collected
+//     (no statistics pass) and without bias correction, which would cost a
+//     statistics pass per corrected layer for each candidate. So the search
+//     starts from the base model without bias correction, evaluated on
+//     every sample. A subset of ranking_subset_size samples is chosen: the
+//     metric_subset_ratio share of it among the samples that model
 //     degrades most (largest per-sample drop, ties by index), the rest
 //     spread evenly over the other samples. For each quantized layer
 //     (minmax's QuantizedLayers: Conv, Gemm, MatMul, Add, pooling, ...) the
-//     model with only that layer in float is written from the statistics
-//     already collected (minmax.Requantize, no statistics pass, no bias
-//     correction) and evaluated on the subset; its sensitivity is how much
-//     the metric recovers against the base model written the same way.
-//     Layers are ordered by sensitivity, ties by node name.
+//     model with only that layer in float is evaluated on the subset; its
+//     sensitivity is how much the metric recovers. Layers are ordered by
+//     sensitivity, ties by node name.
 //  4. Search: layers are reverted in that order, cumulatively, one per
-//     iteration, up to max_iter_num. Each step writes the model again, runs
-//     FastBiasCorrection when the base has it (so the model measured is the
-//     model returned) and evaluates it on every sample. With
-//     use_prev_if_drop_increase a step that makes the drop larger is undone
-//     and the next layer is tried. The search stops at drop ≤ maximal_drop.
+//     iteration, up to max_iter_num, each step evaluated on every sample.
+//     With use_prev_if_drop_increase a step that makes the drop larger is
+//     undone and the next layer is tried. The search stops at
+//     drop ≤ maximal_drop.
+//  5. With DefaultQuantization, FastBiasCorrection then runs once on the
+//     layers the search settled on, and that model is evaluated. The result
+//     is the bias-corrected model if it is within maximal_drop, else the
+//     search's model if it is; else the measured model with the smallest
+//     drop (the initial one on ties). The model returned is always one that
+//     was measured on every sample.
 //
 // The metric is the config's (AlgorithmEnv.Metric). Without one, with
 // annotation_free, or with engine.metric {"name": "output_fidelity"}, it
