@@ -346,6 +346,9 @@ func checkFinite(name string, t pipeline.Tensor) error {
 	}
 	switch d := t.Data.(type) {
 	case []float32:
+		if _, _, finite := minMaxC(d); finite {
+			return nil // the usual case, vectorized
+		}
 		for i, v := range d {
 			if math.Float32bits(v)&absMask >= expAllOnes {
 				return bad(i, float64(v))
