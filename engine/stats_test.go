@@ -6,6 +6,9 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/reduce"
 )
@@ -269,4 +272,26 @@ func TestComputeGo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatsOpset18: from opset 18 the axes of ReduceMin/ReduceMax are an
+// input; the in-graph strategy still gives the exact statistics.
+func TestStatsOpset18(t *testing.T) {
+	const n = 8
+	l := randomSamples(n, "input", []int64{1, 3, 16, 16}, 18)
+	tensors := []string{"conv_0_out", "relu_0_out", "maxpool_0_out", "logits"}
+	ref := referenceStats(t, l, tensors)
+	// convnet_op13's operators mean the same at opset 18 (IR version 8).
+	p := loadProto(t, "convnet_op13.onnx")
+	p.IrVersion = proto.Int64(8)
+	p.OpsetImport[0].Version = proto.Int64(18)
+	e := newEngine(t, l, Options{Strategy: StrategyInGraph})
+	if err := e.SetModel(model.NewCompressedModel("op18", false, &model.Stage{Name: "op18", Proto: p})); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layoutOf(tensors, minMaxSpecs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareStats(t, res.Stats, ref)
 }
