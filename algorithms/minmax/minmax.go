@@ -62,14 +62,18 @@ func (a *Algorithm) Name() string { return Name }
 
 // Report is what MinMaxQuantization tells report.json.
 type Report struct {
-	Preset            string            `json:"preset"`
-	CalibrationSize   int               `json:"calibration_samples"`
-	RangeEstimator    [2]string         `json:"range_estimator"`
-	Activations       []ActivationEntry `json:"activations"`
-	Layers            []LayerEntry      `json:"layers"`
-	FoldedRelus       int               `json:"folded_relus"`
-	UnmatchedIgnored  []string          `json:"unmatched_ignored_scope,omitempty"`
-	SkippedSamples    []int             `json:"skipped_invalid_samples,omitempty"`
+	Preset           string            `json:"preset"`
+	CalibrationSize  int               `json:"calibration_samples"`
+	RangeEstimator   [2]string         `json:"range_estimator"`
+	Activations      []ActivationEntry `json:"activations"`
+	Layers           []LayerEntry      `json:"layers"`
+	FoldedRelus      int               `json:"folded_relus"`
+	UnmatchedIgnored []string          `json:"unmatched_ignored_scope,omitempty"`
+	SkippedSamples   []int             `json:"skipped_invalid_samples,omitempty"`
+	// FloatOps counts, by operator, the nodes of the output that still read
+	// float inputs (not every input comes from a DequantizeLinear): they run
+	// in FP32 in ONNX Runtime.
+	FloatOps          map[string]int    `json:"float_ops"`
 	NonFiniteTensors  map[string]uint64 `json:"non_finite_values,omitempty"`
 	FoldedBatchNorms  int               `json:"folded_batch_norms"`
 	ConstantsUnfolded int               `json:"constants_to_initializers"`
@@ -260,6 +264,9 @@ func (a *Algorithm) apply(p *onnxpb.ModelProto, pl plan, stats *reduce.Set, minK
 			lo = max(lo, 0)
 		}
 		spec := qmath.ActivationSpec(a.r.actSymmetric, lo >= 0)
+		if l := a.r.actLevels; l != nil {
+			spec.LevelLow, spec.LevelHigh = l[0], l[1]
+		}
 		cmin := lo
 		if a.r.actSymmetric {
 			cmin = 0 // the sign comes from min, the scale from max alone
@@ -305,7 +312,42 @@ func (a *Algorithm) apply(p *onnxpb.ModelProto, pl plan, stats *reduce.Set, minK
 			return err
 		}
 	}
-	return a.quantizeWeights(p, pl, params)
+	if err := a.quantizeWeights(p, pl, params); err != nil {
+		return err
+	}
+	a.countFloatOps(p)
+	return nil
+}
+
+// countFloatOps records the nodes that keep float inputs.
+func (a *Algorithm) countFloatOps(p *onnxpb.ModelProto) {
+	if a.report.FloatOps == nil {
+		a.report.FloatOps = map[string]int{}
+	}
+	dq := map[string]bool{}
+	inits := map[string]bool{}
+	for _, t := range p.GetGraph().GetInitializer() {
+		inits[t.GetName()] = true
+	}
+	for _, n := range p.GetGraph().GetNode() {
+		if n.GetOpType() == "DequantizeLinear" {
+			for _, o := range n.Output {
+				dq[o] = true
+			}
+		}
+	}
+	for _, n := range p.GetGraph().GetNode() {
+		op := n.GetOpType()
+		if op == "QuantizeLinear" || op == "DequantizeLinear" {
+			continue
+		}
+		for _, in := range n.Input {
+			if in != "" && !inits[in] && !dq[in] {
+				a.report.FloatOps[op]++
+				break
+			}
+		}
+	}
 }
 
 func (a *Algorithm) quantizeWeights(p *onnxpb.ModelProto, pl plan, params map[string]actParams) error {
@@ -315,6 +357,12 @@ func (a *Algorithm) quantizeWeights(p *onnxpb.ModelProto, pl plan, params map[st
 	}
 	done := map[string]bool{}
 	wspec := qmath.WeightSpec(a.r.reducedRange)
+	if l := a.r.weightLevels; l != nil {
+		wspec.Bits, wspec.LevelLow, wspec.LevelHigh = 8, l[0], l[1]
+	}
+	if err := wspec.Validate(); err != nil {
+		return fmt.Errorf("weights: %w", err)
+	}
 	for _, l := range pl.layers {
 		if l.weight == "" || done[l.weight] {
 			continue

@@ -95,6 +95,8 @@ type resolved struct {
 	reducedRange          bool
 	minEst, maxEst        qmath.Estimator
 	transformer           bool
+	// weightLevels and actLevels override the 8-bit levels when set.
+	weightLevels, actLevels *[2]int32
 }
 
 func (p *Params) resolve() (resolved, error) {
@@ -155,10 +157,17 @@ func (p *Params) resolve() (resolved, error) {
 			return r, fmt.Errorf("weights.range_estimator: weights always use their exact min/max")
 		}
 	}
+	var err error
+	// Weights are int8; activations are stored as uint8 (see qmath.ActivationSpec).
+	if r.weightLevels, err = p.Weights.levels("weights", -128, 127); err != nil {
+		return r, err
+	}
+	if r.actLevels, err = p.Activations.levels("activations", 0, 255); err != nil {
+		return r, err
+	}
 	if rangeEst == nil {
 		rangeEst = &qmath.RangeEstimator{}
 	}
-	var err error
 	r.minEst, r.maxEst, err = rangeEst.Resolve(r.actSymmetric)
 	if err != nil {
 		return r, fmt.Errorf("range_estimator: %w", err)
@@ -176,10 +185,22 @@ func (q *QuantConfig) check(where string) error {
 	if q.Granularity != "" && !contains(Granularities, q.Granularity) {
 		return fmt.Errorf("%s.granularity: unknown granularity %q; valid: %s", where, q.Granularity, strings.Join(Granularities, ", "))
 	}
-	if q.LevelLow != nil || q.LevelHigh != nil {
-		return fmt.Errorf("%s.level_low/level_high: custom levels are not supported; 8-bit levels are fixed by the mode", where)
+	if (q.LevelLow == nil) != (q.LevelHigh == nil) {
+		return fmt.Errorf("%s: set both level_low and level_high, or neither", where)
 	}
 	return nil
+}
+
+// levels checks custom levels against the storage type's range.
+func (q *QuantConfig) levels(where string, lo, hi int32) (*[2]int32, error) {
+	if q == nil || q.LevelLow == nil {
+		return nil, nil
+	}
+	l, h := *q.LevelLow, *q.LevelHigh
+	if l < lo || h > hi || l >= h || l > 0 || h <= 0 {
+		return nil, fmt.Errorf("%s: levels [%d, %d] must hold 0 and lie within [%d, %d]", where, l, h, lo, hi)
+	}
+	return &[2]int32{l, h}, nil
 }
 
 func contains(list []string, s string) bool {

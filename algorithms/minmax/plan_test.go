@@ -135,10 +135,22 @@ func TestParamsErrors(t *testing.T) {
 		{Params{Weights: &QuantConfig{Mode: "asymmetric"}}, "symmetric weights"},
 		{Params{Activations: &QuantConfig{Granularity: "perlayer"}}, `unknown granularity "perlayer"`},
 		{Params{Activations: &QuantConfig{Bits: 4}}, "activations.bits: 4"},
+		{Params{Weights: &QuantConfig{LevelLow: ptr[int32](-200), LevelHigh: ptr[int32](127)}}, "weights: levels [-200, 127] must hold 0 and lie within [-128, 127]"},
+		{Params{Weights: &QuantConfig{LevelLow: ptr[int32](-127)}}, "set both level_low and level_high"},
+		{Params{Activations: &QuantConfig{LevelLow: ptr[int32](-1), LevelHigh: ptr[int32](255)}}, "within [0, 255]"},
 	} {
 		_, err := tc.p.resolve()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("resolve(%+v): err = %v, want %q", tc.p, err, tc.want)
 		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestParamsLevels(t *testing.T) {
+	r, err := (&Params{Weights: &QuantConfig{LevelLow: ptr[int32](-128), LevelHigh: ptr[int32](127)}}).resolve()
+	if err != nil || r.weightLevels == nil || r.weightLevels[0] != -128 {
+		t.Fatalf("levels [-128, 127]: %v, %v", r.weightLevels, err)
 	}
 }
