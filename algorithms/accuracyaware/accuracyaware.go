@@ -223,6 +223,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		return nil, fmt.Errorf("drop_type relative: the FP32 value of metric %q is 0", ev.name)
 	}
 	rep.Metric, rep.AnnotationFree, rep.HigherBetter, rep.FP32 = ev.name, ev.annotationFree(), ev.higherBetter, fpV
+	rep.Samples = len(ev.all)
 
 	b, err := a.newBase(a.p.Preset)
 	if err != nil {
@@ -377,6 +378,9 @@ func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV floa
 		return cur, nil
 	}
 	idx := rankingSubset(fpPS, qPS, ev.higherBetter, a.r.rankingSize, a.r.subsetRatio)
+	for k, pos := range idx {
+		idx[k] = ev.all[pos]
+	}
 	rep.RankingSamples = len(idx)
 
 	// Each candidate differs from cur, the base model without bias

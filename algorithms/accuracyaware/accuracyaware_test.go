@@ -383,3 +383,25 @@ func (l *logitError) Update(o map[string]pipeline.Tensor, ann any) error {
 	l.n++
 	return nil
 }
+
+// TestSkippedSamples: an engine that skips samples holding NaN leaves
+// them out of every pass; the FP32 references and per-sample values follow
+// the samples actually run.
+func TestSkippedSamples(t *testing.T) {
+	data := mlpData(120, false)
+	for _, i := range []int{3, 50} {
+		x := slices.Clone(data[i].Inputs["x"].Float32s())
+		x[2] = float32(math.NaN())
+		data[i].Inputs = map[string]pipeline.Tensor{"x": {Shape: []int64{1, 8}, Data: x}}
+	}
+	e, err := engine.New(data, engine.Options{Threads: 1, Requests: 2, SkipInvalidSamples: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_, rep := run(t, `{"base_algorithm": "MinMaxQuantization"}`, env(e, data.Len(), nil), loadSensitive(t))
+	if rep.Samples != 118 || rep.RankingSamples != 118 || !rep.Achieved || !slices.Equal(rep.Reverted, []string{"gemm_1"}) {
+		t.Errorf("samples %d, ranking samples %d, achieved %v, reverted %v; want 118, 118, true, [gemm_1]",
+			rep.Samples, rep.RankingSamples, rep.Achieved, rep.Reverted)
+	}
+}

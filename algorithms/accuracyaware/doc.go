@@ -50,7 +50,9 @@
 // gets no index, so the evaluation relies on the Engine contract that
 // Predict calls Update in ascending sample-index order, and builds each
 // Fidelity with the references of exactly the sorted indices its sampler
-// visits. Memory for the references is samples × output size.
+// visits. Memory for the references is samples × output size. Samples an
+// engine skips as invalid (engine.Options.SkipInvalidSamples) in the FP32
+// pass are left out of every later evaluation.
 //
 // Determinism: subsets, ranking and steps depend only on metric values, and
 // the engine's are independent of workers and shard order, so two runs

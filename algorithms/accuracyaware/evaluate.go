@@ -24,7 +24,10 @@ type evaluator struct {
 	cfg pipeline.Metric
 	// output is the output output_fidelity compares ("" for the first).
 	output string
-	// refs holds the FP32 output of every sample, by sample index.
+	// all lists the samples every full evaluation visits, ascending: every
+	// index but those the engine skipped as invalid in the FP32 pass.
+	all []int
+	// refs holds the FP32 output of each sample of all, in that order.
 	refs []pipeline.Tensor
 
 	name         string // the metric value optimized
@@ -37,29 +40,37 @@ func (e *evaluator) annotationFree() bool { return e.cfg == nil }
 
 // baseline measures the FP32 model on every sample: the metric and its
 // per-sample values, or, annotation-free, the reference outputs (the FP32
-// model agrees with itself: 1 everywhere).
+// model agrees with itself: 1 everywhere). It fixes the samples of later
+// full evaluations: those the engine did not skip.
 func (e *evaluator) baseline(ctx context.Context, fp *model.CompressedModel) (float64, []float64, error) {
 	const stage = "FP32 evaluation"
+	e.all = make([]int, e.n)
+	for i := range e.all {
+		e.all[i] = i
+	}
 	if e.annotationFree() {
 		rec := metric.NewRecorder(e.output)
-		if _, err := e.predict(ctx, fp, nil, rec, false, stage); err != nil {
+		res, err := e.predict(ctx, fp, e.all, rec, false, stage)
+		if err != nil {
 			return 0, nil, err
 		}
+		e.skip(res.Skipped)
 		e.refs = rec.Outputs()
-		if len(e.refs) != e.n {
-			return 0, nil, fmt.Errorf("%s: recorded %d outputs for %d samples", stage, len(e.refs), e.n)
+		if len(e.refs) != len(e.all) {
+			return 0, nil, fmt.Errorf("%s: recorded %d outputs for %d samples", stage, len(e.refs), len(e.all))
 		}
 		e.name, e.higherBetter = metric.FidelityName, true
-		ones := make([]float64, e.n)
+		ones := make([]float64, len(e.all))
 		for i := range ones {
 			ones[i] = 1
 		}
 		return 1, ones, nil
 	}
-	res, err := e.predict(ctx, fp, nil, e.cfg, true, stage)
+	res, err := e.predict(ctx, fp, e.all, e.cfg, true, stage)
 	if err != nil {
 		return 0, nil, err
 	}
+	e.skip(res.Skipped)
 	if len(res.Metrics) == 0 {
 		return 0, nil, fmt.Errorf("%s: the metric (%T) returned no value", stage, e.cfg)
 	}
@@ -73,19 +84,36 @@ func (e *evaluator) baseline(ctx context.Context, fp *model.CompressedModel) (fl
 	case "higher-worse":
 		e.higherBetter = false
 	}
-	return e.value(res, nil, stage)
+	return e.value(res, e.all, stage)
 }
 
-// eval measures m on the samples idx (sorted; nil for all).
+// skip removes the samples the engine skipped from all.
+func (e *evaluator) skip(skipped []int) {
+	if len(skipped) == 0 {
+		return
+	}
+	e.all = slices.DeleteFunc(e.all, func(i int) bool {
+		_, found := slices.BinarySearch(skipped, i)
+		return found
+	})
+	e.env.Log.Warn("accuracy-aware: samples skipped as invalid are left out of every evaluation", "count", len(skipped), "first", skipped[0])
+}
+
+// eval measures m on the samples idx (sorted, a subset of all; nil for
+// all). The per-sample values follow idx.
 func (e *evaluator) eval(ctx context.Context, m *model.CompressedModel, idx []int, stage string) (float64, []float64, error) {
+	if idx == nil {
+		idx = e.all
+	}
 	met := e.cfg
 	if e.annotationFree() {
-		refs := e.refs
-		if idx != nil {
-			refs = make([]pipeline.Tensor, len(idx))
-			for k, i := range idx {
-				refs[k] = e.refs[i]
+		refs := make([]pipeline.Tensor, len(idx))
+		for k, i := range idx {
+			pos, ok := slices.BinarySearch(e.all, i)
+			if !ok {
+				return 0, nil, fmt.Errorf("%s: sample %d has no FP32 reference output", stage, i)
 			}
+			refs[k] = e.refs[pos]
 		}
 		met = metric.NewFidelity(e.output, refs)
 	}
@@ -105,7 +133,7 @@ func (e *evaluator) predict(ctx context.Context, m *model.CompressedModel, idx [
 		Metric:          met,
 		MetricPerSample: perSample,
 	}
-	if e.env.Progress != nil && idx == nil {
+	if e.env.Progress != nil && len(idx) == len(e.all) {
 		opts.Progress = func(done, total int) { e.env.Progress("accuracy-aware "+stage, done, total) }
 	}
 	e.calls++
@@ -116,7 +144,8 @@ func (e *evaluator) predict(ctx context.Context, m *model.CompressedModel, idx [
 	return res, nil
 }
 
-// value picks the optimized metric out of res, refusing NaN and Inf.
+// value picks the optimized metric out of res, refusing NaN and Inf; idx
+// are the samples visited.
 func (e *evaluator) value(res pipeline.PredictResult, idx []int, stage string) (float64, []float64, error) {
 	v, ok := res.Metrics[e.name]
 	if !ok {
@@ -125,14 +154,10 @@ func (e *evaluator) value(res pipeline.PredictResult, idx []int, stage string) (
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, nil, fmt.Errorf("%s: metric %q is %v", stage, e.name, v)
 	}
-	want := e.n
-	if idx != nil {
-		want = len(idx)
+	if len(res.PerSample) != len(idx) {
+		return 0, nil, fmt.Errorf("%s: the engine returned %d per-sample values for %d samples", stage, len(res.PerSample), len(idx))
 	}
-	if len(res.PerSample) != want {
-		return 0, nil, fmt.Errorf("%s: the engine returned %d per-sample values for %d samples", stage, len(res.PerSample), want)
-	}
-	ps := make([]float64, want)
+	ps := make([]float64, len(idx))
 	for k, s := range res.PerSample {
 		x, ok := s.Values[e.name]
 		if !ok {
@@ -162,7 +187,7 @@ const dropTolerance = 1e-9
 
 func within(d, maximal float64) bool { return d <= maximal+dropTolerance }
 
-// rankingSubset picks size samples (sorted indices): the ceil(ratio×size)
+// rankingSubset picks size positions of fp and q (sorted): the ceil(ratio×size)
 // whose per-sample metric degrades most from fp to q (ties: lower index
 // first; NaN counts as the worst), and the rest spread evenly, by index,
 // over the other samples.
