@@ -55,8 +55,9 @@
 //
 // For a cascade (model.CompressedModel with several stages) the stages run
 // in order on each batch; a stage's outputs feed later stages' inputs of
-// the same name, and statistics may name a tensor of any stage (the first
-// stage holding a name wins).
+// the same name, statistics may name a tensor of any stage (the first
+// stage holding a name wins), and the metric sees the outputs of every
+// stage, by name.
 //
 // Sessions built for a statistics layout are kept until SetModel or Close,
 // one set per distinct layout.
