@@ -56,7 +56,11 @@
 //
 // Determinism: subsets, ranking and steps depend only on metric values, and
 // the engine's are independent of workers and shard order, so two runs
-// write byte-identical models.
+// write byte-identical models. Drops are compared with maximal_drop with a
+// tolerance of 1e-9, so that 1.0 - 0.99 passes a maximal drop of 0.01.
+//
+// The package imports neither engine (cgo) nor cluster (NATS): it works
+// through pipeline.Engine only.
 //
 // fleetcal's metric_subset_ratio differs from POT's, which only applies
 // with predefined baseline metric values (not supported here): POT ranks on
