@@ -196,7 +196,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 
 	t := time.Now()
 	env := pipeline.AlgorithmEnv{Engine: j.engine, TargetDevice: j.cfg.Compression.TargetDevice,
-		DataLen: j.loader.Len(), Log: log, Progress: prog.update}
+		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric}
 	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
 	if err != nil {
 		return nil, err
