@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
 )
 
 // tensorStats is what to compute on one tensor, derived from its StatSpecs.
@@ -17,8 +18,10 @@ type tensorStats struct {
 	mean   bool
 	// meanAxes are the distinct axes of channel_mean statistics, ascending.
 	meanAxes []int
-	values   bool // quantile: the finite values must be sorted
-	abs      bool // abs_quantile: the finite |values| must be sorted
+	// hists are the histogram statistics.
+	hists  []pipeline.StatSpec
+	values bool // quantile: the finite values must be sorted
+	abs    bool // abs_quantile: the finite |values| must be sorted
 }
 
 func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error) {
@@ -46,6 +49,8 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 			if !slices.Contains(ts.meanAxes, s.Axis) {
 				ts.meanAxes = append(ts.meanAxes, s.Axis)
 			}
+		case pipeline.StatHistogram, pipeline.StatAbsHistogram:
+			ts.hists = append(ts.hists, s)
 		case pipeline.StatQuantile:
 			ts.values = true
 		case pipeline.StatAbsQuantile:
@@ -69,7 +74,7 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 // reducible reports whether every statistic of ts can be computed from
 // in-graph ReduceMin/ReduceMax results.
 func (ts *tensorStats) reducible() bool {
-	return !ts.mean && !ts.values && !ts.abs && len(ts.meanAxes) == 0
+	return !ts.mean && !ts.values && !ts.abs && len(ts.meanAxes) == 0 && len(ts.hists) == 0
 }
 
 // sampleResult is one sample's statistics on one tensor.
@@ -81,9 +86,10 @@ type sampleResult struct {
 	chanMax   map[int][]float64 // by axis
 	chanEmpty map[int]bool      // an axis with a channel holding no finite value
 	mean      float64
-	chanMean  map[int][]float64 // by axis; NaN for a channel without finite values
-	sorted    []float32         // finite values, ascending (quantile)
-	sortedAbs []float32         // |finite values|, ascending (abs_quantile)
+	chanMean  map[int][]float64   // by axis; NaN for a channel without finite values
+	hists     []*reduce.Histogram // one per ts.hists, this sample's counts
+	sorted    []float32           // finite values, ascending (quantile)
+	sortedAbs []float32           // |finite values|, ascending (abs_quantile)
 }
 
 // emit hands each statistic of r to add, in key order. Statistics with no
@@ -236,6 +242,20 @@ func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult,
 			}
 		}
 		r.mean = sum / float64(r.finite)
+	}
+	for _, hs := range ts.hists {
+		h, err := reduce.NewHistogram(hs.Lo, hs.Hi, hs.Bins)
+		if err != nil {
+			return fmt.Errorf("%w: tensor %q: %v", ErrBadStats, ts.name, err)
+		}
+		if hs.Kind == pipeline.StatAbsHistogram {
+			for _, v := range data {
+				h.Add(math.Abs(float64(v)))
+			}
+		} else {
+			h.AddFloat32s(data)
+		}
+		r.hists = append(r.hists, h)
 	}
 	for _, a := range ts.meanAxes {
 		if r.chanMean == nil {

@@ -27,6 +27,7 @@ type worker struct {
 	buf     [2][]float32
 	res     sampleResult
 	pending []statValue
+	hists   []histValue
 	bad     map[string]uint64
 	kept    map[string][]sampleResult // per-sample results of derivation sources
 }
@@ -37,6 +38,14 @@ type statValue struct {
 	tensor, key string
 	index       int
 	v           []float64
+}
+
+// histValue is one sample's histogram of one tensor, kept until its whole
+// batch succeeded.
+type histValue struct {
+	tensor string
+	spec   pipeline.StatSpec
+	h      *reduce.Histogram
 }
 
 // loaded is one sample of a batch.
@@ -125,6 +134,15 @@ func (w *worker) group(ctx context.Context, ss []loaded) error {
 	for t, n := range w.bad {
 		w.set.NonFinite[t] += n
 	}
+	for _, hv := range w.hists {
+		h, err := w.set.EnsureHist(hv.tensor, hv.spec.Key(), hv.spec.Lo, hv.spec.Hi, hv.spec.Bins)
+		if err != nil {
+			return err
+		}
+		if err := h.Merge(hv.h); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -145,6 +163,7 @@ func groupErr(ss []loaded, err error) error {
 // outputs to the metric.
 func (w *worker) run(ctx context.Context, p *plan, ss []loaded) error {
 	w.pending = w.pending[:0]
+	w.hists = w.hists[:0]
 	if w.bad == nil {
 		w.bad = map[string]uint64{}
 	}
@@ -296,6 +315,9 @@ func (w *worker) fullStats(ts *tensorStats, t pipeline.Tensor, ss []loaded, rows
 			w.pending = append(w.pending, statValue{tensor: ts.name, key: key, index: s.index, v: v})
 			return nil
 		})
+		for i, h := range w.res.hists {
+			w.hists = append(w.hists, histValue{tensor: ts.name, spec: ts.hists[i], h: h})
+		}
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package pipeline
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"strconv"
+)
 
 // StatKind names a statistic computed on one sample's activation.
 type StatKind string
@@ -17,6 +21,12 @@ const (
 	StatChannelMax  StatKind = "channel_max"  // max per index of Axis
 	StatChannelMean StatKind = "channel_mean" // mean per index of Axis (float64)
 	StatMean        StatKind = "mean"         // mean of the values (float64)
+	// StatHistogram and StatAbsHistogram count the values (or |values|) of
+	// every sample in Bins equal bins over [Lo, Hi): one histogram for the
+	// whole pass (reduce.Set.Hists), not one per sample. The edges come from
+	// an earlier min/max pass, so histograms merge exactly.
+	StatHistogram    StatKind = "histogram"
+	StatAbsHistogram StatKind = "abs_histogram"
 )
 
 // StatSpec is one statistic on one tensor. Axis counts the dimensions of one
@@ -26,6 +36,9 @@ type StatSpec struct {
 	Kind StatKind
 	Axis int
 	Q    float64
+	// Lo, Hi and Bins are the edges of a histogram statistic.
+	Lo, Hi float64
+	Bins   int
 }
 
 // Key is the spec's name inside a reduce.Set, e.g. "max" or "channel_min@1".
@@ -35,6 +48,9 @@ func (s StatSpec) Key() string {
 		return fmt.Sprintf("%s@%d", s.Kind, s.Axis)
 	case StatQuantile, StatAbsQuantile:
 		return fmt.Sprintf("%s@%g", s.Kind, s.Q)
+	case StatHistogram, StatAbsHistogram:
+		return fmt.Sprintf("%s@%s:%s:%d", s.Kind, strconv.FormatFloat(s.Lo, 'g', -1, 64),
+			strconv.FormatFloat(s.Hi, 'g', -1, 64), s.Bins)
 	}
 	return string(s.Kind)
 }
@@ -50,6 +66,10 @@ func (s StatSpec) Validate() error {
 	case StatQuantile, StatAbsQuantile:
 		if !(s.Q >= 0 && s.Q <= 1) {
 			return fmt.Errorf("statistic %s: quantile %g outside [0, 1]", s.Kind, s.Q)
+		}
+	case StatHistogram, StatAbsHistogram:
+		if !(s.Lo < s.Hi) || math.IsInf(s.Lo, 0) || math.IsInf(s.Hi, 0) || s.Bins < 1 || s.Bins > 1<<24 {
+			return fmt.Errorf("statistic %s: edges [%g, %g) in %d bins: want finite lo < hi and 1 to 2^24 bins", s.Kind, s.Lo, s.Hi, s.Bins)
 		}
 	default:
 		return fmt.Errorf("unknown statistic %q", s.Kind)
