@@ -240,6 +240,7 @@ func TestPoisonSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)})
+	t.Log(err)
 	var se *ShardError
 	if !errors.As(err, &se) || !errors.Is(err, ErrDeadLetter) {
 		t.Fatalf("got %v, want a *ShardError wrapping ErrDeadLetter", err)
@@ -537,5 +538,43 @@ func TestDeliveriesExhausted(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.ShardsDone); n != 2 {
 		t.Errorf("shards done %v, want 2 (the halves 0.0 and 0.1)", n)
+	}
+}
+
+// TestSetupError: failures splitting cannot cure (the worker's data, the
+// layout) fail Predict after MaxDeliver deliveries, without splitting.
+func TestSetupError(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 4, 12)
+	ws := startWorkers(t, nc, 2, WorkerOptions{})
+	defer ws.stop()
+	missing := d.spec()
+	missing.DataSource = json.RawMessage(`{"type": "npy", "path": "nowhere"}`)
+	tests := []struct {
+		name   string
+		spec   RunSpec
+		layout pipeline.StatsLayout
+		frag   string
+	}{
+		{"missing data", missing, testLayout(), "nowhere"},
+		{"unknown tensor", d.spec(), pipeline.StatsLayout{"no_such_tensor": {{Kind: pipeline.StatMax}}}, "no_such_tensor"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, nc, tc.spec, EngineOptions{ShardSize: 4, MaxDeliver: 2})
+			if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: tc.layout})
+			t.Log(err)
+			var se *ShardError
+			if !errors.Is(err, ErrSetup) || !errors.As(err, &se) || se.Shard != "0" || !strings.Contains(err.Error(), tc.frag) {
+				t.Fatalf("got %v, want a *ShardError on shard 0 wrapping ErrSetup and naming %q", err, tc.frag)
+			}
+			if n := testutil.ToFloat64(e.m.DeadLettered); n != 1 {
+				t.Errorf("dead-lettered %v, want 1 (no split)", n)
+			}
+		})
 	}
 }

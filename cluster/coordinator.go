@@ -237,6 +237,12 @@ func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Another engine of the same run may have stored the same spec: keep
+	// its revision, so that workers keep their caches and its shards run.
+	if ent, err := e.res.runs.Get(ctx, e.spec.RunID); err == nil && bytes.Equal(ent.Value(), b) {
+		e.runRev = ent.Revision()
+		return e.runRev, nil
+	}
 	rev, err := e.res.runs.Put(ctx, e.spec.RunID, b)
 	if err != nil {
 		return 0, fmt.Errorf("store run spec: %w", err)

@@ -53,8 +53,9 @@
 // the server's max-deliveries advisory. Either way the coordinator splits
 // the shard (sharding.Split) and publishes the halves; a single sample that
 // keeps failing fails Predict with a *ShardError naming the sample and the
-// worker's error. Failures splitting cannot cure (the worker's data or
-// model, another ONNX Runtime version) fail Predict at once. Workers
+// worker's error. Failures splitting cannot cure (the worker's data, the
+// model or layout: ErrSetup; another ONNX Runtime version: ErrRefused) fail
+// Predict on the shard's last delivery, without splitting. Workers
 // report progress on the core subject "fleetcal.event.<predict>"; when
 // nothing progresses for EngineOptions.IdleTimeout, Predict fails with
 // ErrNoWorker.

@@ -23,6 +23,9 @@ var (
 	// ErrRefused: a worker refused a shard it cannot run the way the
 	// coordinator asked (another ONNX Runtime version).
 	ErrRefused = errors.New("shard refused")
+	// ErrSetup: a worker could not prepare a shard (its data, the model,
+	// the statistics layout); splitting the shard would not help.
+	ErrSetup = errors.New("worker cannot prepare the shard")
 	// ErrBadResult: a worker's result that cannot be used: bad envelope,
 	// checksum mismatch, undecodable statistics or outputs.
 	ErrBadResult = errors.New("bad shard result")

@@ -316,8 +316,11 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 	}
 	if env.Error != "" {
 		re := &remoteError{msg: env.Error}
-		if env.Kind == kindRefused {
+		switch env.Kind {
+		case kindRefused:
 			re.kind = ErrRefused
+		case kindSetup:
+			re.kind = ErrSetup
 		}
 		return p.deadLetter(ctx, st, env.Worker, re)
 	}
