@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -173,6 +175,9 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		for _, act := range plans[i].activations {
 			if act.shares == "" {
 				layout[act.name] = []pipeline.StatSpec{minSpec, maxSpec}
+				if a.r.hist != nil {
+					layout[act.name] = append(layout[act.name], pipeline.StatSpec{Kind: pipeline.StatAbsMax})
+				}
 			}
 		}
 		a.report.UnmatchedIgnored = append(a.report.UnmatchedIgnored, plans[i].unmatchedScope...)
@@ -191,8 +196,77 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		a.env.Log.Warn("activations held NaN or Inf values; they were left out of the ranges", "tensors", len(stats.NonFinite))
 	}
 
+	if a.r.hist != nil {
+		if err := a.collectHistograms(ctx, fp, layout, stats); err != nil {
+			return nil, err
+		}
+	}
+
 	a.last = &collected{fp: fp, orders: orders, stats: stats, plans: plans}
 	return a.build(plans)
+}
+
+// histKey names a tensor's |x| histogram statistic for the second pass:
+// edges [0, max |x|) from the first pass, as an exact float64 maximum.
+func (a *Algorithm) histSpec(stats *reduce.Set, tensor string) (pipeline.StatSpec, bool) {
+	spec := pipeline.StatSpec{Kind: pipeline.StatAbsHistogram, Bins: a.r.hist.Bins}
+	mn, mx := stats.Get(tensor, a.r.minEst.StatSpec().Key()), stats.Get(tensor, pipeline.StatSpec{Kind: pipeline.StatAbsMax}.Key())
+	if mn == nil || mx == nil || mx.Len() == 0 {
+		return spec, false
+	}
+	for _, v := range mx.Column(0) {
+		spec.Hi = max(spec.Hi, v)
+	}
+	if !(spec.Hi > 0) || math.IsInf(spec.Hi, 0) {
+		return spec, false
+	}
+	// The top edge is exclusive: widen it by one ulp so max |x| counts.
+	spec.Hi = math.Nextafter(spec.Hi, math.Inf(1))
+	return spec, true
+}
+
+// collectHistograms runs the second pass: a histogram of |x| of every
+// activation with statistics, over the edges the first pass fixed.
+func (a *Algorithm) collectHistograms(ctx context.Context, fp *model.CompressedModel, first pipeline.StatsLayout, stats *reduce.Set) error {
+	layout := pipeline.StatsLayout{}
+	for _, tensor := range slices.Sorted(maps.Keys(first)) {
+		if spec, ok := a.histSpec(stats, tensor); ok {
+			layout[tensor] = []pipeline.StatSpec{spec}
+		}
+	}
+	idx := Subset(a.env.DataLen, a.r.subsetSize, a.params.ShuffleData, a.params.Seed)
+	opts := pipeline.PredictOptions{StatsLayout: layout, Sampler: pipeline.NewBatchSampler(a.env.DataLen, a.r.batchSize, idx)}
+	if a.env.Progress != nil {
+		opts.Progress = func(done, total int) { a.env.Progress("calibration histograms", done, total) }
+	}
+	res, err := a.env.Engine.Predict(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("histograms: %w", err)
+	}
+	return stats.Merge(res.Stats)
+}
+
+// histMagnitude is T of the histogram estimator for tensor.
+func (a *Algorithm) histMagnitude(stats *reduce.Set, tensor string) (float64, bool, error) {
+	spec, ok := a.histSpec(stats, tensor)
+	if !ok {
+		return 0, false, nil
+	}
+	h := stats.Hist(tensor, spec.Key())
+	if h == nil {
+		return 0, false, fmt.Errorf("tensor %q: no histogram was collected", tensor)
+	}
+	var t float64
+	var err error
+	if a.r.hist.Type == "percentile" {
+		t, err = reduce.Percentile(h, a.r.hist.Percentile)
+	} else {
+		t, err = reduce.EntropyThreshold(h, 128)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("tensor %q: %s: %w", tensor, a.r.hist.Type, err)
+	}
+	return t, true, nil
 }
 
 func (a *Algorithm) presetName() string {
@@ -262,6 +336,19 @@ func (a *Algorithm) apply(p *onnxpb.ModelProto, pl plan, stats *reduce.Set, minK
 		}
 		if act.nonNegative {
 			lo = max(lo, 0)
+		}
+		if a.r.hist != nil {
+			t, ok, err := a.histMagnitude(stats, act.name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if a.r.actSymmetric {
+					hi = t
+				} else {
+					lo, hi = max(lo, -t), min(hi, t)
+				}
+			}
 		}
 		spec := qmath.ActivationSpec(a.r.actSymmetric, lo >= 0)
 		if l := a.r.actLevels; l != nil {

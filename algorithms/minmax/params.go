@@ -32,6 +32,55 @@ type Params struct {
 	Activations *QuantConfig          `json:"activations"`
 	Weights     *QuantConfig          `json:"weights"`
 	RangeEst    *qmath.RangeEstimator `json:"range_estimator"`
+	// HistogramEstimator replaces the max estimator by one read off a
+	// histogram of |x| collected in a second pass (fleetcal extension).
+	HistogramEstimator *HistogramEstimator `json:"histogram_estimator"`
+}
+
+// HistogramEstimator estimates an activation's magnitude T from the
+// histogram of |x| over [0, max |x|) in Bins bins, filled in a second pass
+// whose edges the first (min/max) pass fixed:
+//   - "percentile": T is the Percentile-th percentile of |x|;
+//   - "entropy": T minimizes the KL divergence between the clipped and the
+//     8-bit quantized distributions (TensorRT's entropy calibration).
+//
+// The range is then [-T, T] for signed activations ([0, T] for
+// non-negative ones); in asymmetric mode it is the min/max range clipped to
+// [-T, T].
+type HistogramEstimator struct {
+	Type       string  `json:"type"`
+	Percentile float64 `json:"percentile"`
+	Bins       int     `json:"bins"`
+}
+
+// HistogramEstimatorTypes are the valid histogram estimator types.
+var HistogramEstimatorTypes = []string{"entropy", "percentile"}
+
+func (h *HistogramEstimator) resolve() (*HistogramEstimator, error) {
+	if h == nil {
+		return nil, nil
+	}
+	r := *h
+	if !contains(HistogramEstimatorTypes, r.Type) {
+		return nil, fmt.Errorf("histogram_estimator.type: unknown type %q; valid: %s", h.Type, strings.Join(HistogramEstimatorTypes, ", "))
+	}
+	if r.Bins == 0 {
+		r.Bins = 2048
+	}
+	if r.Bins < 128 || r.Bins > 1<<16 {
+		return nil, fmt.Errorf("histogram_estimator.bins: %d, want 128 to 65536", r.Bins)
+	}
+	if r.Type == "percentile" {
+		if r.Percentile == 0 {
+			r.Percentile = 99.999
+		}
+		if !(r.Percentile > 0 && r.Percentile <= 100) {
+			return nil, fmt.Errorf("histogram_estimator.percentile: %g, want (0, 100]", r.Percentile)
+		}
+	} else if r.Percentile != 0 {
+		return nil, fmt.Errorf("histogram_estimator.percentile: only for type \"percentile\"")
+	}
+	return &r, nil
 }
 
 // QuantConfig is POT's per-kind ("weights" / "activations") quantizer
@@ -95,6 +144,7 @@ type resolved struct {
 	reducedRange          bool
 	minEst, maxEst        qmath.Estimator
 	transformer           bool
+	hist                  *HistogramEstimator
 	// weightLevels and actLevels override the 8-bit levels when set.
 	weightLevels, actLevels *[2]int32
 }
@@ -163,6 +213,9 @@ func (p *Params) resolve() (resolved, error) {
 		return r, err
 	}
 	if r.actLevels, err = p.Activations.levels("activations", 0, 255); err != nil {
+		return r, err
+	}
+	if r.hist, err = p.HistogramEstimator.resolve(); err != nil {
 		return r, err
 	}
 	if rangeEst == nil {

@@ -1,0 +1,111 @@
+package minmax
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+type sliceLoader []pipeline.Sample
+
+func (l sliceLoader) Len() int { return len(l) }
+func (l sliceLoader) Item(_ context.Context, i int) (pipeline.Sample, error) {
+	if i < 0 || i >= len(l) {
+		return pipeline.Sample{}, pipeline.ErrIndexOutOfRange
+	}
+	return l[i], nil
+}
+
+func randomLoader(n int, seed uint64) sliceLoader {
+	r := rand.New(rand.NewPCG(seed, 9))
+	var l sliceLoader
+	for range n {
+		d := make([]float32, 3*16*16)
+		for j := range d {
+			d[j] = float32(r.NormFloat64())
+		}
+		l = append(l, pipeline.Sample{Inputs: map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 16, 16}, Data: d}}})
+	}
+	return l
+}
+
+// quantize runs MinMaxQuantization on convnet_op13 and returns the model
+// bytes and the report.
+func quantize(t *testing.T, p Params, requests int) ([]byte, Report) {
+	t.Helper()
+	l := randomLoader(24, 5)
+	eng, err := engine.New(l, engine.Options{Requests: requests})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	fp, err := model.Load(model.Config{Name: "net", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(p, pipeline.AlgorithmEnv{Engine: eng, DataLen: l.Len()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.Run(t.Context(), fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Marshal(q.Models()[0].Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, a.Report().(Report)
+}
+
+// TestHistogramEstimators: percentile and entropy clip the range below the
+// largest magnitude seen, and the model bytes do not depend on the number
+// of parallel requests.
+func TestHistogramEstimators(t *testing.T) {
+	_, base := quantize(t, Params{}, 1)
+	maxOf := func(r Report, tensor string) float64 {
+		for _, a := range r.Activations {
+			if a.Tensor == tensor {
+				return a.Max
+			}
+		}
+		t.Fatalf("no activation %s in report", tensor)
+		return 0
+	}
+	for _, h := range []HistogramEstimator{{Type: "percentile", Percentile: 99}, {Type: "entropy"}} {
+		t.Run(h.Type, func(t *testing.T) {
+			p := Params{HistogramEstimator: &h}
+			b1, r := quantize(t, p, 1)
+			b2, _ := quantize(t, p, 2)
+			if string(b1) != string(b2) {
+				t.Errorf("models with 1 and 2 requests differ")
+			}
+			// Both clip below the largest |x| of the data, which the plain
+			// "max" aggregator would use.
+			var absMax float64
+			for _, s := range randomLoader(24, 5) {
+				for _, v := range s.Inputs["input"].Data.([]float32) {
+					absMax = max(absMax, math.Abs(float64(v)))
+				}
+			}
+			got := maxOf(r, "input")
+			if !(got > 0 && got < absMax) {
+				t.Errorf("input range max %g, want in (0, %g)", got, absMax)
+			}
+			// The 99th percentile of |x| of N(0,1) data is about 2.58, below
+			// the default preset's mean of per-sample maxima.
+			if def := maxOf(base, "input"); h.Type == "percentile" && !(got < def) {
+				t.Errorf("99th percentile %g not below the default max %g", got, def)
+			}
+		})
+	}
+	if _, err := New(Params{HistogramEstimator: &HistogramEstimator{Type: "kl"}}, pipeline.AlgorithmEnv{Engine: &engine.Engine{}}); err == nil || !strings.Contains(err.Error(), `unknown type "kl"; valid: entropy, percentile`) {
+		t.Errorf("unknown histogram estimator: %v", err)
+	}
+}
