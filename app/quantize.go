@@ -38,6 +38,8 @@ type QuantizeOptions struct {
 	Log      *slog.Logger
 	// SkipEvaluation skips the FP32/INT8 metric and latency comparison.
 	SkipEvaluation bool
+	// Fleet says where calibration runs.
+	Fleet FleetOptions
 }
 
 // Validate checks the options before anything runs.
@@ -50,6 +52,15 @@ func (o *QuantizeOptions) Validate() error {
 	}
 	if o.Workers < 0 {
 		return fmt.Errorf("quantize: --workers %d: want at least 1", o.Workers)
+	}
+	if o.Fleet.NATS != "" && o.Fleet.Listen != "" {
+		return errors.New("quantize: --listen starts an embedded server; it does not go with --nats")
+	}
+	if o.Fleet.ShardSize < 0 {
+		return fmt.Errorf("quantize: --shard-size %d: want at least 1", o.Fleet.ShardSize)
+	}
+	if err := o.Fleet.Conn.Validate(); err != nil {
+		return fmt.Errorf("quantize: %w", err)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -65,6 +76,7 @@ type Report struct {
 	OnnxRuntimeVersion string                     `json:"onnxruntime_version"`
 	Samples            int                        `json:"samples"`
 	Workers            int                        `json:"workers"`
+	NATS               string                     `json:"nats,omitempty"`
 	Files              []model.SavedFile          `json:"files"`
 	Algorithms         []pipeline.AlgorithmReport `json:"algorithms"`
 	StageSeconds       map[string]float64         `json:"stage_seconds"`
@@ -195,7 +207,13 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	}
 
 	t := time.Now()
-	env := pipeline.AlgorithmEnv{Engine: j.engine, TargetDevice: j.cfg.Compression.TargetDevice,
+	fl, err := startFleet(ctx, j, o.Fleet, j.requests, log)
+	if err != nil {
+		return nil, err
+	}
+	defer fl.stop()
+	rep.NATS = fl.url
+	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
 		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric}
 	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
 	if err != nil {

@@ -379,7 +379,7 @@ func (c *cache) engine(ctx context.Context, r *runEntry, key string, loader pipe
 	e.used = c.clock
 	c.mu.Unlock()
 	if !ok {
-		e.eng, e.err = c.newEngine(loader, ref, stages)
+		e.eng, e.err = c.newEngine(loader, ref, stages, r.spec.SkipInvalid)
 		c.mu.Lock()
 		if e.err != nil {
 			delete(r.engines, key)
@@ -398,8 +398,8 @@ func (c *cache) engine(ctx context.Context, r *runEntry, key string, loader pipe
 	return e, nil
 }
 
-func (c *cache) newEngine(loader pipeline.DataLoader, ref modelRef, stages []*model.Stage) (*engine.Engine, error) {
-	eng, err := engine.New(loader, engine.Options{Threads: c.w.opts.Threads, Requests: 1})
+func (c *cache) newEngine(loader pipeline.DataLoader, ref modelRef, stages []*model.Stage, skipInvalid bool) (*engine.Engine, error) {
+	eng, err := engine.New(loader, engine.Options{Threads: c.w.opts.Threads, Requests: 1, SkipInvalidSamples: skipInvalid})
 	if err != nil {
 		return nil, err
 	}

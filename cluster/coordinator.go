@@ -38,6 +38,9 @@ type RunSpec struct {
 	// the folder of a data_source file, and the annotations file) in the
 	// Object Store; workers download them and read their copy.
 	ShipData bool
+	// SkipInvalidSamples makes workers skip samples holding NaN or Inf
+	// (engine.skip_invalid_samples); Predict lists them in Skipped.
+	SkipInvalidSamples bool
 	// Len is the number of samples of the data set; Predict needs it only
 	// when PredictOptions.Sampler is nil, and checks indices against it
 	// when set.
@@ -227,7 +230,8 @@ func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
 	if e.runRev != 0 {
 		return e.runRev, nil
 	}
-	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: e.spec.DataSource, Annotations: e.spec.Annotations, BaseDir: e.spec.BaseDir}
+	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: e.spec.DataSource, Annotations: e.spec.Annotations, BaseDir: e.spec.BaseDir,
+		SkipInvalid: e.spec.SkipInvalidSamples}
 	if e.spec.ShipData {
 		if err := e.shipData(ctx, &w); err != nil {
 			return 0, err

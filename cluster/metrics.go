@@ -145,7 +145,7 @@ func NewWorkerMetrics(reg prometheus.Registerer) *WorkerMetrics {
 			Buckets: fastBuckets,
 		}),
 	}
-	for _, k := range []string{kindSample, kindSetup, kindRefused} {
+	for _, k := range []string{kindSample, kindSetup, kindRefused, kindInvalid} {
 		m.ShardsFailed.WithLabelValues(k)
 	}
 	return m

@@ -30,6 +30,7 @@ const (
 
 // sampleOutputs is one sample's outputs and annotation.
 type sampleOutputs struct {
+	skip       bool // an invalid sample the worker skipped: no outputs
 	index      int
 	outputs    map[string]pipeline.Tensor
 	annotation any

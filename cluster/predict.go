@@ -122,6 +122,7 @@ type shardState struct {
 // predictRun is the state of one Predict.
 type predictRun struct {
 	e        *Engine
+	skipped  []int // samples workers skipped as invalid
 	id       string
 	subject  string
 	opts     pipeline.PredictOptions
@@ -321,6 +322,8 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 			re.kind = ErrRefused
 		case kindSetup:
 			re.kind = ErrSetup
+		case kindInvalid:
+			re.kind = pipeline.ErrInvalidSample
 		}
 		return p.deadLetter(ctx, st, env.Worker, re)
 	}
@@ -373,8 +376,14 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 		if err != nil {
 			return fmt.Errorf("%w: outputs: %w", ErrBadResult, err)
 		}
-		if len(outs) != len(in) {
-			return fmt.Errorf("%w: outputs of %d samples, the shard has %d", ErrBadResult, len(outs), len(in))
+		if len(outs)+len(env.Skipped) != len(in) {
+			return fmt.Errorf("%w: outputs of %d samples and %d skipped, the shard has %d", ErrBadResult, len(outs), len(env.Skipped), len(in))
+		}
+		for _, i := range env.Skipped {
+			if !in[i] {
+				return fmt.Errorf("%w: skipped sample %d, not in the shard", ErrBadResult, i)
+			}
+			outs = append(outs, sampleOutputs{index: i, skip: true})
 		}
 		for _, o := range outs {
 			if !in[o.index] {
@@ -386,6 +395,7 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 		}
 	}
 	p.deleteObjects(env)
+	p.skipped = append(p.skipped, env.Skipped...)
 	st.state = stateDone
 	p.partials[st.key] = set
 	p.outstanding--
@@ -504,7 +514,8 @@ func (p *predictRun) finish() (pipeline.PredictResult, error) {
 		}
 	}
 	p.e.m.MergeSeconds.Observe(time.Since(start).Seconds())
-	res := pipeline.PredictResult{Stats: total, Samples: p.total}
+	slices.Sort(p.skipped)
+	res := pipeline.PredictResult{Stats: total, Samples: p.total - len(p.skipped), Skipped: p.skipped}
 	if p.col != nil {
 		if p.col.next < len(p.col.order) {
 			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: sample %d: %w: no outputs", p.col.order[p.col.next], ErrBadResult)
@@ -537,7 +548,10 @@ func (c *metricCollector) add(outs []sampleOutputs) error {
 		}
 		delete(c.pending, i)
 		c.next++
-		if err := c.metric.Update(o.outputs, o.annotation); err != nil {
+		if o.skip {
+			continue
+		}
+		if err := pipeline.UpdateMetric(c.metric, i, o.outputs, o.annotation); err != nil {
 			return fmt.Errorf("sample %d: metric: %w", i, err)
 		}
 		if c.perSample {

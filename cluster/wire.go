@@ -26,6 +26,8 @@ type runWire struct {
 	BaseDir string `json:"base_dir,omitempty"`
 	// Files are the shipped data files (RunSpec.ShipData).
 	Files []shippedFile `json:"files,omitempty"`
+	// SkipInvalid: skip samples holding NaN or Inf (RunSpec.SkipInvalidSamples).
+	SkipInvalid bool `json:"skip_invalid,omitempty"`
 }
 
 // shippedFile is one data file in DataBucket.
@@ -138,6 +140,8 @@ const (
 	kindSetup = "setup"
 	// kindRefused: the worker cannot run the shard as asked.
 	kindRefused = "refused"
+	// kindInvalid: a sample holds NaN or Inf (pipeline.ErrInvalidSample).
+	kindInvalid = "invalid"
 )
 
 // blob is a byte payload of a result: inline, or an object in
@@ -160,6 +164,8 @@ type envelope struct {
 	Outputs *blob   `json:"outputs,omitempty"`
 	Error   string  `json:"error,omitempty"`
 	Kind    string  `json:"kind,omitempty"`
+	// Skipped lists the shard's samples left out as invalid.
+	Skipped []int `json:"skipped,omitempty"`
 }
 
 // sum is the hex SHA-256 of b.

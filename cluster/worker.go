@@ -245,7 +245,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	defer w.m.ShardsInFlight.Dec()
 
 	stop := w.heartbeat(msg, &job)
-	stats, outputs, kind, err := w.runShard(ctx, &job)
+	stats, outputs, skipped, kind, err := w.runShard(ctx, &job)
 	stop()
 	if err != nil {
 		w.failed(ctx, msg, &job, md.NumDelivered, kind, err, log)
@@ -254,7 +254,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	// The shard is computed: store and acknowledge it even when shutting down.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	dup, err := w.store(sctx, &job, stats, outputs, time.Since(start))
+	dup, err := w.store(sctx, &job, stats, outputs, skipped, time.Since(start))
 	if err != nil {
 		log.Error("store result", "err", err)
 		_ = msg.NakWithDelay(job.retryDelay())
@@ -328,14 +328,14 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, d
 }
 
 // runShard computes a shard's statistics (and outputs) and encodes them.
-func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []byte, kind string, err error) {
+func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []byte, skipped []int, kind string, err error) {
 	if job.ORT != "" && job.ORT != w.ort {
-		return nil, nil, kindRefused, fmt.Errorf("%w: worker %s runs ONNX Runtime %s, the coordinator expects %s",
+		return nil, nil, nil, kindRefused, fmt.Errorf("%w: worker %s runs ONNX Runtime %s, the coordinator expects %s",
 			ErrRefused, w.opts.Name, w.ort, job.ORT)
 	}
 	eng, loader, release, err := w.c.acquire(ctx, job)
 	if err != nil {
-		return nil, nil, kindSetup, err
+		return nil, nil, nil, kindSetup, err
 	}
 	defer release()
 	opts := pipeline.PredictOptions{
@@ -349,18 +349,18 @@ func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []
 	}
 	res, err := eng.Predict(ctx, opts)
 	if err != nil {
-		return nil, nil, classify(err), err
+		return nil, nil, nil, classify(err), err
 	}
 	if capture != nil {
 		if capture.err != nil {
-			return nil, nil, kindSetup, capture.err
+			return nil, nil, nil, kindSetup, capture.err
 		}
 		outputs = capture.enc.bytes()
 	}
 	if stats, err = res.Stats.MarshalBinary(); err != nil {
-		return nil, nil, kindSetup, err
+		return nil, nil, nil, kindSetup, err
 	}
-	return stats, outputs, "", nil
+	return stats, outputs, res.Skipped, "", nil
 }
 
 // classify tells failures that splitting a shard cannot cure (the model,
@@ -372,13 +372,16 @@ func classify(err error) string {
 			return kindSetup
 		}
 	}
+	if errors.Is(err, pipeline.ErrInvalidSample) {
+		return kindInvalid
+	}
 	return kindSample
 }
 
 // store puts the result under the shard's key; dup reports that another
 // delivery had stored it first (this result is then dropped).
-func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte, took time.Duration) (dup bool, err error) {
-	env := envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Seconds: took.Seconds()}
+func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte, skipped []int, took time.Duration) (dup bool, err error) {
+	env := envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Seconds: took.Seconds(), Skipped: skipped}
 	inline := len(stats)+len(outputs) <= w.inlineLimit
 	var objects []string
 	defer func() {
@@ -446,10 +449,15 @@ func newCaptureMetric(indices []int) *captureMetric {
 }
 
 func (c *captureMetric) Update(outputs map[string]pipeline.Tensor, annotation any) error {
+	return errors.New("capture outputs: the engine must call UpdateSample")
+}
+
+// UpdateSample records one sample's outputs under its index.
+func (c *captureMetric) UpdateSample(index int, outputs map[string]pipeline.Tensor, annotation any) error {
 	if c.next >= len(c.order) {
 		return errors.New("capture outputs: more samples than the shard holds")
 	}
-	if err := c.enc.add(c.order[c.next], outputs, annotation); err != nil {
+	if err := c.enc.add(index, outputs, annotation); err != nil {
 		c.err = err
 		return err
 	}

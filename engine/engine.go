@@ -442,7 +442,7 @@ func (c *collector) deliver(index int, out *sampleOut) error {
 				return c.err
 			}
 		}
-		if err := c.metric.Update(outs, o.annotation); err != nil {
+		if err := pipeline.UpdateMetric(c.metric, i, outs, o.annotation); err != nil {
 			c.err = sampleErr(i, o.meta, fmt.Errorf("metric: %w", err))
 			return c.err
 		}

@@ -44,6 +44,22 @@ type Metric interface {
 	Attributes() map[string]MetricAttributes
 }
 
+// SampleUpdater is implemented by metrics that need each sample's index
+// (to compare with per-sample references, or to record outputs): engines
+// call UpdateSample instead of Update for them, in ascending index order.
+type SampleUpdater interface {
+	UpdateSample(index int, outputs map[string]Tensor, annotation any) error
+}
+
+// UpdateMetric updates m with one sample, through UpdateSample when m
+// implements SampleUpdater.
+func UpdateMetric(m Metric, index int, outputs map[string]Tensor, annotation any) error {
+	if su, ok := m.(SampleUpdater); ok {
+		return su.UpdateSample(index, outputs, annotation)
+	}
+	return m.Update(outputs, annotation)
+}
+
 // Sampler yields the batches of sample indices an Engine visits.
 type Sampler interface {
 	Batches() [][]int

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetcal/fleetcal/cluster"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// FleetOptions say where calibration runs: on workers of an external NATS
+// cluster (NATS set), or on Workers local workers of an embedded server.
+type FleetOptions struct {
+	// NATS is the URL of an external cluster whose workers serve the run;
+	// empty embeds a NATS server and starts local workers.
+	NATS string
+	// Listen is the embedded server's client address (default a random
+	// loopback port); a non-loopback address requires Conn credentials,
+	// which remote workers then give.
+	Listen string
+	// Conn holds the credentials (and TLS files) for NATS.
+	Conn cluster.ConnOptions
+	// ShardSize is the number of samples per shard (default 16).
+	ShardSize int
+	// ShipData puts the calibration data in the Object Store for workers
+	// without shared storage.
+	ShipData bool
+	// MetricsAddr serves Prometheus /metrics of the coordinator (and of the
+	// local workers) on this host:port.
+	MetricsAddr string
+	// InProcess skips NATS entirely: one in-process ONNX Runtime engine.
+	InProcess bool
+}
+
+// fleet is a running calibration fleet.
+type fleet struct {
+	engine pipeline.Engine
+	url    string
+	stop   func()
+}
+
+// startFleet connects to the fleet (or starts one) for j's data.
+func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *slog.Logger) (*fleet, error) {
+	if o.InProcess {
+		return &fleet{engine: j.engine, stop: func() {}}, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	f := &fleet{}
+	var srv *cluster.Server
+	f.stop = func() {
+		cancel()
+		wg.Wait()
+		if srv != nil {
+			srv.Shutdown()
+		}
+	}
+	fail := func(err error) (*fleet, error) {
+		f.stop()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	cm := cluster.NewCoordinatorMetrics(reg)
+	url := o.NATS
+	if url == "" {
+		var err error
+		srv, err = cluster.StartServer(ctx, cluster.ServerOptions{Listen: o.Listen,
+			User: o.Conn.User, Password: o.Conn.Password, Token: o.Conn.Token})
+		if err != nil {
+			return fail(fmt.Errorf("embedded NATS server: %w", err))
+		}
+		url = srv.ClientURL()
+		wm := cluster.NewWorkerMetrics(reg)
+		threads := max(j.cfg.Engine.Threads, 1)
+		for i := range workers {
+			nc, err := cluster.Connect(ctx, url, o.Conn)
+			if err != nil {
+				return fail(err)
+			}
+			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: log})
+			if err != nil {
+				nc.Close()
+				return fail(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("local worker stopped", "worker", w.Name(), "err", err)
+				}
+			}()
+		}
+	}
+	f.url = url
+	nc, err := cluster.Connect(ctx, url, o.Conn)
+	if err != nil {
+		return fail(err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		nc.Close()
+	}()
+	if o.MetricsAddr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cluster.ServeMetrics(ctx, o.MetricsAddr, reg); err != nil && ctx.Err() == nil {
+				log.Error("metrics server stopped", "addr", o.MetricsAddr, "err", err)
+			}
+		}()
+	}
+	f.engine, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
+		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
+		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples},
+		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log})
+	if err != nil {
+		return fail(err)
+	}
+	return f, nil
+}
