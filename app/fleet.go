@@ -41,6 +41,7 @@ type FleetOptions struct {
 type fleet struct {
 	engine pipeline.Engine
 	url    string
+	local  int // local workers started
 	stop   func()
 }
 
@@ -75,6 +76,7 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 			return fail(fmt.Errorf("embedded NATS server: %w", err))
 		}
 		url = srv.ClientURL()
+		f.local = workers
 		wm := cluster.NewWorkerMetrics(reg)
 		threads := max(j.cfg.Engine.Threads, 1)
 		for i := range workers {

@@ -77,6 +77,7 @@ type Report struct {
 	Samples            int                        `json:"samples"`
 	Workers            int                        `json:"workers"`
 	NATS               string                     `json:"nats,omitempty"`
+	LocalWorkers       int                        `json:"local_workers,omitempty"`
 	Files              []model.SavedFile          `json:"files"`
 	Algorithms         []pipeline.AlgorithmReport `json:"algorithms"`
 	StageSeconds       map[string]float64         `json:"stage_seconds"`
@@ -212,7 +213,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 		return nil, err
 	}
 	defer fl.stop()
-	rep.NATS = fl.url
+	rep.NATS, rep.LocalWorkers = fl.url, fl.local
 	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
 		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric}
 	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)

@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fleetcal/fleetcal/app"
+	"github.com/fleetcal/fleetcal/cluster"
 )
 
 func init() { register(newQuantizeCmd) }
@@ -45,7 +47,27 @@ func newQuantizeCmd() *cobra.Command {
 	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core)")
 	f.BoolVar(&o.SkipEvaluation, "skip-eval", false, "skip the FP32/INT8 metric and latency comparison")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl := &o.Fleet
+	f.StringVar(&fl.NATS, "nats", "", "NATS URL of a fleet whose workers calibrate (default: embedded server and --workers local workers)")
+	f.StringVar(&fl.Listen, "listen", "", "address the embedded NATS server listens on for remote workers (beyond loopback it needs --user/--password or --token)")
+	f.StringVar(&fl.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this host:port")
+	f.IntVar(&fl.ShardSize, "shard-size", 0, "samples per shard (default 16)")
+	f.BoolVar(&fl.ShipData, "ship-data", false, "send the calibration data to workers through the NATS Object Store (no shared storage needed)")
+	f.BoolVar(&fl.InProcess, "in-process", false, "calibrate in this process with ONNX Runtime, without NATS")
+	addConnFlags(f, &fl.Conn)
 	return cmd
+}
+
+// addConnFlags adds the NATS credential and TLS flags.
+func addConnFlags(f *pflag.FlagSet, c *cluster.ConnOptions) {
+	f.StringVar(&c.User, "user", "", "NATS user")
+	f.StringVar(&c.Password, "password", "", "NATS password")
+	f.StringVar(&c.Token, "token", "", "NATS token")
+	f.StringVar(&c.CredsFile, "creds", "", "NATS .creds file")
+	f.StringVar(&c.NKeyFile, "nkey", "", "NATS NKey seed file")
+	f.StringVar(&c.TLSCA, "tls-ca", "", "CA file to verify the NATS server")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "client certificate file for NATS")
+	f.StringVar(&c.TLSKey, "tls-key", "", "client key file for NATS")
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -58,6 +80,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func printSummary(w io.Writer, r *app.Report) {
 	fmt.Fprintf(w, "quantized %s on %d calibration samples in %.1fs\n", r.Model, r.Samples, r.StageSeconds["total"])
+	switch {
+	case r.NATS != "" && r.LocalWorkers > 0:
+		fmt.Fprintf(w, "  calibrated by %d local workers over embedded NATS at %s\n", r.LocalWorkers, r.NATS)
+	case r.NATS != "":
+		fmt.Fprintf(w, "  calibrated by the fleet at %s\n", r.NATS)
+	}
 	for _, f := range r.Files {
 		fmt.Fprintf(w, "  wrote %s\n", f.Model)
 		if f.Weights != "" {
