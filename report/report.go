@@ -1,0 +1,237 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The names Write uses inside the output folder.
+const (
+	PageName  = "report.html"
+	FilesName = "report_files"
+)
+
+// Input is everything the page shows. Only Model is required; a section
+// whose data is missing is left out.
+type Input struct {
+	Model              string
+	Config             string
+	FleetcalVersion    string
+	OnnxRuntimeVersion string
+	// Generated is when the report was made (zero: not shown).
+	Generated time.Time
+
+	// Samples is the size of the calibration data set; CalibrationSamples
+	// how many of them the ranges were computed on.
+	Samples            int
+	CalibrationSamples int
+	Workers            int
+	// Preset and RangeEstimator describe the quantization (e.g.
+	// "performance", "min / max").
+	Preset         string
+	RangeEstimator string
+
+	Algorithms   []Algorithm
+	StageSeconds map[string]float64
+	Warnings     []string
+
+	// FP32 and INT8 are the evaluations of the float and the quantized
+	// model (nil: not evaluated). With AccuracyAware, INT8 is the model the
+	// search returned.
+	FP32, INT8    *Evaluation
+	AccuracyAware *AccuracyAware
+
+	// Activations are the quantized activation tensors, in the order the
+	// quantizer reports them.
+	Activations []Activation
+	// HistogramSamples is how many samples the histograms count.
+	HistogramSamples int
+	// Layers are the layers with quantized weights.
+	Layers []Layer
+	// FloatOps counts, by operator, the nodes left in float.
+	FloatOps map[string]int
+}
+
+// Algorithm is one algorithm of the pipeline and its running time.
+type Algorithm struct {
+	Name    string
+	Seconds float64
+}
+
+// Evaluation is a model's metric values and latency.
+type Evaluation struct {
+	Metrics map[string]float64
+	// Samples is how many samples the metric was averaged over.
+	Samples int
+	// LatencyMs is the median single-thread, batch-1 latency (0: not
+	// measured).
+	LatencyMs float64
+}
+
+// AccuracyAware is what the accuracy-aware search did.
+type AccuracyAware struct {
+	// Metric is the metric value optimized; AnnotationFree tells it is
+	// output_fidelity against the FP32 outputs, not the config's metric.
+	Metric         string
+	AnnotationFree bool
+	HigherBetter   bool
+	DropType       string
+	MaximalDrop    float64
+	Samples        int
+
+	FP32, InitialINT8, Final float64
+	InitialDrop, FinalDrop   float64
+	Achieved                 bool
+
+	// RankingSamples is the size of the subset the ranking was measured on;
+	// Ranking is most sensitive first.
+	RankingSamples int
+	Ranking        []Rank
+	// Reverted lists the layers left in float, in the order reverted.
+	Reverted        []string
+	QuantizedLayers int
+}
+
+// Rank is one layer's sensitivity: how much the metric recovers when only
+// that layer is left in float.
+type Rank struct {
+	Node        string
+	Sensitivity float64
+}
+
+// Activation is one quantized activation tensor.
+type Activation struct {
+	Tensor string
+	// Min and Max are the chosen quantization range.
+	Min, Max  float64
+	Scale     float64
+	ZeroPoint int32
+	Type      string
+	// SharesWith names the tensor whose parameters this one reuses.
+	SharesWith string
+	// Hist is the histogram of the tensor's values (nil: none collected).
+	Hist *Histogram
+}
+
+// Histogram counts values in len(Counts) bins between consecutive Edges.
+type Histogram struct {
+	Edges  []float64
+	Counts []uint64
+	// Underflow and Overflow count values below the first and at or above
+	// the last edge; NaN counts NaNs.
+	Underflow, Overflow, NaN uint64
+}
+
+// Layer is one layer with quantized weights.
+type Layer struct {
+	Node, Op, Weight   string
+	Granularity        string
+	Channels           int
+	MinScale, MaxScale float64
+	Int32Bias          bool
+}
+
+// HistogramBins is the number of bins HistogramEdges asks for.
+const HistogramBins = 64
+
+// HistogramEdges returns the edges of the histogram to collect for an
+// activation quantized to [min, max]: 64 bins, 46 of them spanning the
+// range and 9 on each side (about 20% of the range), so that min and max
+// fall on edges and the picture shows what the range clips.
+func HistogramEdges(qmin, qmax float64) (lo, hi float64, bins int) {
+	const inside, pad = 46, 9 // inside + 2*pad == HistogramBins
+	w := qmax - qmin
+	if !(w > 0) || math.IsInf(w, 0) {
+		// A degenerate range: center a window of its magnitude (or 1) on it.
+		c := (qmin + qmax) / 2
+		w = math.Max(math.Abs(qmin), math.Abs(qmax))
+		if !(w > 0) || math.IsInf(w, 0) || math.IsInf(c, 0) || math.IsNaN(c) {
+			w, c = 1, 0
+		}
+		qmin, qmax = c-w/2, c+w/2
+	}
+	step := w / inside
+	return qmin - pad*step, qmax + pad*step, HistogramBins
+}
+
+// Write writes dir/report.html and its pictures in dir/report_files,
+// replacing a previous report, and returns the page's path. On error
+// nothing of the new report is left in dir.
+func Write(dir string, in Input) (path string, err error) {
+	if in.Model == "" {
+		return "", errors.New("report: the model name is empty")
+	}
+	if err := in.validate(); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".report-*")
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	files := filepath.Join(tmp, FilesName)
+	if err := os.Mkdir(files, 0o755); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	pg, err := build(in, files)
+	if err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	if err := render(filepath.Join(tmp, PageName), pg); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	if err := install(dir, tmp); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	return filepath.Join(dir, PageName), nil
+}
+
+// install moves tmp's page and pictures into dir: the old pictures go
+// aside, the new ones in, then the page; on failure the old ones return.
+func install(dir, tmp string) error {
+	page, files := filepath.Join(dir, PageName), filepath.Join(dir, FilesName)
+	old := filepath.Join(tmp, "old")
+	hadOld := false
+	if _, err := os.Stat(files); err == nil {
+		if err := os.Rename(files, old); err != nil {
+			return err
+		}
+		hadOld = true
+	}
+	restore := func() {
+		if hadOld {
+			os.RemoveAll(files)
+			os.Rename(old, files)
+		}
+	}
+	if err := os.Rename(filepath.Join(tmp, FilesName), files); err != nil {
+		restore()
+		return err
+	}
+	if err := os.Rename(filepath.Join(tmp, PageName), page); err != nil {
+		restore()
+		return err
+	}
+	return nil
+}
+
+// validate rejects values the page cannot show.
+func (in *Input) validate() error {
+	for _, a := range in.Activations {
+		if h := a.Hist; h != nil {
+			if len(h.Counts) == 0 || len(h.Edges) != len(h.Counts)+1 {
+				return fmt.Errorf("tensor %q: histogram has %d edges for %d bins", a.Tensor, len(h.Edges), len(h.Counts))
+			}
+			for k, e := range h.Edges {
+				if math.IsNaN(e) || math.IsInf(e, 0) || (k > 0 && !(e > h.Edges[k-1])) {
+					return fmt.Errorf("tensor %q: histogram edge %d is %g: want finite increasing edges", a.Tensor, k, e)
+				}
+			}
+		}
+	}
+	return nil
+}
