@@ -108,7 +108,8 @@ type LayerEntry struct {
 func (a *Algorithm) Report() any { return a.report }
 
 // Prepare returns the float model statistics are collected on: constants
-// as initializers, BatchNormalization folded, opset 13.
+// as initializers, BatchNormalization folded, opset 13, and in a cascade
+// every internal name prefixed with "<stage>/" so stages cannot collide.
 func Prepare(m *model.CompressedModel) (*model.CompressedModel, int, int, error) {
 	var stages []*model.Stage
 	nConst, nBN := 0, 0
@@ -124,6 +125,9 @@ func Prepare(m *model.CompressedModel) (*model.CompressedModel, int, int, error)
 		b, err := model.FoldBatchNorm(p)
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		if m.IsCascade() {
+			model.PrefixNames(p, s.Name+"/")
 		}
 		nConst += c
 		nBN += b
