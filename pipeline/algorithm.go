@@ -60,6 +60,24 @@ func RegisterAlgorithm(name string, f AlgorithmFactory) {
 	algoRegistry[name] = f
 }
 
+// RegisterAlgorithmParams registers an algorithm whose parameters decode
+// strictly into P (unknown keys are errors naming them):
+//
+//	func init() { pipeline.RegisterAlgorithmParams(Name, New) }
+func RegisterAlgorithmParams[P any, A Algorithm](name string, build func(P, AlgorithmEnv) (A, error)) {
+	RegisterAlgorithm(name, func(raw json.RawMessage, env AlgorithmEnv) (Algorithm, error) {
+		var p P
+		if err := DecodeStrict(raw, &p, "params"); err != nil {
+			return nil, err
+		}
+		a, err := build(p, env)
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	})
+}
+
 // AlgorithmNames lists the registered algorithms, sorted.
 func AlgorithmNames() []string {
 	algoMu.RLock()

@@ -3,7 +3,6 @@ package accuracyaware
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,13 +18,7 @@ import (
 const Name = "AccuracyAwareQuantization"
 
 func init() {
-	pipeline.RegisterAlgorithm(Name, func(raw json.RawMessage, env pipeline.AlgorithmEnv) (pipeline.Algorithm, error) {
-		var p Params
-		if err := pipeline.DecodeStrict(raw, &p, "params"); err != nil {
-			return nil, err
-		}
-		return New(p, env)
-	})
+	pipeline.RegisterAlgorithmParams(Name, New)
 }
 
 // Algorithm is AccuracyAwareQuantization: the base quantizer, then layers

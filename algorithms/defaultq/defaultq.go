@@ -2,7 +2,6 @@ package defaultq
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/fleetcal/fleetcal/algorithms/fastbias"
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
@@ -14,13 +13,7 @@ import (
 const Name = "DefaultQuantization"
 
 func init() {
-	pipeline.RegisterAlgorithm(Name, func(raw json.RawMessage, env pipeline.AlgorithmEnv) (pipeline.Algorithm, error) {
-		var p Params
-		if err := pipeline.DecodeStrict(raw, &p, "params"); err != nil {
-			return nil, err
-		}
-		return New(p, env)
-	})
+	pipeline.RegisterAlgorithmParams(Name, New)
 }
 
 // Params are MinMaxQuantization's plus use_fast_bias (default true).

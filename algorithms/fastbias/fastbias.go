@@ -2,7 +2,6 @@ package fastbias
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,13 +19,7 @@ import (
 const Name = "FastBiasCorrection"
 
 func init() {
-	pipeline.RegisterAlgorithm(Name, func(raw json.RawMessage, env pipeline.AlgorithmEnv) (pipeline.Algorithm, error) {
-		var p Params
-		if err := pipeline.DecodeStrict(raw, &p, "params"); err != nil {
-			return nil, err
-		}
-		return New(p, env)
-	})
+	pipeline.RegisterAlgorithmParams(Name, New)
 }
 
 // Params are FastBiasCorrection's parameters.

@@ -2,7 +2,6 @@ package minmax
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -23,13 +22,7 @@ import (
 const Name = "MinMaxQuantization"
 
 func init() {
-	pipeline.RegisterAlgorithm(Name, func(raw json.RawMessage, env pipeline.AlgorithmEnv) (pipeline.Algorithm, error) {
-		var p Params
-		if err := pipeline.DecodeStrict(raw, &p, "params"); err != nil {
-			return nil, err
-		}
-		return New(p, env)
-	})
+	pipeline.RegisterAlgorithmParams(Name, New)
 }
 
 // Algorithm is MinMaxQuantization: it collects activation ranges on a
