@@ -78,13 +78,15 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 		url = srv.ClientURL()
 		f.local = workers
 		wm := cluster.NewWorkerMetrics(reg)
+		// Local workers report to the user's log only what goes wrong.
+		wlog := slog.New(minLevel{log.Handler(), slog.LevelWarn})
 		threads := max(j.cfg.Engine.Threads, 1)
 		for i := range workers {
 			nc, err := cluster.Connect(ctx, url, o.Conn)
 			if err != nil {
 				return fail(err)
 			}
-			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: log})
+			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: wlog})
 			if err != nil {
 				nc.Close()
 				return fail(err)
@@ -127,4 +129,22 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 		return fail(err)
 	}
 	return f, nil
+}
+
+// minLevel drops records below level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(attrs), m.level}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{m.Handler.WithGroup(name), m.level}
 }

@@ -9,15 +9,15 @@ import (
 	"time"
 )
 
-// progress draws a progress bar on a terminal, or a line every 10% (and at
-// the end) when the output is not a terminal.
+// progress draws a progress bar on a terminal; elsewhere (a log file, CI)
+// it prints a line when a stage ends and, for long stages, every 10 seconds.
 type progress struct {
 	mu      sync.Mutex
 	w       io.Writer
 	tty     bool
 	stage   string
-	lastPct int
 	start   time.Time
+	last    time.Time
 }
 
 func newProgress(w io.Writer) *progress {
@@ -41,9 +41,8 @@ func (p *progress) update(stage string, done, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if stage != p.stage {
-		p.stage, p.lastPct, p.start = stage, -1, time.Now()
+		p.stage, p.start, p.last = stage, time.Now(), time.Now()
 	}
-	pct := done * 100 / total
 	if p.tty {
 		const width = 30
 		filled := width * done / total
@@ -54,8 +53,8 @@ func (p *progress) update(stage string, done, total int) {
 		}
 		return
 	}
-	if pct/10 != p.lastPct/10 || done == total {
-		p.lastPct = pct
-		fmt.Fprintf(p.w, "%s: %d/%d (%d%%) %s\n", stage, done, total, pct, time.Since(p.start).Round(100*time.Millisecond))
+	if done == total || time.Since(p.last) >= 10*time.Second {
+		p.last = time.Now()
+		fmt.Fprintf(p.w, "%s: %d/%d (%d%%) %s\n", stage, done, total, done*100/total, time.Since(p.start).Round(100*time.Millisecond))
 	}
 }
