@@ -3,8 +3,8 @@
 #   - the ONNX Runtime shared library (from the npm package onnxruntime-node, checked by SHA-256)
 #     into .deps/onnxruntime/ (ignored by git);
 #   - the Go modules of go.mod.
-#   - with --test: Debian's python3-onnx, whose model checker the tests run
-#     on quantized models (the product itself never needs Python).
+#   - with --test: Debian's python3-onnx and prometheus, whose model checker
+#     and promtool the tests run (the product itself needs neither).
 # Set ONNXRUNTIME_LIB to use another copy of libonnxruntime.so instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,9 +42,16 @@ fi
 
 go mod download
 
-if [ "${1:-}" = "--test" ] && ! /usr/bin/python3 -c 'import onnx' 2>/dev/null; then
-  echo "setup: installing python3-onnx (ONNX model checker for the tests)"
-  if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-onnx >/dev/null
+if [ "${1:-}" = "--test" ]; then
+  # Debian packages the tests use as outside checkers: python3-onnx (the ONNX
+  # model checker) and prometheus (promtool lints metrics and rule files).
+  need=()
+  /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
+  command -v promtool >/dev/null || need+=(prometheus)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]} (checkers used by the tests)"
+    if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
 fi
