@@ -190,7 +190,11 @@ func build(in Input, files string) (*view, error) {
 			}
 			cl := cell{Value: num(c.LatencyMs, 3) + " ms"}
 			if i > 0 && cols[0].Label == "FP32" && cols[0].LatencyMs > 0 {
-				cl.Note = fmt.Sprintf("%.2f× speed-up", cols[0].LatencyMs/c.LatencyMs)
+				if r := cols[0].LatencyMs / c.LatencyMs; r >= 1 {
+					cl.Note = fmt.Sprintf("%.2f× faster", r)
+				} else {
+					cl.Note = fmt.Sprintf("%.2f× slower", 1/r)
+				}
 			}
 			r.Cells = append(r.Cells, cl)
 		}
@@ -393,15 +397,15 @@ func num(x float64, digits int) string {
 	return strconv.FormatFloat(x, 'g', digits, 64)
 }
 
-// outside estimates the share of values outside [lo, hi]: the values
-// beyond the histogram's edges and those of bins whose center is outside
-// the range (exact when lo and hi are edges, as HistogramEdges makes them).
+// outside estimates the share of values the range [lo, hi] clips: the
+// values beyond the histogram's edges and those of the bins it clips (up to
+// half a bin off, with the edges of HistogramEdges).
 func outside(h *Histogram, lo, hi float64) string {
 	total := h.Underflow + h.Overflow
 	out := total
 	for k, n := range h.Counts {
 		total += n
-		if mid := (h.Edges[k] + h.Edges[k+1]) / 2; mid < lo || mid > hi {
+		if clipped(h.Edges[k], h.Edges[k+1], lo, hi) {
 			out += n
 		}
 	}

@@ -90,8 +90,8 @@ func ellipsis(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// histBars draws a histogram as bars on a log-scale count axis: bins
-// whose center lies outside [lo, hi] in the clipped color.
+// histBars draws a histogram as bars on a log-scale count axis, the bins
+// the range clips in their own color.
 type histBars struct {
 	h      *Histogram
 	lo, hi float64
@@ -105,13 +105,21 @@ func (b histBars) Plot(c draw.Canvas, p *plot.Plot) {
 		}
 		x0, x1 := b.h.Edges[k], b.h.Edges[k+1]
 		clr := colorBar
-		if mid := (x0 + x1) / 2; mid < b.lo || mid > b.hi {
+		if clipped(x0, x1, b.lo, b.hi) {
 			clr = colorClipped
 		}
 		y0, y1 := trY(p.Y.Min), trY(float64(n))
 		pts := []vg.Point{{X: trX(x0), Y: y0}, {X: trX(x1), Y: y0}, {X: trX(x1), Y: y1}, {X: trX(x0), Y: y1}}
 		c.FillPolygon(clr, c.ClipPolygonXY(pts))
 	}
+}
+
+// clipped reports whether the range [lo, hi] clips the bin [x0, x1): its
+// center lies outside the range by more than a quarter bin. With the edges
+// of HistogramEdges, lo and hi are bin centers and their bins count inside.
+func clipped(x0, x1, lo, hi float64) bool {
+	mid, tol := (x0+x1)/2, (x1-x0)/4
+	return mid < lo-tol || mid > hi+tol
 }
 
 // histogramPlot is a histogram of a's values with the quantization range
@@ -230,6 +238,7 @@ func sensitivityPlot(aa *AccuracyAware) (*plot.Plot, vg.Length, error) {
 	}
 	p.NominalY(names...)
 	p.Legend.Top = false
+	p.Legend.YOffs = vg.Points(8) // clear of the axis
 	h := max(plotH, vg.Inch*0.6+vg.Points(13)*vg.Length(n))
 	return p, h, nil
 }

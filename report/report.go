@@ -139,11 +139,14 @@ type Layer struct {
 const HistogramBins = 64
 
 // HistogramEdges returns the edges of the histogram to collect for an
-// activation quantized to [min, max]: 64 bins, 46 of them spanning the
-// range and 9 on each side (about 20% of the range), so that min and max
-// fall on edges and the picture shows what the range clips.
+// activation quantized to [qmin, qmax]: 64 bins, the 46 middle ones
+// centered from qmin to qmax and 9 more on each side (about 20% of the
+// range), so the picture shows what the range clips, and a value equal to
+// qmin or qmax (ReLU's zeros, a saturated input) counts inside the range.
 func HistogramEdges(qmin, qmax float64) (lo, hi float64, bins int) {
-	const inside, pad = 46, 9 // inside + 2*pad == HistogramBins
+	// 45 steps between the first and last centers inside, and 9.5 more to
+	// each outer edge: 45 + 2×9.5 == HistogramBins.
+	const inside, pad = 45, 9.5
 	w := qmax - qmin
 	if !(w > 0) || math.IsInf(w, 0) {
 		// A degenerate range: center a window of its magnitude (or 1) on it.

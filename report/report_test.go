@@ -112,7 +112,7 @@ func TestWrite(t *testing.T) {
 		"relu&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;out", // the tensor name, escaped
 		"tiny&lt;cnn&gt;", "conv&lt;2&gt;", "maximal drop &lt;not&gt; reached",
 		"annotation-free output_fidelity", // the metric line
-		"2.00× speed-up",                  // 0.8 ms / 0.4 ms
+		"2.00× faster",                    // 0.8 ms / 0.4 ms
 		"-0.0050",                         // accuracy 0.965 - 0.97
 		"shares parameters with conv/BiasAdd:0",
 		"INT8 accuracy-aware", "INT8 default",
@@ -167,15 +167,36 @@ func TestHistogramEdges(t *testing.T) {
 			continue
 		}
 		if tc.min < tc.max {
-			// min and max are edges 9 and 55 (of 0..64), up to rounding.
+			// min and max are the centers of bins 9 and 54 (of 0..63), up
+			// to rounding: 9.5 and 54.5 bins from lo.
 			step := (hi - lo) / HistogramBins
-			if k := (tc.min - lo) / step; math.Abs(k-9) > 1e-6 {
-				t.Errorf("HistogramEdges(%g, %g): min at edge %g, want 9", tc.min, tc.max, k)
+			if k := (tc.min - lo) / step; math.Abs(k-9.5) > 1e-6 {
+				t.Errorf("HistogramEdges(%g, %g): min %g bins from lo, want 9.5", tc.min, tc.max, k)
 			}
-			if k := (tc.max - lo) / step; math.Abs(k-55) > 1e-6 {
-				t.Errorf("HistogramEdges(%g, %g): max at edge %g, want 55", tc.min, tc.max, k)
+			if k := (tc.max - lo) / step; math.Abs(k-54.5) > 1e-6 {
+				t.Errorf("HistogramEdges(%g, %g): max %g bins from lo, want 54.5", tc.min, tc.max, k)
 			}
 		}
+	}
+}
+
+// TestOutside checks the clipped share: values equal to min or max (the
+// centers of bins 9 and 54) are inside, the next bins and the values
+// beyond the edges outside.
+func TestOutside(t *testing.T) {
+	lo, hi, bins := HistogramEdges(0, 6)
+	h := &Histogram{Counts: make([]uint64, bins)}
+	for k := 0; k <= bins; k++ {
+		h.Edges = append(h.Edges, lo+(hi-lo)*float64(k)/float64(bins))
+	}
+	h.Counts[9], h.Counts[30], h.Counts[54] = 500, 400, 100
+	if got := outside(h, 0, 6); got != "0%" {
+		t.Errorf("mass on min, inside and max: outside %s, want 0%%", got)
+	}
+	h.Counts[55], h.Counts[8], h.Overflow = 6, 3, 1
+	// 6 + 3 + 1 of 1010 values: 0.990%.
+	if got := outside(h, 0, 6); got != "0.99%" {
+		t.Errorf("10 of 1010 values beyond the range: outside %s, want 0.99%%", got)
 	}
 }
 
