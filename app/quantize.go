@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,12 +16,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetcal/fleetcal/algorithms/accuracyaware"
 	_ "github.com/fleetcal/fleetcal/algorithms/all" // registers the algorithms
+	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/metric"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/report"
 )
 
 // Version is fleetcal's version, printed by `coordinator version`.
@@ -40,7 +44,15 @@ type QuantizeOptions struct {
 	SkipEvaluation bool
 	// Fleet says where calibration runs.
 	Fleet FleetOptions
+	// ReportHTML writes OUTPUT_DIR/report.html (package report) with a
+	// histogram of each quantized activation, collected on the float model
+	// over the first reportHistogramSamples calibration samples.
+	ReportHTML bool
 }
+
+// reportHistogramSamples bounds the samples the HTML report's histograms
+// are collected on.
+const reportHistogramSamples = 100
 
 // Validate checks the options before anything runs.
 func (o *QuantizeOptions) Validate() error {
@@ -84,6 +96,8 @@ type Report struct {
 	FP32               *Evaluation                `json:"fp32,omitempty"`
 	INT8               *Evaluation                `json:"int8,omitempty"`
 	Warnings           []string                   `json:"warnings,omitempty"`
+	// HTMLReport is the path of report.html ("" when not written).
+	HTMLReport string `json:"html_report,omitempty"`
 }
 
 // Evaluation is a model's metric and latency on the config's data.
@@ -241,12 +255,146 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	if rep.Files, err = model.Save(qm, o.OutputDir, rep.Model, false); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
+	if o.ReportHTML {
+		// The page is an extra: a failure is a warning, not a lost model.
+		if rep.HTMLReport, err = j.writeHTMLReport(ctx, o.OutputDir, rep, qm, warn, prog, start); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			log.Warn("the HTML report was not written", "err", err)
+		}
+	}
 	rep.Warnings = warn.list()
 	rep.StageSeconds["total"] = time.Since(start).Seconds()
 	if err := writeJSONAtomic(filepath.Join(o.OutputDir, "report.json"), rep); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	return rep, nil
+}
+
+// writeHTMLReport collects a histogram of each quantized activation on the
+// float model (one pass over the first calibration samples) and writes
+// dir/report.html with report.Write.
+func (j *job) writeHTMLReport(ctx context.Context, dir string, rep *Report, qm *model.CompressedModel, warn *warnings, prog *progress, start time.Time) (string, error) {
+	t := time.Now()
+	in := report.Input{Model: rep.Model, Config: rep.Config, FleetcalVersion: rep.FleetcalVersion,
+		OnnxRuntimeVersion: rep.OnnxRuntimeVersion, Generated: time.Now(), Samples: rep.Samples, Workers: rep.Workers}
+	for _, a := range rep.Algorithms {
+		in.Algorithms = append(in.Algorithms, report.Algorithm{Name: a.Name, Seconds: a.Seconds})
+	}
+	for _, e := range []struct {
+		from *Evaluation
+		to   **report.Evaluation
+	}{{rep.FP32, &in.FP32}, {rep.INT8, &in.INT8}} {
+		if e.from != nil {
+			*e.to = &report.Evaluation{Metrics: e.from.Metrics, Samples: e.from.Samples, LatencyMs: e.from.LatencyMs}
+		}
+	}
+	mm, aa := quantizerReports(rep.Algorithms)
+	if aa != nil {
+		in.AccuracyAware = &report.AccuracyAware{Metric: aa.Metric, AnnotationFree: aa.AnnotationFree,
+			HigherBetter: aa.HigherBetter, DropType: aa.DropType, MaximalDrop: aa.MaximalDrop, Samples: aa.Samples,
+			FP32: aa.FP32, InitialINT8: aa.InitialINT8, Final: aa.Final, InitialDrop: aa.InitialDrop,
+			FinalDrop: aa.FinalDrop, Achieved: aa.Achieved, RankingSamples: aa.RankingSamples,
+			Reverted: aa.Reverted, QuantizedLayers: aa.QuantizedLayers}
+		for _, r := range aa.Ranking {
+			in.AccuracyAware.Ranking = append(in.AccuracyAware.Ranking, report.Rank{Node: r.Node, Sensitivity: r.Sensitivity})
+		}
+	}
+	var specs []pipeline.StatSpec
+	layout := pipeline.StatsLayout{}
+	if mm != nil {
+		in.CalibrationSamples, in.Preset, in.FloatOps = mm.CalibrationSize, mm.Preset, mm.FloatOps
+		in.RangeEstimator = fmt.Sprintf("min: %s; max: %s", mm.RangeEstimator[0], mm.RangeEstimator[1])
+		for _, l := range mm.Layers {
+			in.Layers = append(in.Layers, report.Layer{Node: l.Node, Op: l.Op, Weight: l.Weight, Granularity: l.Granularity,
+				Channels: l.Channels, MinScale: float64(l.MinScale), MaxScale: float64(l.MaxScale), Int32Bias: l.Bias})
+		}
+		ranges := map[string][2]float64{}
+		for _, a := range mm.Activations {
+			if a.SharesWith == "" {
+				ranges[a.Tensor] = [2]float64{a.Min, a.Max}
+			}
+		}
+		for _, a := range mm.Activations {
+			r := [2]float64{a.Min, a.Max}
+			if a.SharesWith != "" {
+				r = ranges[a.SharesWith] // the range of the parameters shared
+			}
+			in.Activations = append(in.Activations, report.Activation{Tensor: a.Tensor, Min: r[0], Max: r[1],
+				Scale: float64(a.Scale), ZeroPoint: a.ZeroPoint, Type: a.Type, SharesWith: a.SharesWith})
+			lo, hi, bins := report.HistogramEdges(r[0], r[1])
+			spec := pipeline.StatSpec{Kind: pipeline.StatHistogram, Lo: lo, Hi: hi, Bins: bins}
+			specs = append(specs, spec)
+			if !slices.Contains(layout[a.Tensor], spec) {
+				layout[a.Tensor] = append(layout[a.Tensor], spec)
+			}
+		}
+	}
+	if len(layout) > 0 {
+		ref := qm.Reference // the prepared float model the quantizer started from
+		if ref == nil {
+			ref = j.model
+		}
+		if err := j.engine.SetModel(ref); err != nil {
+			return "", fmt.Errorf("histograms: %w", err)
+		}
+		subset := make([]int, min(reportHistogramSamples, j.loader.Len()))
+		for i := range subset {
+			subset[i] = i
+		}
+		res, err := j.engine.Predict(ctx, pipeline.PredictOptions{
+			StatsLayout: layout,
+			Sampler:     pipeline.NewBatchSampler(j.loader.Len(), 1, subset),
+			Progress:    func(done, total int) { prog.update("report histograms", done, total) },
+		})
+		if err != nil {
+			return "", fmt.Errorf("histograms: %w", err)
+		}
+		in.HistogramSamples = res.Samples
+		for i, a := range in.Activations {
+			h := res.Stats.Hist(a.Tensor, specs[i].Key())
+			if h == nil {
+				continue
+			}
+			edges := make([]float64, h.Bins()+1)
+			for k := range edges {
+				edges[k] = h.Edge(k)
+			}
+			in.Activations[i].Hist = &report.Histogram{Edges: edges, Counts: h.Counts(),
+				Underflow: h.Underflow(), Overflow: h.Overflow(), NaN: h.NaN()}
+		}
+	}
+	rep.StageSeconds["report_histograms"] = time.Since(t).Seconds()
+	in.StageSeconds = maps.Clone(rep.StageSeconds)
+	in.StageSeconds["total"] = time.Since(start).Seconds()
+	in.Warnings = warn.list()
+	return report.Write(dir, in)
+}
+
+// quantizerReports finds the report of the last MinMaxQuantization run
+// (alone or inside DefaultQuantization or AccuracyAwareQuantization) and
+// of the accuracy-aware search.
+func quantizerReports(algs []pipeline.AlgorithmReport) (mm *minmax.Report, aa *accuracyaware.Report) {
+	fromMap := func(d any) {
+		if m, ok := d.(map[string]any); ok {
+			if r, ok := m[minmax.Name].(minmax.Report); ok {
+				mm = &r
+			}
+		}
+	}
+	for _, a := range algs {
+		switch d := a.Details.(type) {
+		case minmax.Report:
+			mm = &d
+		case accuracyaware.Report:
+			aa = &d
+			fromMap(d.Base)
+		default:
+			fromMap(d)
+		}
+	}
+	return mm, aa
 }
 
 // evaluate measures m's metric over every sample (when the config has a

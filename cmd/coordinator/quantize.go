@@ -46,6 +46,7 @@ func newQuantizeCmd() *cobra.Command {
 	f.StringVarP(&o.OutputDir, "output", "o", "", "output folder for <model_name>.onnx and report.json")
 	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core)")
 	f.BoolVar(&o.SkipEvaluation, "skip-eval", false, "skip the FP32/INT8 metric and latency comparison")
+	f.BoolVar(&o.ReportHTML, "report-html", true, "write OUTPUT_DIR/report.html with histograms of the quantized activations (--report-html=false: skip)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl := &o.Fleet
 	f.StringVar(&fl.NATS, "nats", "", "NATS URL of a fleet whose workers calibrate (default: embedded server and --workers local workers)")
@@ -91,6 +92,9 @@ func printSummary(w io.Writer, r *app.Report) {
 		if f.Weights != "" {
 			fmt.Fprintf(w, "  wrote %s\n", f.Weights)
 		}
+	}
+	if r.HTMLReport != "" {
+		fmt.Fprintf(w, "  wrote %s\n", r.HTMLReport)
 	}
 	if r.FP32 != nil && r.INT8 != nil {
 		for _, k := range slices.Sorted(maps.Keys(r.FP32.Metrics)) {
