@@ -12,12 +12,12 @@ import (
 // progress draws a progress bar on a terminal; elsewhere (a log file, CI)
 // it prints a line when a stage ends and, for long stages, every 10 seconds.
 type progress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	tty     bool
-	stage   string
-	start   time.Time
-	last    time.Time
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	stage string
+	start time.Time
+	last  time.Time
 }
 
 func newProgress(w io.Writer) *progress {
