@@ -57,7 +57,7 @@ func (a *Algorithm) planOptions(extra []string) planOptions {
 // collected, and resets the per-model parts of the report to describe it.
 func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
 	c := a.last
-	a.report.Activations, a.report.Layers, a.report.FoldedRelus = nil, nil, 0
+	a.report.Activations, a.report.Layers, a.report.FoldedRelus, a.report.FloatOps = nil, nil, 0, nil
 	minKey, maxKey := a.r.minEst.StatSpec().Key(), a.r.maxEst.StatSpec().Key()
 	var out []*model.Stage
 	for i, s := range c.fp.Models() {
