@@ -96,6 +96,9 @@ type Report struct {
 	FP32               *Evaluation                `json:"fp32,omitempty"`
 	INT8               *Evaluation                `json:"int8,omitempty"`
 	Warnings           []string                   `json:"warnings,omitempty"`
+	// Stages holds each stage's report when a cascade's stages were
+	// calibrated on their own data.
+	Stages map[string]*Report `json:"stages,omitempty"`
 	// HTMLReport is the path of report.html ("" when not written).
 	HTMLReport string `json:"html_report,omitempty"`
 }
@@ -137,6 +140,12 @@ func open(ctx context.Context, configPath, modelOverride string, requests int) (
 	if err != nil {
 		return nil, err
 	}
+	return openConfig(ctx, cfg, configPath, modelOverride, requests)
+}
+
+// openConfig opens what cfg names (see open).
+func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOverride string, requests int) (*job, error) {
+	var err error
 	j := &job{cfg: cfg}
 	mc := model.Config{Name: cfg.ModelName(), Model: cfg.Model.Model, Weights: cfg.Model.Weights, BaseDir: cfg.Dir}
 	for _, s := range cfg.Model.Cascade {
@@ -200,55 +209,25 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 		return nil, err
 	}
 	start := time.Now()
+	cfg, err := pipeline.LoadConfig(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	warn := newWarnings(o.Log.Handler())
+	log := slog.New(warn)
+	if stageData(cfg) {
+		return quantizeStages(ctx, o, cfg, warn, start)
+	}
 	prog := newProgress(o.Progress)
-	j, err := open(ctx, o.Config, "", o.Workers)
+	j, err := openConfig(ctx, cfg, o.Config, "", o.Workers)
 	if err != nil {
 		return nil, err
 	}
 	defer j.Close()
-	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
-		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
-		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
-	warn := newWarnings(o.Log.Handler())
-	log := slog.New(warn)
-
-	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
-	if evaluate {
-		t := time.Now()
-		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
-			return nil, fmt.Errorf("FP32 evaluation: %w", err)
-		}
-		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
-	}
-
-	t := time.Now()
-	fl, err := startFleet(ctx, j, o.Fleet, j.requests, log)
+	rep, qm, err := j.quantize(ctx, o, log, prog, start)
 	if err != nil {
 		return nil, err
 	}
-	defer fl.stop()
-	rep.NATS, rep.LocalWorkers = fl.url, fl.local
-	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
-		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric}
-	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
-	if err != nil {
-		return nil, err
-	}
-	qm, err := p.Run(ctx, j.model)
-	if err != nil {
-		return nil, err
-	}
-	rep.Algorithms = p.Reports()
-	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
-
-	if evaluate {
-		t := time.Now()
-		if rep.INT8, err = j.evaluate(ctx, qm, "INT8 evaluation", prog); err != nil {
-			return nil, fmt.Errorf("INT8 evaluation: %w", err)
-		}
-		rep.StageSeconds["int8_evaluation"] = time.Since(t).Seconds()
-	}
-
 	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
@@ -264,12 +243,63 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 			log.Warn("the HTML report was not written", "err", err)
 		}
 	}
+	return finishReport(o.OutputDir, rep, warn, start)
+}
+
+// finishReport completes report.json and writes it.
+func finishReport(dir string, rep *Report, warn *warnings, start time.Time) (*Report, error) {
 	rep.Warnings = warn.list()
 	rep.StageSeconds["total"] = time.Since(start).Seconds()
-	if err := writeJSONAtomic(filepath.Join(o.OutputDir, "report.json"), rep); err != nil {
+	if err := writeJSONAtomic(filepath.Join(dir, "report.json"), rep); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	return rep, nil
+}
+
+// quantize evaluates the float model, runs the algorithms on the fleet and
+// evaluates the result; nothing is written.
+func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger, prog *progress, start time.Time) (*Report, *model.CompressedModel, error) {
+	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
+		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
+		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
+	var err error
+	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
+	if evaluate {
+		t := time.Now()
+		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
+			return nil, nil, fmt.Errorf("FP32 evaluation: %w", err)
+		}
+		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
+	}
+
+	t := time.Now()
+	fl, err := startFleet(ctx, j, o.Fleet, j.requests, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer fl.stop()
+	rep.NATS, rep.LocalWorkers = fl.url, fl.local
+	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
+		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric}
+	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	qm, err := p.Run(ctx, j.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Algorithms = p.Reports()
+	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
+
+	if evaluate {
+		t := time.Now()
+		if rep.INT8, err = j.evaluate(ctx, qm, "INT8 evaluation", prog); err != nil {
+			return nil, nil, fmt.Errorf("INT8 evaluation: %w", err)
+		}
+		rep.StageSeconds["int8_evaluation"] = time.Since(t).Seconds()
+	}
+	return rep, qm, nil
 }
 
 // writeHTMLReport collects a histogram of each quantized activation on the

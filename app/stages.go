@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// stageData reports whether a cascade names data for its stages: then each
+// stage is calibrated on its own inputs (DESIGN: a stage's data_source
+// overrides the engine's).
+func stageData(cfg *pipeline.Config) bool {
+	for _, s := range cfg.Model.Cascade {
+		if len(s.DataSource) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// quantizeStages quantizes each stage of a cascade as a model of its own,
+// on the stage's data_source (the first stage may use the engine's), and
+// writes the stages together.
+func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config, warn *warnings, start time.Time) (*Report, error) {
+	log := slog.New(warn)
+	prog := newProgress(o.Progress)
+	rep := &Report{Model: cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
+		StageSeconds: map[string]float64{}, Stages: map[string]*Report{}}
+	var stages []*model.Stage
+	for i, st := range cfg.Model.Cascade {
+		sub := *cfg
+		sub.Model = pipeline.ModelConfig{ModelName: st.Name, Model: st.Model, Weights: st.Weights}
+		switch {
+		case len(st.DataSource) > 0:
+			sub.Engine.DataSource = st.DataSource
+		case i > 0:
+			return nil, fmt.Errorf("config %s: model.cascade[%d] (%s): no data_source: when a stage names its own calibration data, every stage after the first must", o.Config, i, st.Name)
+		}
+		j, err := openConfig(ctx, &sub, o.Config, "", o.Workers)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", st.Name, err)
+		}
+		srep, qm, err := j.quantize(ctx, o, log.With("stage", st.Name), prog, time.Now())
+		j.Close()
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", st.Name, err)
+		}
+		rep.Stages[st.Name] = srep
+		rep.Samples += srep.Samples
+		rep.Workers, rep.OnnxRuntimeVersion = srep.Workers, srep.OnnxRuntimeVersion
+		for k, v := range srep.StageSeconds {
+			rep.StageSeconds[st.Name+"/"+k] = v
+		}
+		s := *qm.Models()[0]
+		s.Name = st.Name
+		stages = append(stages, &s)
+	}
+	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	var err error
+	if rep.Files, err = model.Save(model.NewCompressedModel(rep.Model, true, stages...), o.OutputDir, rep.Model, false); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	return finishReport(o.OutputDir, rep, warn, start)
+}
