@@ -41,11 +41,13 @@
 // PartialsBucket above 512 KiB, with their SHA-256. The first Create wins;
 // a later delivery of the same shard gets ErrKeyExists, counts a duplicate
 // and drops its result. The coordinator watches its keys, verifies and
-// decodes each result, and at the end merges the partials in shard order
-// with reduce.Set.Merge, which is exact: the statistics are bit-identical
-// to one process's, whatever the number of workers, the shard size and the
-// order of arrival. With a metric, the coordinator calls Metric.Update in
-// sample-index order.
+// decodes each result and merges it with reduce.Set.Merge, which is exact:
+// histograms and non-finite counts (integer sums) on arrival, per-sample
+// values in shard order as soon as no earlier shard is pending, so it holds
+// the merged statistics and the results that overtook a slower shard, never
+// one partial per shard. The statistics are bit-identical to one process's,
+// whatever the number of workers, the shard size and the order of arrival.
+// With a metric, the coordinator calls Metric.Update in sample-index order.
 //
 // Failures: a failed shard is handed back (NakWithDelay) until its last
 // delivery, where the worker terminates it and stores the error under the

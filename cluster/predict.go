@@ -89,7 +89,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 			Layout: opts.StatsLayout, BatchSize: batch, ORT: e.opts.ORTVersion, Outputs: opts.Metric != nil,
 			AckWaitMS: e.opts.AckWait.Milliseconds(), MaxDeliver: e.opts.MaxDeliver, RetryDelayMS: e.opts.RetryDelay.Milliseconds(),
 		},
-		shards: map[string]*shardState{}, bySeq: map[uint64]*shardState{}, partials: map[string]*reduce.Set{},
+		shards: map[string]*shardState{}, bySeq: map[uint64]*shardState{}, stats: reduce.NewSet(),
 		log: e.log.With("predict", id),
 	}
 	if opts.Metric != nil {
@@ -117,21 +117,29 @@ type shardState struct {
 	taken     bool   // a worker reported starting it
 	worker    string // the last worker that reported on it
 	lastErr   string // the last error a worker reported on it
+	// partial is the accepted result, until it is merged.
+	partial *reduce.Set
 }
 
 // predictRun is the state of one Predict.
 type predictRun struct {
-	e        *Engine
-	skipped  []int // samples workers skipped as invalid
-	id       string
-	subject  string
-	opts     pipeline.PredictOptions
-	tmpl     shardMsg
-	log      interface{ Warn(string, ...any) }
-	shards   map[string]*shardState
-	bySeq    map[uint64]*shardState
-	partials map[string]*reduce.Set
-	col      *metricCollector
+	e       *Engine
+	skipped []int // samples workers skipped as invalid
+	id      string
+	subject string
+	opts    pipeline.PredictOptions
+	tmpl    shardMsg
+	log     interface{ Warn(string, ...any) }
+	shards  map[string]*shardState
+	bySeq   map[uint64]*shardState
+	col     *metricCollector
+
+	// order holds every shard published, in shard order (compareShards);
+	// the first merged of them are merged into stats (or were split).
+	order     []*shardState
+	merged    int
+	stats     *reduce.Set
+	mergeTime time.Duration
 
 	outstanding  int
 	done, total  int
@@ -229,12 +237,20 @@ func (p *predictRun) publish(ctx context.Context, sh sharding.Shard) error {
 			return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
 		}
 	}
-	st := &shardState{shard: sh, key: msg.Shard, seq: ack.Sequence, published: time.Now()}
+	p.track(sh, ack.Sequence)
+	return nil
+}
+
+// track records a shard published with stream sequence seq.
+func (p *predictRun) track(sh sharding.Shard, seq uint64) *shardState {
+	st := &shardState{shard: sh, key: sh.Key(), seq: seq, published: time.Now()}
 	p.shards[st.key] = st
 	p.bySeq[st.seq] = st
+	i, _ := slices.BinarySearchFunc(p.order, st, func(a, b *shardState) int { return compareShards(a.shard, b.shard) })
+	p.order = slices.Insert(p.order, i, st)
 	p.outstanding++
 	p.e.m.ShardsInFlight.Inc()
-	return nil
+	return st
 }
 
 // cleanup removes what is left of the predict on the work queue.
@@ -330,6 +346,32 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 	if err := p.accept(ctx, st, &env); err != nil {
 		return &ShardError{Shard: key, Worker: env.Worker, Err: err}
 	}
+	return p.mergeReady()
+}
+
+// mergeReady merges into p.stats, in shard order, the per-sample values of
+// the accepted results that no pending shard precedes, and drops them. The
+// coordinator thus holds the total and the per-sample values that arrived
+// ahead of a slower shard, not one partial per shard (histograms, merged on
+// arrival, take tensors × bins whatever the number of samples). The merge
+// order is the shard order, so the bits do not depend on the order of
+// arrival, and a PerSample filled in index order is never re-sorted.
+func (p *predictRun) mergeReady() error {
+	start := time.Now()
+	defer func() { p.mergeTime += time.Since(start) }()
+	for ; p.merged < len(p.order); p.merged++ {
+		st := p.order[p.merged]
+		switch st.state {
+		case stateSplit: // its halves follow it in the order
+		case stateDone:
+			if err := p.stats.Merge(st.partial); err != nil {
+				return fmt.Errorf("cluster engine: merge shard %s: %w", st.key, err)
+			}
+			st.partial = nil
+		default:
+			return nil
+		}
+	}
 	return nil
 }
 
@@ -394,10 +436,19 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 			return err
 		}
 	}
+	// Histograms and non-finite counts are sums of integers: merged on
+	// arrival, in any order, they give the same bits. Per-sample values
+	// wait for their turn in shard order (mergeReady).
+	start := time.Now()
+	if err := p.stats.Merge(&reduce.Set{Hists: set.Hists, NonFinite: set.NonFinite}); err != nil {
+		return fmt.Errorf("%w: statistics: %w", ErrBadResult, err)
+	}
+	p.mergeTime += time.Since(start)
+	set.Hists, set.NonFinite = nil, nil
 	p.deleteObjects(env)
 	p.skipped = append(p.skipped, env.Skipped...)
 	st.state = stateDone
-	p.partials[st.key] = set
+	st.partial = set
 	p.outstanding--
 	p.done += len(st.shard.Indices)
 	m := p.e.m
@@ -501,21 +552,17 @@ func compareShards(a, b sharding.Shard) int {
 	return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Path, b.Path))
 }
 
-// finish merges the partials in shard order and completes the metric.
+// finish returns the merged statistics and completes the metric.
 func (p *predictRun) finish() (pipeline.PredictResult, error) {
-	keys := slices.SortedFunc(maps.Keys(p.partials), func(a, b string) int {
-		return compareShards(p.shards[a].shard, p.shards[b].shard)
-	})
-	start := time.Now()
-	total := reduce.NewSet()
-	for _, k := range keys {
-		if err := total.Merge(p.partials[k]); err != nil {
-			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: merge shard %s: %w", k, err)
-		}
+	if err := p.mergeReady(); err != nil {
+		return pipeline.PredictResult{}, err
 	}
-	p.e.m.MergeSeconds.Observe(time.Since(start).Seconds())
+	if p.merged < len(p.order) {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: shard %s: %w: not merged", p.order[p.merged].key, ErrBadResult)
+	}
+	p.e.m.MergeSeconds.Observe(p.mergeTime.Seconds())
 	slices.Sort(p.skipped)
-	res := pipeline.PredictResult{Stats: total, Samples: p.total - len(p.skipped), Skipped: p.skipped}
+	res := pipeline.PredictResult{Stats: p.stats, Samples: p.total - len(p.skipped), Skipped: p.skipped}
 	if p.col != nil {
 		if p.col.next < len(p.col.order) {
 			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: sample %d: %w: no outputs", p.col.order[p.col.next], ErrBadResult)

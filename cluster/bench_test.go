@@ -1,0 +1,466 @@
+package cluster
+
+import (
+	"bytes"
+	"cmp"
+	"container/heap"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
+	"github.com/fleetcal/fleetcal/sharding"
+)
+
+// The simulated fleet: the coordinator's side of a calibration pass fed
+// with recorded worker results, to measure what the coordinator costs per
+// shard (decode, verify, merge) and what it holds in memory, without ONNX
+// Runtime in the way.
+const (
+	simTensors   = 50 // activations observed, as in a mid-sized CNN
+	simShardSize = 16 // samples per shard: EngineOptions' default
+	simWorkers   = 64
+	simBins      = 2048 // the histogram estimator's default bins
+)
+
+// simKinds are the kinds of partial statistics a worker returns:
+//   - MinMax: per-sample min and max of every tensor (what DefaultQuantization's
+//     first pass asks for); the coordinator keeps one value per sample by
+//     design (reduce.PerSample), so its memory grows with the samples;
+//   - Hist: a 2048-bin |x| histogram of every tensor (the histogram
+//     estimator's second pass), which merges into tensors × bins counts.
+var simKinds = []string{"MinMax", "Hist"}
+
+// simPartial is one recorded worker result, replayed for any shard of
+// simShardSize consecutive samples.
+type simPartial struct {
+	kind string
+	// pieces is the encoded Set of a shard whose first sample is 0, cut
+	// where each per-sample statistic writes its first index (a
+	// varint); the other indices are written as deltas, the same for every
+	// shard of consecutive samples.
+	pieces [][]byte
+}
+
+func simTensor(i int) string {
+	return fmt.Sprintf("/stage%d/block%d/conv%d/Conv_output_0", i/16, i/4%4, i%4)
+}
+
+// simLayout is the statistics layout of a kind (what the shard messages carry).
+func simLayout(kind string) pipeline.StatsLayout {
+	l := pipeline.StatsLayout{}
+	for i := range simTensors {
+		if kind == "Hist" {
+			l[simTensor(i)] = []pipeline.StatSpec{{Kind: pipeline.StatAbsHistogram, Bins: simBins, Hi: 8}}
+		} else {
+			l[simTensor(i)] = []pipeline.StatSpec{{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}}
+		}
+	}
+	return l
+}
+
+// recordPartial computes the result a worker returns for a shard of
+// simShardSize samples starting at first, with seeded values.
+func recordPartial(tb testing.TB, kind string, first int) []byte {
+	tb.Helper()
+	r := rand.New(rand.NewPCG(7, 11))
+	set := reduce.NewSet()
+	vs := make([]float32, 4096)
+	for i := range simTensors {
+		name := simTensor(i)
+		for _, spec := range simLayout(kind)[name] {
+			key := spec.Key()
+			if spec.Kind == pipeline.StatAbsHistogram {
+				h, err := set.EnsureHist(name, key, 0, spec.Hi, spec.Bins)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				for range simShardSize {
+					for j := range vs {
+						vs[j] = float32(r.ExpFloat64())
+					}
+					h.AddFloat32s(vs)
+				}
+				continue
+			}
+			for s := range simShardSize {
+				v := r.NormFloat64()
+				if spec.Kind == pipeline.StatMax {
+					v += 4
+				}
+				if err := set.Add(name, key, first+s, []float64{v}); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+	}
+	b, err := set.MarshalBinary()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// record encodes the recorded result once and finds where the first
+// indices go: encoded with first sample 0 and 1, the encodings differ
+// exactly there (zig-zag varints 0x00 and 0x02).
+func record(tb testing.TB, kind string) *simPartial {
+	tb.Helper()
+	a, b := recordPartial(tb, kind, 0), recordPartial(tb, kind, 1)
+	if len(a) != len(b) {
+		tb.Fatalf("%s: encodings of %d and %d bytes", kind, len(a), len(b))
+	}
+	sp := &simPartial{kind: kind}
+	last := 0
+	for i := range a {
+		if a[i] == b[i] {
+			continue
+		}
+		if a[i] != 0x00 || b[i] != 0x02 {
+			tb.Fatalf("%s: byte %d: %#x and %#x, want a first index 0 and 1", kind, i, a[i], b[i])
+		}
+		sp.pieces = append(sp.pieces, a[last:i])
+		last = i + 1
+	}
+	sp.pieces = append(sp.pieces, a[last:])
+	if got := sp.encode(1); !bytes.Equal(got, b) {
+		tb.Fatalf("%s: replay of shard 1 differs from its encoding", kind)
+	}
+	return sp
+}
+
+// encode is the recorded result for the shard whose samples are
+// first..first+simShardSize-1.
+func (sp *simPartial) encode(first int) []byte {
+	n := len(sp.pieces[0])
+	for _, p := range sp.pieces[1:] {
+		n += len(p) + 4
+	}
+	out := make([]byte, 0, n)
+	out = append(out, sp.pieces[0]...)
+	for _, p := range sp.pieces[1:] {
+		out = appendVarint(out, first)
+		out = append(out, p...)
+	}
+	return out
+}
+
+func appendVarint(b []byte, v int) []byte {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	for u >= 0x80 {
+		b = append(b, byte(u)|0x80)
+		u >>= 7
+	}
+	return append(b, byte(u))
+}
+
+// envelope is the value a worker stores for shard sh.
+func (sp *simPartial) envelope(tb testing.TB, sh sharding.Shard, worker int) []byte {
+	stats := sp.encode(sh.Indices[0])
+	b, err := json.Marshal(envelope{V: wireVersion, Worker: fmt.Sprintf("sim-%02d", worker), Samples: len(sh.Indices),
+		Seconds: 0.2, Stats: &blob{Inline: stats, SHA256: sum(stats), Size: len(stats)}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// simEntry is a KeyValue entry as the results watcher delivers it.
+type simEntry struct {
+	key   string
+	value []byte
+}
+
+func (e simEntry) Bucket() string                  { return ResultsBucket }
+func (e simEntry) Key() string                     { return e.key }
+func (e simEntry) Value() []byte                   { return e.value }
+func (e simEntry) Revision() uint64                { return 1 }
+func (e simEntry) Created() time.Time              { return time.Time{} }
+func (e simEntry) Delta() uint64                   { return 0 }
+func (e simEntry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
+
+// simPlan is the plan of a pass over shards × simShardSize samples.
+func simPlan(tb testing.TB, shards int) []sharding.Shard {
+	tb.Helper()
+	idx := make([]int, shards*simShardSize)
+	for i := range idx {
+		idx[i] = i
+	}
+	plan, err := sharding.Plan(idx, simShardSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return plan
+}
+
+// simArrival is the order in which 64 workers deliver the plan's results:
+// each takes the next shard when it is free and needs 0.5 to 1.5 times the
+// mean shard time, so results arrive up to a few dozen shards out of order.
+func simArrival(n int) []int {
+	r := rand.New(rand.NewPCG(3, 5))
+	free := make(simHeap, simWorkers) // the time each worker is free
+	type done struct {
+		shard  int
+		finish float64
+	}
+	out := make([]done, n)
+	for i := range n {
+		t := heap.Pop(&free).(float64)
+		f := t + 0.5 + r.Float64()
+		out[i] = done{i, f}
+		heap.Push(&free, f)
+	}
+	order := make([]int, n)
+	slices.SortStableFunc(out, func(a, b done) int { return cmp.Compare(a.finish, b.finish) })
+	for i, d := range out {
+		order[i] = d.shard
+	}
+	return order
+}
+
+type simHeap []float64
+
+func (h simHeap) Len() int           { return len(h) }
+func (h simHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h simHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *simHeap) Push(x any)        { *h = append(*h, x.(float64)) }
+func (h *simHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// simRun is a coordinator's Predict state for plan, as Predict sets it up
+// after publishing the shards (without NATS).
+func simRun(plan []sharding.Shard) *predictRun {
+	e := &Engine{m: NewCoordinatorMetrics(nil), log: slog.New(slog.DiscardHandler)}
+	p := &predictRun{e: e, id: "sim", shards: map[string]*shardState{}, bySeq: map[uint64]*shardState{},
+		stats: reduce.NewSet(), log: e.log, total: len(plan) * simShardSize}
+	for i, sh := range plan {
+		p.track(sh, uint64(i+1))
+	}
+	return p
+}
+
+// checkSim checks the merged statistics of a simulated pass.
+func checkSim(tb testing.TB, kind string, shards int, res pipeline.PredictResult) {
+	tb.Helper()
+	name := simTensor(simTensors - 1)
+	if kind == "Hist" {
+		h := res.Stats.Hist(name, simLayout(kind)[name][0].Key())
+		if h == nil || h.Total() != uint64(shards*simShardSize*4096) {
+			tb.Fatalf("%s: histogram of %s: %v, want %d values", kind, name, h, shards*simShardSize*4096)
+		}
+		return
+	}
+	ps := res.Stats.Get(name, pipeline.StatSpec{Kind: pipeline.StatMax}.Key())
+	if ps == nil || ps.Len() != shards*simShardSize {
+		tb.Fatalf("%s: max of %s: want %d samples", kind, name, shards*simShardSize)
+	}
+}
+
+// BenchmarkSimulatedFleetMerge measures the coordinator's path for every
+// result of a pass of 1,000 and 10,000 shards of 16 samples: decode the
+// envelope (JSON, base64), verify size and SHA-256, decode the statistics,
+// check their sample indices and merge them in shard order, as 64 workers
+// deliver them (up to a few dozen shards out of order). The results are
+// recorded and encoded before the timer starts; NATS is left out (see
+// BenchmarkSimulatedFleetNATS). bytes/op is the encoded statistics.
+func BenchmarkSimulatedFleetMerge(b *testing.B) {
+	for _, kind := range simKinds {
+		sp := record(b, kind)
+		for _, shards := range []int{1000, 10000} {
+			b.Run(fmt.Sprintf("%s/%dShards", kind, shards), func(b *testing.B) {
+				plan := simPlan(b, shards)
+				var entries []simEntry
+				var n int64
+				var same []byte // Hist: every shard's result has the same bytes
+				for i, s := range simArrival(shards) {
+					v := same
+					if v == nil {
+						v = sp.envelope(b, plan[s], i%simWorkers)
+						if kind == "Hist" {
+							same = v
+						}
+					}
+					entries = append(entries, simEntry{resultKey("sim", plan[s].Key()), v})
+					n += int64(len(v))
+				}
+				b.SetBytes(n)
+				b.ReportAllocs()
+				ctx := b.Context()
+				for b.Loop() {
+					p := simRun(plan)
+					for _, ent := range entries {
+						if err := p.onResult(ctx, ent); err != nil {
+							b.Fatal(err)
+						}
+					}
+					res, err := p.finish()
+					if err != nil {
+						b.Fatal(err)
+					}
+					checkSim(b, kind, shards, res)
+				}
+				b.ReportMetric(float64(shards*b.N)/b.Elapsed().Seconds(), "shards/s")
+			})
+		}
+	}
+}
+
+// simChildEnv makes the test binary run one simulated pass and report.
+const simChildEnv = "FLEETCAL_SIMFLEET_CHILD"
+
+// simMemory is what a child reports of its pass.
+type simMemory struct {
+	MaxRSS       int64   `json:"max_rss"`       // bytes, getrusage
+	PeakHeap     uint64  `json:"peak_heap"`     // bytes, HeapInuse sampled every 16 shards
+	LiveAfter    uint64  `json:"live_after"`    // bytes, HeapAlloc after GC with the result held
+	Seconds      float64 `json:"seconds"`       // the pass, workers' encoding included
+	ResultBytes  int64   `json:"result_bytes"`  // encoded size of the merged statistics
+	PartialBytes int64   `json:"partial_bytes"` // sum of the results' envelopes
+}
+
+// TestSimulatedFleetChild is the child: it runs one simulated pass, the
+// workers' results encoded as they arrive (nothing recorded is held), and
+// prints its memory use. It does nothing unless simChildEnv is set.
+func TestSimulatedFleetChild(t *testing.T) {
+	arg := os.Getenv(simChildEnv)
+	if arg == "" {
+		t.Skip("runs as the child of TestSimulatedFleetMemory and BenchmarkSimulatedFleetMemory")
+	}
+	kind, n, _ := strings.Cut(arg, ",")
+	shards, err := strconv.Atoi(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := record(t, kind)
+	plan := simPlan(t, shards)
+	runtime.GC()
+	start := time.Now()
+	p := simRun(plan)
+	var m runtime.MemStats
+	var out simMemory
+	var same []byte
+	for i, s := range simArrival(shards) {
+		v := same
+		if v == nil {
+			v = sp.envelope(t, plan[s], i%simWorkers)
+			if kind == "Hist" {
+				same = v
+			}
+		}
+		out.PartialBytes += int64(len(v))
+		if err := p.onResult(t.Context(), simEntry{resultKey("sim", plan[s].Key()), v}); err != nil {
+			t.Fatal(err)
+		}
+		if i%16 == 0 {
+			runtime.ReadMemStats(&m)
+			out.PeakHeap = max(out.PeakHeap, m.HeapInuse)
+		}
+	}
+	res, err := p.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Seconds = time.Since(start).Seconds()
+	runtime.ReadMemStats(&m)
+	out.PeakHeap = max(out.PeakHeap, m.HeapInuse)
+	checkSim(t, kind, shards, res)
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	out.LiveAfter = m.HeapAlloc
+	enc, err := res.Stats.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.ResultBytes = int64(len(enc))
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	out.MaxRSS = ru.Maxrss << 10
+	b, _ := json.Marshal(out)
+	fmt.Printf("SIMFLEET %s\n", b)
+}
+
+// simChild runs a simulated pass of shards in a child process (the test
+// binary, with ONNX Runtime loaded as in a coordinator) and returns its
+// report.
+func simChild(tb testing.TB, kind string, shards int) simMemory {
+	tb.Helper()
+	cmd := exec.CommandContext(tb.Context(), os.Args[0], "-test.run=^TestSimulatedFleetChild$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", simChildEnv, kind, shards))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("child %s %d: %v\n%s", kind, shards, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(line, "SIMFLEET "); ok {
+			var m simMemory
+			if err := json.Unmarshal([]byte(j), &m); err != nil {
+				tb.Fatal(err)
+			}
+			return m
+		}
+	}
+	tb.Fatalf("child %s %d printed no report:\n%s", kind, shards, out)
+	return simMemory{}
+}
+
+// TestSimulatedFleetMemory: with histogram partials, the coordinator's
+// peak RSS does not grow with the number of samples (10× the shards, less
+// than 10% more); per-sample statistics grow by design (one value per
+// sample and statistic) and are only reported.
+func TestSimulatedFleetMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two child processes")
+	}
+	const small = 100 // shards of 16 samples; about 0.5 s of decoding per 100 Hist shards here
+	a, b := simChild(t, "Hist", small), simChild(t, "Hist", 10*small)
+	t.Logf("Hist: %d shards: max RSS %.1f MB, peak heap %.1f MB; %d shards: max RSS %.1f MB, peak heap %.1f MB",
+		small, mb(a.MaxRSS), mb(int64(a.PeakHeap)), 10*small, mb(b.MaxRSS), mb(int64(b.PeakHeap)))
+	if float64(b.MaxRSS) > 1.10*float64(a.MaxRSS) {
+		t.Errorf("Hist: max RSS %.1f MB with %d shards, %.1f MB with %d: more than 10%% growth",
+			mb(b.MaxRSS), 10*small, mb(a.MaxRSS), small)
+	}
+}
+
+func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+// BenchmarkSimulatedFleetMemory reports a child's peak RSS and heap for a
+// simulated pass of 1,000 and 10,000 shards (16,000 and 160,000 samples).
+func BenchmarkSimulatedFleetMemory(b *testing.B) {
+	for _, kind := range simKinds {
+		for _, shards := range []int{1000, 10000} {
+			b.Run(fmt.Sprintf("%s/%dShards", kind, shards), func(b *testing.B) {
+				var m simMemory
+				for b.Loop() {
+					m = simChild(b, kind, shards)
+				}
+				b.ReportMetric(mb(m.MaxRSS), "peak-RSS-MB")
+				b.ReportMetric(mb(int64(m.PeakHeap)), "peak-heap-MB")
+				b.ReportMetric(mb(int64(m.LiveAfter)), "live-heap-MB")
+				b.ReportMetric(mb(m.ResultBytes), "result-MB")
+				b.ReportMetric(float64(shards)/m.Seconds, "shards/s")
+			})
+		}
+	}
+}
