@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"container/heap"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -14,10 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -463,4 +466,83 @@ func BenchmarkSimulatedFleetMemory(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkSimulatedFleetNATS runs passes of 10,000 shards of per-sample
+// min/max through an embedded NATS server: Engine.Predict publishes the
+// shards on the work queue, 64 simulated workers (one connection each) pull
+// them one at a time, store the recorded result with KeyValue.Create and
+// acknowledge; the coordinator watches, decodes and merges. The server,
+// the workers and the coordinator share the machine's cores.
+func BenchmarkSimulatedFleetNATS(b *testing.B) {
+	const shards = 10000
+	sp := record(b, "MinMax")
+	srv := startServer(b, ServerOptions{})
+	nc := connect(b, srv.ClientURL())
+	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "none"}`), Len: shards * simShardSize},
+		EngineOptions{ShardSize: simShardSize})
+	if err := e.SetModel(loadModel(b, "convnet_op13.onnx")); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for w := range simWorkers {
+		wnc := connect(b, srv.ClientURL())
+		wg.Go(func() {
+			if err := simWorker(ctx, wnc, sp, w); err != nil && ctx.Err() == nil {
+				b.Error(err)
+			}
+		})
+	}
+	opts := pipeline.PredictOptions{StatsLayout: simLayout("MinMax"), Sampler: pipeline.NewBatchSampler(shards*simShardSize, 1, nil)}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := e.Predict(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		checkSim(b, "MinMax", shards, res)
+	}
+	b.ReportMetric(float64(shards*b.N)/b.Elapsed().Seconds(), "shards/s")
+}
+
+// simWorker serves shards with the recorded result until ctx ends.
+func simWorker(ctx context.Context, nc *nats.Conn, sp *simPartial, id int) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	res, cons, err := bindResources(ctx, js)
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			continue
+		}
+		for msg := range batch.Messages() {
+			var job shardMsg
+			if err := json.Unmarshal(msg.Data(), &job); err != nil {
+				return err
+			}
+			for i, idx := range job.Indices {
+				if idx != job.Indices[0]+i || len(job.Indices) != simShardSize {
+					return fmt.Errorf("shard %s: indices %v are not %d consecutive samples", job.Shard, job.Indices, simShardSize)
+				}
+			}
+			stats := sp.encode(job.Indices[0])
+			b, err := json.Marshal(envelope{V: wireVersion, Worker: fmt.Sprintf("sim-%02d", id), Samples: len(job.Indices),
+				Stats: &blob{Inline: stats, SHA256: sum(stats), Size: len(stats)}})
+			if err != nil {
+				return err
+			}
+			if _, err := res.results.Create(ctx, resultKey(job.Predict, job.Shard), b); err != nil && ctx.Err() == nil {
+				return err
+			}
+			_ = msg.Ack()
+		}
+	}
+	return nil
 }
