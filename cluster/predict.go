@@ -119,6 +119,7 @@ type shardState struct {
 	lastErr   string // the last error a worker reported on it
 	// partial is the accepted result, until it is merged.
 	partial *reduce.Set
+	rev     uint64 // revision of the result handled in ResultsBucket
 }
 
 // predictRun is the state of one Predict.
@@ -168,6 +169,7 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 	if err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
 	}
+	reconnects := nc.Stats().Reconnects
 	watcher, err := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes())
 	if err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: watch %s: %w", ResultsBucket, err)
@@ -209,6 +211,20 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 			err = p.onAdvisory(rctx, m)
 		case <-ticker.C:
 			err = p.checkIdle(idle)
+			if n := nc.Stats().Reconnects; err == nil && n != reconnects && nc.IsConnected() {
+				// The watcher's ordered consumer lives in the server's
+				// memory: after a server restart the client would notice
+				// its loss only by missed heartbeats, 10 to 20 s later. A
+				// new watcher replays the current value of every key of
+				// the predict, so no result is lost; onResult ignores the
+				// ones it has handled.
+				if w, werr := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes()); werr == nil {
+					_ = watcher.Stop()
+					watcher, reconnects = w, n
+				} else {
+					p.log.Warn("watch results again after reconnecting", "err", werr)
+				}
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -328,9 +344,12 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		return &ShardError{Shard: key, Err: fmt.Errorf("%w: envelope: %v", ErrBadResult, err)}
 	}
 	if st.state != statePending {
-		p.e.m.DuplicatesDropped.Inc()
+		if ent.Revision() != st.rev { // not the value handled, replayed
+			p.e.m.DuplicatesDropped.Inc()
+		}
 		return nil
 	}
+	st.rev = ent.Revision()
 	if env.Error != "" {
 		re := &remoteError{msg: env.Error}
 		switch env.Kind {

@@ -25,6 +25,10 @@ import (
 // base64 makes 512 KiB into 683 KiB, within NATS' default 1 MiB payload.
 const inlineLimit = 512 << 10
 
+// ackTimeout bounds the wait for the server to confirm a shard's
+// acknowledgement.
+const ackTimeout = 5 * time.Second
+
 // WorkerOptions configures a worker.
 type WorkerOptions struct {
 	// Name identifies the worker in errors, logs and results (default
@@ -265,7 +269,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.emit(job.Predict, event{Kind: eventDuplicate, Shard: job.Shard, Delivered: md.NumDelivered})
 		log.Info("result already stored by another delivery; dropped mine")
 	}
-	if err := msg.DoubleAck(sctx); err != nil {
+	// The result is stored: a lost acknowledgement only means a redelivery
+	// that finds it there. Do not wait long for the server's confirmation
+	// (a server restarted since the delivery may never send it).
+	actx, acancel := context.WithTimeout(sctx, ackTimeout)
+	defer acancel()
+	if err := msg.DoubleAck(actx); err != nil {
 		log.Warn("acknowledge shard", "err", err)
 	}
 	w.m.ShardsDone.Inc()
