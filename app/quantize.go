@@ -123,9 +123,14 @@ type job struct {
 	engine *engine.Engine
 	// requests is the number of parallel inferences the engine runs.
 	requests int
+	// fleet runs calibration (and the report's histogram pass), once started.
+	fleet *fleet
 }
 
 func (j *job) Close() error {
+	if j.fleet != nil {
+		j.fleet.stop()
+	}
 	if j.engine != nil {
 		return j.engine.Close()
 	}
@@ -277,7 +282,7 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	if err != nil {
 		return nil, nil, err
 	}
-	defer fl.stop()
+	j.fleet = fl // stopped by j.Close
 	rep.NATS, rep.LocalWorkers = fl.url, fl.local
 	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
 		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric}
@@ -366,14 +371,19 @@ func (j *job) writeHTMLReport(ctx context.Context, dir string, rep *Report, qm *
 		if ref == nil {
 			ref = j.model
 		}
-		if err := j.engine.SetModel(ref); err != nil {
+		// The pass runs where calibration ran: on the fleet while it is up.
+		var eng pipeline.Engine = j.engine
+		if j.fleet != nil {
+			eng = j.fleet.engine
+		}
+		if err := eng.SetModel(ref); err != nil {
 			return "", fmt.Errorf("histograms: %w", err)
 		}
 		subset := make([]int, min(reportHistogramSamples, j.loader.Len()))
 		for i := range subset {
 			subset[i] = i
 		}
-		res, err := j.engine.Predict(ctx, pipeline.PredictOptions{
+		res, err := eng.Predict(ctx, pipeline.PredictOptions{
 			StatsLayout: layout,
 			Sampler:     pipeline.NewBatchSampler(j.loader.Len(), 1, subset),
 			Progress:    func(done, total int) { prog.update("report histograms", done, total) },
