@@ -36,13 +36,16 @@ The task is structured: 10 classes, each a colour and a smooth pattern (a
 its class pattern, shifted by up to 4 pixels, with a random contrast and
 Gaussian noise, as pixels 0..255. A
 sample's label is its class. Only samples that the FP32 model classifies
-right with a top-2 logit margin of at least MARGIN are kept, so the FP32
-accuracy is 100% and the 8-bit rounding of well-behaved layers flips no
-label (main() checks it on a numpy simulation of the quantizer: 100% with
-every layer but conv_6 quantized).
+right with a top-2 logit margin of at least MARGIN (the ridge targets are
++1 and -1) are kept, so the FP32 accuracy is 100% and the 8-bit rounding of
+well-behaved layers flips no label (main() checks it on a numpy simulation
+of the quantizer: 100% with every layer but conv_6 quantized; with a margin
+of 0.5 a few labels flipped). The model is not equally confident on every
+class, so the kept set is unbalanced (main() prints the label counts;
+classes 3 and 5 are rare or absent): a constant guess scores about 25%.
 
 Why conv_6 is sensitive. Channel 63 of conv_5's output is a "massive
-activation": about 1000 for every input (tiny weights, bias 1000), as reported
+activation": 1000 plus a unit-variance signal for every input, as reported
 in large language models and vision transformers (Sun et al., "Massive
 Activations in Large Language Models", 2024). conv_6 reads it with a tiny weight (0.002 at
 the kernel's centre, which never falls on the zero padding) and its bias
@@ -62,6 +65,7 @@ than FP32.
 """
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -86,7 +90,7 @@ CONVS = [(3, 32, 1), (32, 64, 1), (64, 64, 1), (64, 64, 1), (64, 64, 1),
          (64, 64, 2), (64, 64, 1), (64, 64, 2), (64, 64, 1)]
 SENSITIVE = 6            # conv_6 reads the massive channel
 MASSIVE, MASSIVE_CH, MASSIVE_W = 1000.0, 63, 0.002
-MARGIN = 0.5             # top-2 logit margin a kept sample has in FP32
+MARGIN = 1.0             # top-2 logit margin a kept sample has in FP32
 SHIFT, NOISE = 4, 0.3
 
 
@@ -182,9 +186,10 @@ def network(rng, calib):
         mu, sd = z.mean(axis=(0, 2, 3), dtype=np.float64), z.std(axis=(0, 2, 3), dtype=np.float64)
         w, b = w / sd[:, None, None, None], -mu / sd
         if i == SENSITIVE - 1:
-            # The massive channel: ~1000 for every input.
-            w[MASSIVE_CH] = rng.randn(cin, 3, 3) * 1e-3
-            b[MASSIVE_CH] = MASSIVE
+            # The massive channel: 1000 plus a unit-variance signal. (Its
+            # weights keep their size: with tiny weights the int32 bias
+            # 1000 / (input scale x weight scale) would overflow.)
+            b[MASSIVE_CH] += MASSIVE
         if i == SENSITIVE:
             # Read it at the kernel's centre with a tiny weight; the bias
             # cancels it, so the layer does not depend on it in float.
@@ -287,11 +292,12 @@ def check(params, x, y):
 
     def acc(q):
         return (np.argmax(batched(lambda b: forward(params, b, q, ranges), x), axis=1) == y).mean()
+    print("labels:", dict(sorted(collections.Counter(y.tolist()).items())))
     fp, all_but, only, every = acc(()), acc([l for l in layers if l != SENSITIVE]), acc((SENSITIVE,)), acc(layers)
     print("accuracy on %d samples: FP32 %.4f, every layer but conv_%d quantized %.4f, conv_%d alone %.4f, all %.4f"
           % (len(y), fp, SENSITIVE, all_but, SENSITIVE, only, every))
     print("conv_%d input range %.1f (the massive channel), conv_%d's %.2f" % (SENSITIVE, ranges[SENSITIVE], SENSITIVE - 1, ranges[SENSITIVE - 1]))
-    assert fp == 1.0 and all_but >= 0.995 and only < 0.9 and every < 0.9
+    assert fp == 1.0 and all_but >= 0.995 and only < 0.9 and every < 0.9, (fp, all_but, only, every)
 
 
 def main():
