@@ -2,12 +2,25 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // aaFixture is the AccuracyAwareQuantization fixture: sensitive_cnn.onnx
@@ -173,4 +186,215 @@ func TestAccuracyAwareWithoutAnnotations(t *testing.T) {
 		t.Errorf("metric %q, annotation_free %v, FP32 value %v; want output_fidelity, true, 1", d.Metric, d.AnnotationFree, d.FP32)
 	}
 	checkSensitive(t, d)
+}
+
+// timedEngine records how long SetModel and Predict take.
+type timedEngine struct {
+	pipeline.Engine
+	setModel, predict float64 // seconds
+	predicts          int
+}
+
+func (e *timedEngine) SetModel(m *model.CompressedModel) error {
+	t := time.Now()
+	err := e.Engine.SetModel(m)
+	e.setModel += time.Since(t).Seconds()
+	return err
+}
+
+func (e *timedEngine) Predict(ctx context.Context, o pipeline.PredictOptions) (pipeline.PredictResult, error) {
+	t := time.Now()
+	res, err := e.Engine.Predict(ctx, o)
+	e.predict += time.Since(t).Seconds()
+	e.predicts++
+	return res, err
+}
+
+// aaStageRun is one run of the algorithms of a config, as Quantize runs
+// them, on an engine that times its calls.
+type aaStageRun struct {
+	seconds float64
+	engine  timedEngine
+	// busy is the worker-seconds spent in shards (delivery to
+	// acknowledgement, model fetch and session creation included), from
+	// fleetcal_worker_shard_duration_seconds_sum; 0 in process.
+	busy float64
+}
+
+// runAAStage runs cfg's algorithms with workers local workers (or parallel
+// requests in process, per fo) and measures them.
+func runAAStage(tb testing.TB, cfg string, workers int, fo FleetOptions) aaStageRun {
+	tb.Helper()
+	ctx := tb.Context()
+	if !fo.InProcess {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fo.MetricsAddr = l.Addr().String()
+		l.Close()
+	}
+	j, err := open(ctx, cfg, "", workers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer j.Close()
+	log := slog.New(slog.DiscardHandler)
+	fl, err := startFleet(ctx, j, fo, j.requests, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer fl.stop()
+	var r aaStageRun
+	r.engine.Engine = fl.engine
+	p, err := pipeline.Create(j.cfg.Compression.Algorithms, pipeline.AlgorithmEnv{Engine: &r.engine, DataLen: j.loader.Len(), Log: log, Metric: j.metric})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t := time.Now()
+	if _, err := p.Run(ctx, j.model); err != nil {
+		tb.Fatal(err)
+	}
+	r.seconds = time.Since(t).Seconds()
+	if fo.InProcess {
+		return r
+	}
+	var text []byte
+	// The metrics server starts in the background: poll until it answers.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get("http://" + fo.MetricsAddr + "/metrics")
+		if err == nil {
+			text, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil || time.Now().After(deadline) {
+			if err != nil {
+				tb.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range strings.Split(string(text), "\n") {
+		if v, ok := strings.CutPrefix(l, "fleetcal_worker_shard_duration_seconds_sum "); ok {
+			if r.busy, err = strconv.ParseFloat(v, 64); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return r
+}
+
+// BenchmarkAccuracyAwareStage times the AccuracyAwareQuantization stage on
+// sensitive_cnn with 1 and 2 local workers (embedded NATS, shard size 25)
+// and in process with 1 and 2 parallel requests. Small is the committed 64
+// samples; Large is the data set in $FLEETCAL_AA_DATA (made by
+// scripts/bench_aa.sh: gen_sensitive_cnn.py --data DIR --n 500), skipped
+// without it. Besides s/op it reports where the stage's time went:
+// Predict calls, the seconds in SetModel and outside the engine, and for
+// fleets the share of worker time spent in shards (busy-%).
+func BenchmarkAccuracyAwareStage(b *testing.B) {
+	sizes := []struct{ name, data string }{{"Small", filepath.Join(aaFixture, "sensitive_cnn_data")}, {"Large", os.Getenv("FLEETCAL_AA_DATA")}}
+	for _, size := range sizes {
+		b.Run(size.name, func(b *testing.B) {
+			if size.data == "" {
+				b.Skip("set FLEETCAL_AA_DATA to a folder made by gen_sensitive_cnn.py --data")
+			}
+			cfg := aaBenchConfig(b, size.data)
+			for _, f := range []struct {
+				name    string
+				workers int
+				fo      FleetOptions
+			}{
+				{"fleet1", 1, FleetOptions{ShardSize: 25}},
+				{"fleet2", 2, FleetOptions{ShardSize: 25}},
+				{"inproc1", 1, FleetOptions{InProcess: true}},
+				{"inproc2", 2, FleetOptions{InProcess: true}},
+			} {
+				b.Run(f.name, func(b *testing.B) {
+					var last aaStageRun
+					for b.Loop() {
+						last = runAAStage(b, cfg, f.workers, f.fo)
+					}
+					e := last.engine
+					b.ReportMetric(float64(e.predicts), "predicts")
+					b.ReportMetric(e.setModel, "set-model-s")
+					b.ReportMetric(last.seconds-e.predict-e.setModel, "outside-engine-s")
+					if !f.fo.InProcess {
+						b.ReportMetric(100*last.busy/(float64(f.workers)*last.seconds), "busy-%")
+					}
+				})
+			}
+		})
+	}
+}
+
+// aaBenchConfig writes an AccuracyAwareQuantization config (maximal drop
+// 0.01, stat_subset_size 300) on the labelled .npy folder data.
+func aaBenchConfig(tb testing.TB, data string) string {
+	tb.Helper()
+	src, err := filepath.Abs(aaFixture)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if data, err = filepath.Abs(data); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"model": {"model_name": "net", "model": %q},
+ "engine": {"data_source": {"type": "npy", "path": %q, "dtype": "float32"},
+            "annotations": {"path": %q}, "metric": {"name": "accuracy", "top_k": 1}},
+ "compression": {"algorithms": [{"name": "AccuracyAwareQuantization", "params": {"maximal_drop": 0.01, "stat_subset_size": 300}}]}}`,
+		filepath.Join(src, "sensitive_cnn.onnx"), data, filepath.Join(data, "labels.json"))
+	path := filepath.Join(tb.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkSessionsInParallel is the control for the fleet: the FP32
+// sensitive_cnn run by 1 or 2 ONNX Runtime sessions (one thread each) in
+// parallel on one sample, without the engine, NATS or the coordinator.
+// The ns/op is per inference, so the 1/2 ratio is what this machine gives
+// two workers at best.
+func BenchmarkSessionsInParallel(b *testing.B) {
+	m, err := model.Load(model.Config{Name: "net", Model: filepath.Join(aaFixture, "sensitive_cnn.onnx")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := make([]float32, 3*32*32)
+	for i := range x {
+		x[i] = float32(i % 251)
+	}
+	in := map[string]pipeline.Tensor{"x": {Shape: []int64{1, 3, 32, 32}, Data: x}}
+	for _, par := range []int{1, 2} {
+		b.Run(fmt.Sprint(par), func(b *testing.B) {
+			sess := make([]*engine.Session, par)
+			for i := range sess {
+				if sess[i], err = engine.NewSession(m.Models()[0].Proto, 1); err != nil {
+					b.Fatal(err)
+				}
+				defer sess[i].Close()
+				if _, err := sess[i].Run(b.Context(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			const batch = 100 // inferences per session per iteration
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for _, s := range sess {
+					wg.Go(func() {
+						for range batch {
+							if _, err := s.Run(b.Context(), in); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch*par), "ns/inference")
+		})
+	}
 }
