@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,6 +220,18 @@ type aaStageRun struct {
 	// acknowledgement, model fetch and session creation included), from
 	// fleetcal_worker_shard_duration_seconds_sum; 0 in process.
 	busy float64
+	// cpu is the CPU seconds (user + system) of this process, workers,
+	// NATS server and coordinator together, during the stage.
+	cpu float64
+}
+
+// cpuSeconds is the user + system CPU time of this process so far.
+func cpuSeconds(tb testing.TB) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // runAAStage runs cfg's algorithms with workers local workers (or parallel
@@ -251,11 +264,11 @@ func runAAStage(tb testing.TB, cfg string, workers int, fo FleetOptions) aaStage
 	if err != nil {
 		tb.Fatal(err)
 	}
-	t := time.Now()
+	t, cpu := time.Now(), cpuSeconds(tb)
 	if _, err := p.Run(ctx, j.model); err != nil {
 		tb.Fatal(err)
 	}
-	r.seconds = time.Since(t).Seconds()
+	r.seconds, r.cpu = time.Since(t).Seconds(), cpuSeconds(tb)-cpu
 	if fo.InProcess {
 		return r
 	}
@@ -292,7 +305,9 @@ func runAAStage(tb testing.TB, cfg string, workers int, fo FleetOptions) aaStage
 // scripts/bench_aa.sh: gen_sensitive_cnn.py --data DIR --n 500), skipped
 // without it. Besides s/op it reports where the stage's time went:
 // Predict calls, the seconds in SetModel and outside the engine, and for
-// fleets the share of worker time spent in shards (busy-%).
+// fleets the share of worker time spent in shards (busy-%); cpu-s is the
+// process's CPU time during the stage (coordinator, NATS server and local
+// workers share the process).
 func BenchmarkAccuracyAwareStage(b *testing.B) {
 	sizes := []struct{ name, data string }{{"Small", filepath.Join(aaFixture, "sensitive_cnn_data")}, {"Large", os.Getenv("FLEETCAL_AA_DATA")}}
 	for _, size := range sizes {
@@ -320,6 +335,7 @@ func BenchmarkAccuracyAwareStage(b *testing.B) {
 					b.ReportMetric(float64(e.predicts), "predicts")
 					b.ReportMetric(e.setModel, "set-model-s")
 					b.ReportMetric(last.seconds-e.predict-e.setModel, "outside-engine-s")
+					b.ReportMetric(last.cpu, "cpu-s")
 					if !f.fo.InProcess {
 						b.ReportMetric(100*last.busy/(float64(f.workers)*last.seconds), "busy-%")
 					}

@@ -67,7 +67,7 @@ echo "== 2. AccuracyAwareQuantization stage seconds, best of $reps (shard size $
 declare -A best
 run() { # run LABEL ARGS...
   local label=$1; shift
-  ./bin/coordinator quantize -c "$work/aa.json" -o "$work/out_$label" --skip-eval "$@" >/dev/null 2>&1
+  ./bin/coordinator quantize -c "$work/aa.json" -o "$work/out_$label" --skip-eval --report-html=false "$@" >/dev/null 2>&1
   local s
   s=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["algorithms"][0]["seconds"])' "$work/out_$label/report.json")
   echo "  $label: $s s"
@@ -81,9 +81,11 @@ for i in $(seq "$reps"); do
   run inproc1 --workers 1 --in-process
   run inproc2 --workers 2 --in-process
 done
-cmp -s "$work/out_fleet1/sensitive_cnn.onnx" "$work/out_fleet2/sensitive_cnn.onnx" &&
-  cmp -s "$work/out_fleet1/sensitive_cnn.onnx" "$work/out_inproc1/sensitive_cnn.onnx" &&
-  echo "  models byte-identical (fleet 1, fleet 2, in-process)" || echo "  MODELS DIFFER"
+same=yes
+for label in fleet2 inproc1 inproc2; do
+  cmp -s "$work/out_fleet1/sensitive_cnn.onnx" "$work/out_$label/sensitive_cnn.onnx" || same=no
+done
+[ $same = yes ] && echo "  models byte-identical (fleet 1 and 2 workers, in-process 1 and 2 requests)" || echo "  MODELS DIFFER"
 /usr/bin/python3 - "${best[fleet1]}" "${best[fleet2]}" "${best[inproc1]}" "${best[inproc2]}" <<'PY'
 import sys
 f1, f2, i1, i2 = map(float, sys.argv[1:])
