@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -53,13 +54,7 @@ func aaConfig(t *testing.T, n int, labelled bool) string {
 	if err := json.Unmarshal(raw, &all); err != nil {
 		t.Fatal(err)
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range all {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(all))
 	if len(names) < n {
 		t.Fatalf("the fixture has %d samples, want %d", len(names), n)
 	}
