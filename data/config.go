@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -56,29 +55,19 @@ type Config struct {
 	Subset string `json:"subset,omitempty"`
 }
 
-// configKeys are the JSON names of Config's fields, sorted.
-var configKeys = jsonNames(Config{})
-
 // UnmarshalJSON decodes POT's data_source: an object with the keys of Config
 // (unknown keys are an error naming the key and listing the valid ones) or
 // a string, the path of a folder whose type Open guesses.
 func (c *Config) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if string(b) == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var p string
-		if err := json.Unmarshal(b, &p); err != nil {
-			return fmt.Errorf("data_source: %w", err)
-		}
-		*c = Config{Path: p}
-		return nil
-	}
 	type plain Config
 	var v plain
-	if err := strictDecode(b, &v, "data_source", configKeys); err != nil {
+	path, isPath, err := decodePathOrObject(b, "data_source", &v)
+	if err != nil || (isPath && path == nil) {
 		return err
+	}
+	if isPath {
+		*c = Config{Path: *path}
+		return nil
 	}
 	*c = Config(v)
 	return nil
@@ -90,78 +79,43 @@ type Annotations struct {
 	Path string `json:"path"`
 }
 
-var annotationKeys = jsonNames(Annotations{})
-
 // UnmarshalJSON decodes {"path": "labels.json"} or the plain string form
 // "labels.json"; unknown keys are an error.
 func (a *Annotations) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if string(b) == "null" {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var p string
-		if err := json.Unmarshal(b, &p); err != nil {
-			return fmt.Errorf("annotations: %w", err)
-		}
-		*a = Annotations{Path: p}
-		return nil
-	}
 	type plain Annotations
 	var v plain
-	if err := strictDecode(b, &v, "annotations", annotationKeys); err != nil {
+	path, isPath, err := decodePathOrObject(b, "annotations", &v)
+	if err != nil || (isPath && path == nil) {
 		return err
+	}
+	if isPath {
+		*a = Annotations{Path: *path}
+		return nil
 	}
 	*a = Annotations(v)
 	return nil
 }
 
-// strictDecode decodes the JSON object b into v, refusing unknown keys with a
-// message that names the key and lists the valid ones.
-func strictDecode(b []byte, v any, what string, valid []string) error {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return fmt.Errorf("%s: want an object or a path string: %w", what, err)
+// decodePathOrObject decodes POT's two forms of a data entry: a JSON string
+// (returned as path, isPath true; path nil for null) or an object decoded
+// strictly into v by pipeline.DecodeStrict, whose errors name the key and
+// list the valid ones.
+func decodePathOrObject(b []byte, what string, v any) (path *string, isPath bool, err error) {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil, true, nil
 	}
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if !slices.Contains(valid, k) {
-			return errorf(ErrBadConfig, "%s: unknown key %q; valid keys: %s", what, k, strings.Join(valid, ", "))
+	if len(b) > 0 && b[0] == '"' {
+		var p string
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", what, err)
 		}
+		return &p, true, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if asTypeError(err, &te) {
-			return errorf(ErrBadConfig, "%s.%s: want %s, got JSON %s", what, te.Field, te.Type, te.Value)
-		}
-		return fmt.Errorf("%s: %w", what, err)
+	if err := pipeline.DecodeStrict(b, v, what); err != nil {
+		return nil, false, errorf(ErrBadConfig, "%s", strings.Replace(err.Error(), ": want an object:", ": want an object or a path string:", 1))
 	}
-	return nil
-}
-
-func asTypeError(err error, te **json.UnmarshalTypeError) bool {
-	t, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = t
-	}
-	return ok
-}
-
-// jsonNames lists the JSON names of v's fields, sorted.
-func jsonNames(v any) []string {
-	var names []string
-	t := reflect.TypeOf(v)
-	for i := range t.NumField() {
-		tag := t.Field(i).Tag.Get("json")
-		name, _, _ := strings.Cut(tag, ",")
-		if name == "" {
-			name = t.Field(i).Name
-		}
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return nil, false, nil
 }
 
 // Validate checks the option values that do not depend on the model: a
