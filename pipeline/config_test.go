@@ -142,3 +142,13 @@ func TestBatchSampler(t *testing.T) {
 		t.Fatalf("subset batches = %v", got)
 	}
 }
+
+func TestSliceLoader(t *testing.T) {
+	l := SliceLoader{{Annotation: 7}}
+	if s, err := l.Item(t.Context(), 0); err != nil || s.Annotation != 7 {
+		t.Fatalf("Item(0) = %v, %v", s, err)
+	}
+	if _, err := l.Item(t.Context(), 1); !errors.Is(err, ErrIndexOutOfRange) {
+		t.Fatalf("Item(1) of 1 sample: err = %v, want ErrIndexOutOfRange", err)
+	}
+}

@@ -1,7 +1,6 @@
 package fastbias
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -13,20 +12,9 @@ import (
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
-// sliceLoader serves generated samples; the engine reads them like any data.
-type sliceLoader []pipeline.Sample
-
-func (l sliceLoader) Len() int { return len(l) }
-func (l sliceLoader) Item(_ context.Context, i int) (pipeline.Sample, error) {
-	if i < 0 || i >= len(l) {
-		return pipeline.Sample{}, pipeline.ErrIndexOutOfRange
-	}
-	return l[i], nil
-}
-
-func randomSamples(n int) sliceLoader {
+func randomSamples(n int) pipeline.SliceLoader {
 	r := rand.New(rand.NewPCG(3, 4))
-	var l sliceLoader
+	var l pipeline.SliceLoader
 	for range n {
 		d := make([]float32, 3*16*16)
 		for j := range d {

@@ -1,7 +1,6 @@
 package minmax
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -12,19 +11,9 @@ import (
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
-type sliceLoader []pipeline.Sample
-
-func (l sliceLoader) Len() int { return len(l) }
-func (l sliceLoader) Item(_ context.Context, i int) (pipeline.Sample, error) {
-	if i < 0 || i >= len(l) {
-		return pipeline.Sample{}, pipeline.ErrIndexOutOfRange
-	}
-	return l[i], nil
-}
-
-func randomLoader(n int, seed uint64) sliceLoader {
+func randomLoader(n int, seed uint64) pipeline.SliceLoader {
 	r := rand.New(rand.NewPCG(seed, 9))
-	var l sliceLoader
+	var l pipeline.SliceLoader
 	for range n {
 		d := make([]float32, 3*16*16)
 		for j := range d {
