@@ -38,8 +38,16 @@ func writeNpy(t *testing.T, path string, shape []int, data []float32) {
 }
 
 // fixtureRun lays out a config quantizing a committed fixture model on n
-// random samples; edit rewrites parts of the config text.
+// random [1,3,16,16] samples; edit rewrites parts of the config text.
 func fixtureRun(t *testing.T, modelFile string, n int, params string, edit func(dir string)) string {
+	t.Helper()
+	return fixtureConfig(t, modelFile, []int{1, 3, 16, 16}, n, 1, params, edit)
+}
+
+// fixtureConfig writes n random N(0,1) samples of shape (seeded) as .npy
+// files in DIR/calib and DIR/config.json quantizing the fixture modelFile
+// with DefaultQuantization's params; edit may change DIR afterwards.
+func fixtureConfig(t *testing.T, modelFile string, shape []int, n int, seed uint64, params string, edit func(dir string)) string {
 	t.Helper()
 	dir := t.TempDir()
 	abs, err := filepath.Abs(filepath.Join("../testdata/models", modelFile))
@@ -49,13 +57,17 @@ func fixtureRun(t *testing.T, modelFile string, n int, params string, edit func(
 	if err := os.Mkdir(filepath.Join(dir, "calib"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(1, 2))
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	size := 1
+	for _, d := range shape {
+		size *= d
+	}
 	for i := range n {
-		data := make([]float32, 3*16*16)
+		data := make([]float32, size)
 		for j := range data {
 			data[j] = float32(r.NormFloat64())
 		}
-		writeNpy(t, filepath.Join(dir, "calib", fmt.Sprintf("%03d.npy", i)), []int{1, 3, 16, 16}, data)
+		writeNpy(t, filepath.Join(dir, "calib", fmt.Sprintf("%03d.npy", i)), shape, data)
 	}
 	cfg := fmt.Sprintf(`{"model": {"model_name": "net", "model": %q},
  "engine": {"data_source": {"type": "npy", "path": "calib"}},

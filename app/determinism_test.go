@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,30 +32,7 @@ func exampleConfig(t *testing.T, params string) string {
 // Adds; testdata/models/gen_deep.py) with n random samples.
 func deepConfig(t *testing.T, n int, params string) string {
 	t.Helper()
-	dir := t.TempDir()
-	abs, err := filepath.Abs("../testdata/models/deep_resnet.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "calib"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := range n {
-		d := make([]float32, 3*8*8)
-		for j := range d {
-			d[j] = float32(r.NormFloat64())
-		}
-		writeNpy(t, filepath.Join(dir, "calib", fmt.Sprintf("%03d.npy", i)), []int{1, 3, 8, 8}, d)
-	}
-	cfg := fmt.Sprintf(`{"model": {"model_name": "net", "model": %q},
- "engine": {"data_source": {"type": "npy", "path": "calib"}},
- "compression": {"algorithms": [{"name": "DefaultQuantization", "params": %s}]}}`, abs, params)
-	path := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return fixtureConfig(t, "deep_resnet.onnx", []int{1, 3, 8, 8}, n, 5, params, nil)
 }
 
 // TestDeterminismAcrossFleets: the quantized model is byte-identical
