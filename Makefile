@@ -29,6 +29,9 @@ test: vet
 fuzz: setup
 	$(GO) test ./model -run XXX -fuzz FuzzLoad -fuzztime 60s
 	$(GO) test ./data -run XXX -fuzz FuzzReadNpy -fuzztime 60s
+	$(GO) test ./reduce -run XXX -fuzz FuzzDecode -fuzztime 60s
+	$(GO) test ./cluster -run XXX -fuzz FuzzDecodeOutputs -fuzztime 60s
+	$(GO) test ./sharding -run XXX -fuzz FuzzParseKey -fuzztime 60s
 
 bench: setup
 	$(GO) test ./engine -run XXX -bench . -benchtime 3x -count 5
