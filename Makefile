@@ -28,6 +28,7 @@ test: vet
 
 fuzz: setup
 	$(GO) test ./model -run XXX -fuzz FuzzLoad -fuzztime 60s
+	$(GO) test ./model -run XXX -fuzz FuzzInferTypes -fuzztime 60s
 	$(GO) test ./data -run XXX -fuzz FuzzReadNpy -fuzztime 60s
 	$(GO) test ./reduce -run XXX -fuzz FuzzDecode -fuzztime 60s
 	$(GO) test ./cluster -run XXX -fuzz FuzzDecodeOutputs -fuzztime 60s

@@ -18,6 +18,19 @@
 //	err = model.UpgradeOpset(p, 13)
 //	for _, n := range model.QuantizableNodes(p) { fmt.Println(n.GetName()) }
 //
+// InferTypes gives the element type (and, where it is certain, the shape) of
+// every tensor, so that statistics are asked only for float activations and
+// never for the int64 tensors of exported shape arithmetic:
+//
+//	types := model.InferTypes(p)
+//	for _, n := range p.GetGraph().GetNode() {
+//		for _, o := range n.GetOutput() {
+//			if types.IsFloat32(o) { collect(o) }
+//		}
+//	}
+//	tt, ok := types.Of("p2o.Cast.4") // {ElemType: 7 (INT64), Shape: [4]}, true
+//	fmt.Println(types.Unknown())     // outputs of custom-domain nodes, sequences...
+//
 // Errors name the file, node, tensor or opset domain concerned and wrap the
 // sentinels of errors.go.
 //
