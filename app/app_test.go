@@ -189,3 +189,74 @@ func TestQuantizeBadInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestQuantizeShapeArithmetic quantizes exporter-like graphs (gen_types.py:
+// Shape/Gather/Unsqueeze/Concat/Reshape arithmetic on int64, Cast, Range,
+// Equal/Where, ConstantOfShape, If, a float16 island, a com.microsoft Gelu,
+// NonZero, TopK) on a fleet of two workers: only float32 tensors get
+// statistics and QDQ pairs, so ONNX Runtime never sees a statistic output of
+// the wrong type (it failed with "Type Error: Type (tensor(float)) of output
+// arg ... does not match expected type (tensor(int64))" before).
+func TestQuantizeShapeArithmetic(t *testing.T) {
+	for _, name := range []string{"shape_arith_op11.onnx", "shape_arith_op13.onnx"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := fixtureConfig(t, name, []int{1, 3, 8, 8}, 8, 3, `{"stat_subset_size": 8}`, nil)
+			out := t.TempDir()
+			rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := model.LoadFile(filepath.Join("../testdata/models", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			types := model.InferTypes(src)
+			q, err := model.LoadFile(filepath.Join(out, "net.onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			quantized := 0
+			for _, n := range q.GetGraph().GetNode() {
+				if n.GetOpType() != "QuantizeLinear" {
+					continue
+				}
+				in := n.GetInput()[0]
+				if tt, ok := types.Of(in); ok && tt.ElemType != model.TypeFloat {
+					t.Errorf("QuantizeLinear of %q, a %s tensor", in, model.ElemTypeName(tt.ElemType))
+				}
+				quantized++
+			}
+			if quantized == 0 {
+				t.Errorf("nothing quantized; report: %+v", rep.Algorithms)
+			}
+			if rep.INT8 == nil || rep.FP32 == nil || rep.Latency == nil || len(rep.Latency.Speedup) != 1 {
+				t.Errorf("no FP32/INT8 evaluation or latency comparison in the report: %+v", rep)
+			}
+		})
+	}
+}
+
+// TestEvaluateLatencyWithoutMetric: evaluate reports latency for a config
+// without a metric; with --model it times the config's model against it,
+// alternated.
+func TestEvaluateLatencyWithoutMetric(t *testing.T) {
+	cfg := fixtureRun(t, "convnet_op13.onnx", 2, `{}`, nil)
+	ev, err := Evaluate(t.Context(), EvaluateOptions{Config: cfg, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Latency == nil || len(ev.Latency.Models) != 1 || ev.LatencyMs <= 0 || ev.Metrics != nil {
+		t.Fatalf("evaluate without a metric: %+v, latency %+v", ev, ev.Latency)
+	}
+	other, err := filepath.Abs("../testdata/models/convnet_op11.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err = Evaluate(t.Context(), EvaluateOptions{Config: cfg, Model: other, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Latency == nil || len(ev.Latency.Models) != 2 || len(ev.Latency.Speedup) != 1 || ev.LatencyMs != ev.Latency.Models[1].MedianMs {
+		t.Fatalf("evaluate --model: %+v, latency %+v", ev, ev.Latency)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/fleetcal/fleetcal/model"
 )
 
 // EvaluateOptions are the flags of `coordinator evaluate`.
@@ -31,7 +33,10 @@ func (o *EvaluateOptions) Validate() error {
 // EvaluationReport is what `coordinator evaluate` prints as JSON.
 type EvaluationReport struct {
 	Evaluation
-	Seconds float64 `json:"seconds"`
+	// Latency: the model alone, or with --model the config's model
+	// (Models[0]) against the --model one (Models[1]), alternated.
+	Latency *Latency `json:"latency"`
+	Seconds float64  `json:"seconds"`
 }
 
 // Evaluate runs the config's metric over every sample of its data with the
@@ -46,13 +51,23 @@ func Evaluate(ctx context.Context, o EvaluateOptions) (*EvaluationReport, error)
 		return nil, err
 	}
 	defer j.Close()
-	if j.metric == nil {
-		return nil, fmt.Errorf("config %s: evaluate needs engine.metric", o.Config)
-	}
 	ev, err := j.evaluate(ctx, j.model, "evaluation", newProgress(o.Progress))
 	if err != nil {
 		return nil, err
 	}
 	ev.Model = j.model.Models()[0].Path
-	return &EvaluationReport{Evaluation: *ev, Seconds: time.Since(start).Seconds()}, nil
+	models := []*model.CompressedModel{j.model}
+	if o.Model != "" {
+		base, err := model.Load(j.modelConfig)
+		if err != nil {
+			return nil, err
+		}
+		models = []*model.CompressedModel{base, j.model}
+	}
+	lat, err := j.latency(ctx, models...)
+	if err != nil {
+		return nil, fmt.Errorf("latency: %w", err)
+	}
+	ev.LatencyMs, ev.LatencyRuns = lat.Models[len(lat.Models)-1].MedianMs, lat.Rounds
+	return &EvaluationReport{Evaluation: *ev, Latency: lat, Seconds: time.Since(start).Seconds()}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -95,7 +94,12 @@ type Report struct {
 	StageSeconds       map[string]float64         `json:"stage_seconds"`
 	FP32               *Evaluation                `json:"fp32,omitempty"`
 	INT8               *Evaluation                `json:"int8,omitempty"`
-	Warnings           []string                   `json:"warnings,omitempty"`
+	// Latency compares the user's FP32 model (as loaded, not normalized)
+	// with the INT8 one, alternated in one measurement (see
+	// engine.MeasureLatency); FP32.LatencyMs and INT8.LatencyMs are its
+	// medians.
+	Latency  *Latency `json:"latency,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 	// Stages holds each stage's report when a cascade's stages were
 	// calibrated on their own data.
 	Stages map[string]*Report `json:"stages,omitempty"`
@@ -108,19 +112,32 @@ type Evaluation struct {
 	Model   string             `json:"model,omitempty"`
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	Samples int                `json:"samples"`
-	// LatencyMs is the median single-thread, batch-1 latency in milliseconds.
+	// LatencyMs is the median batch-1 latency in milliseconds with
+	// engine.threads intra-op threads, from the alternated measurement of
+	// Report.Latency.
 	LatencyMs float64 `json:"latency_ms"`
 	// LatencyRuns is how many timed inferences LatencyMs is the median of.
 	LatencyRuns int `json:"latency_runs"`
 }
 
+// Latency is a latency comparison in report.json and evaluate's output:
+// Models[0] is the FP32 model, Models[1] (if any) the INT8 one, and
+// Speedup[0] the median and spread of the per-round FP32/INT8 ratios.
+type Latency struct {
+	engine.LatencyComparison
+	// Sample is the index of the sample timed.
+	Sample int `json:"sample"`
+}
+
 // job is what a command works with: the config and what it opened.
 type job struct {
-	cfg    *pipeline.Config
-	model  *model.CompressedModel
-	loader pipeline.DataLoader
-	metric pipeline.Metric
-	engine *engine.Engine
+	cfg   *pipeline.Config
+	model *model.CompressedModel
+	// modelConfig is how the config names its model (not --model).
+	modelConfig model.Config
+	loader      pipeline.DataLoader
+	metric      pipeline.Metric
+	engine      *engine.Engine
 	// requests is the number of parallel inferences the engine runs.
 	requests int
 	// fleet runs calibration (and the report's histogram pass), once started.
@@ -156,6 +173,7 @@ func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOver
 	for _, s := range cfg.Model.Cascade {
 		mc.Cascade = append(mc.Cascade, model.StageConfig{Name: s.Name, Model: s.Model, Weights: s.Weights})
 	}
+	j.modelConfig = mc
 	if modelOverride != "" {
 		abs, err := filepath.Abs(modelOverride)
 		if err != nil {
@@ -302,6 +320,11 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 		if rep.INT8, err = j.evaluate(ctx, qm, "INT8 evaluation", prog); err != nil {
 			return nil, nil, fmt.Errorf("INT8 evaluation: %w", err)
 		}
+		if rep.Latency, err = j.latency(ctx, j.model, qm); err != nil {
+			return nil, nil, fmt.Errorf("latency: %w", err)
+		}
+		rep.FP32.LatencyMs, rep.FP32.LatencyRuns = rep.Latency.Models[0].MedianMs, rep.Latency.Rounds
+		rep.INT8.LatencyMs, rep.INT8.LatencyRuns = rep.Latency.Models[1].MedianMs, rep.Latency.Rounds
 		rep.StageSeconds["int8_evaluation"] = time.Since(t).Seconds()
 	}
 	return rep, qm, nil
@@ -456,41 +479,29 @@ func (j *job) evaluate(ctx context.Context, m *model.CompressedModel, stage stri
 		}
 		ev.Metrics, ev.Samples = res.Metrics, res.Samples
 	}
-	var err error
-	if ev.LatencyMs, ev.LatencyRuns, err = j.latency(ctx, m); err != nil {
-		return nil, fmt.Errorf("latency: %w", err)
-	}
 	return ev, nil
 }
 
-// latency is the median single-thread, batch-1 time of the first stage on
-// sample 0, over at least 20 runs and about one second.
-func (j *job) latency(ctx context.Context, m *model.CompressedModel) (float64, int, error) {
+// latency times the first stage of each model on sample 0, alternated
+// (see engine.MeasureLatency), with the config's engine.threads.
+func (j *job) latency(ctx context.Context, models ...*model.CompressedModel) (*Latency, error) {
 	s, err := j.loader.Item(ctx, 0)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	sess, err := engine.NewSession(m.Models()[0].Proto, 1)
+	var bufs [][]byte
+	for _, m := range models {
+		b, err := model.Marshal(m.Models()[0].Proto)
+		if err != nil {
+			return nil, err
+		}
+		bufs = append(bufs, b)
+	}
+	c, err := engine.MeasureLatency(ctx, bufs, s.Inputs, engine.LatencyOptions{Threads: max(j.cfg.Engine.Threads, 1)})
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer sess.Close()
-	for range 3 {
-		if _, err := sess.Run(ctx, s.Inputs); err != nil {
-			return 0, 0, err
-		}
-	}
-	var times []float64
-	start := time.Now()
-	for len(times) < 20 || (time.Since(start) < time.Second && len(times) < 1000) {
-		t := time.Now()
-		if _, err := sess.Run(ctx, s.Inputs); err != nil {
-			return 0, 0, err
-		}
-		times = append(times, float64(time.Since(t).Nanoseconds())/1e6)
-	}
-	sort.Float64s(times)
-	return times[len(times)/2], len(times), nil
+	return &Latency{LatencyComparison: *c}, nil
 }
 
 // warnings passes records to the user's handler and keeps the text of

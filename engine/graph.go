@@ -117,8 +117,9 @@ func opsetVersion(p *onnxpb.ModelProto) int64 {
 	return 0
 }
 
-// tensorCatalog knows every tensor name of a graph and the element type
-// declared for it, if any.
+// tensorCatalog knows every tensor name of a graph and its element type:
+// as declared (inputs, initializers, value_info, outputs), else as
+// model.InferTypes infers it; 0 when neither knows.
 type tensorCatalog struct {
 	kind     map[string]tensorKind
 	elemType map[string]int32
@@ -158,6 +159,15 @@ func newCatalog(p *onnxpb.ModelProto) *tensorCatalog {
 			if et := v.GetType().GetTensorType().GetElemType(); et != 0 {
 				c.elemType[v.GetName()] = et
 			}
+		}
+	}
+	types := model.InferTypes(p)
+	for name := range c.kind {
+		if c.elemType[name] != 0 {
+			continue
+		}
+		if tt, ok := types.Of(name); ok {
+			c.elemType[name] = tt.ElemType
 		}
 	}
 	return c

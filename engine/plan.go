@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -166,6 +167,10 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive 
 		found := false
 		for i, st := range stages {
 			if st.catalog.kind[name] != 0 {
+				if et := st.catalog.elemType[name]; !isFloat(et) {
+					return nil, fmt.Errorf("%w: statistics layout: tensor %q is %s; statistics need a float32 tensor",
+						ErrBadStats, name, model.ElemTypeName(et))
+				}
 				perStage[i] = append(perStage[i], ts)
 				found = true
 				break

@@ -100,8 +100,10 @@ var upgradeTable = map[string]upgradeSpec{
 // UpgradeOpset rewrites p from its ai.onnx opset to opset target (at most
 // MaxOpset): attributes that became inputs become initializers, removed
 // attributes go, Upsample becomes Resize, old Softmax semantics are kept with
-// Flatten/Reshape. Nodes of ai.onnx.ml are left alone; any other domain is
-// an error (ErrUnsupportedDomain) naming the domain. An operator it cannot
+// Flatten/Reshape. Nodes of other domains (ai.onnx.ml, com.microsoft, a
+// custom domain) are left alone: their opsets do not change with ai.onnx's;
+// a node of a domain the model does not import is an error
+// (ErrUnsupportedDomain) naming the node and the domain. An operator it cannot
 // upgrade is an error (ErrCannotUpgrade) naming the node and the operator; on
 // error p is unchanged. On success the ai.onnx opset_import is target and the
 // IR version at least the one that opset needs.
@@ -114,15 +116,12 @@ func UpgradeOpset(p *onnxpb.ModelProto, target int64) error {
 		return fmt.Errorf("%w to opset %d: opsets 1 to %d are supported", ErrCannotUpgrade, target, MaxOpset)
 	}
 	var def *onnxpb.OperatorSetIdProto
-	ml := false
+	domains := map[string]bool{}
 	for _, o := range p.GetOpsetImport() {
-		switch d := o.GetDomain(); {
-		case isDefaultDomain(d):
+		if d := o.GetDomain(); isDefaultDomain(d) {
 			def = o
-		case d == "ai.onnx.ml":
-			ml = true
-		default:
-			return fmt.Errorf("%w %q (known: ai.onnx, ai.onnx.ml)", ErrUnsupportedDomain, d)
+		} else {
+			domains[d] = true
 		}
 	}
 	if def == nil {
@@ -132,7 +131,7 @@ func UpgradeOpset(p *onnxpb.ModelProto, target int64) error {
 	if from > target {
 		return fmt.Errorf("%w: the model's opset %d is newer than %d (downgrading is not supported)", ErrCannotUpgrade, from, target)
 	}
-	u := &upgrader{p: p, from: from, to: target, ml: ml, names: modelNames(p), types: map[string]int32{}, ranks: map[string]int{}}
+	u := &upgrader{p: p, from: from, to: target, domains: domains, names: modelNames(p), types: map[string]int32{}, ranks: map[string]int{}}
 	u.index(g, 0)
 	e, err := u.graph(g, 0)
 	if err != nil {
@@ -164,7 +163,7 @@ func minIRVersion(opset int64) int64 {
 type upgrader struct {
 	p        *onnxpb.ModelProto
 	from, to int64
-	ml       bool
+	domains  map[string]bool // the non-default domains the model imports
 	names    names
 	types    map[string]int32 // element type of tensors, where known
 	ranks    map[string]int   // rank of tensors, where known
@@ -258,14 +257,11 @@ func (u *upgrader) fail(n *onnxpb.NodeProto, format string, args ...any) error {
 }
 
 func (u *upgrader) node(e *graphEdit, n *onnxpb.NodeProto, depth int) ([]*onnxpb.NodeProto, error) {
-	switch d := n.GetDomain(); {
-	case d == "ai.onnx.ml":
-		if !u.ml {
-			return nil, fmt.Errorf("%s: domain ai.onnx.ml is not in the model's opset_import", nodeLabel(n))
+	if d := n.GetDomain(); !isDefaultDomain(d) {
+		if !u.domains[d] {
+			return nil, fmt.Errorf("%s: %w %q: the model's opset_import does not import it", nodeLabel(n), ErrUnsupportedDomain, d)
 		}
 		return []*onnxpb.NodeProto{n}, nil
-	case !isDefaultDomain(d):
-		return nil, fmt.Errorf("%s: %w %q (known: ai.onnx, ai.onnx.ml)", nodeLabel(n), ErrUnsupportedDomain, d)
 	}
 	if u.from == u.to {
 		return []*onnxpb.NodeProto{n}, nil
@@ -576,4 +572,14 @@ func upgradeResize(u *upgrader, e *graphEdit, n *onnxpb.NodeProto) ([]*onnxpb.No
 	r.Name = n.Name
 	r.DocString = n.DocString
 	return one(r)
+}
+
+// DefaultOpset is p's ai.onnx opset version; 0 when p imports none.
+func DefaultOpset(p *onnxpb.ModelProto) int64 {
+	for _, o := range p.GetOpsetImport() {
+		if isDefaultDomain(o.GetDomain()) {
+			return o.GetVersion()
+		}
+	}
+	return 0
 }

@@ -72,6 +72,11 @@ type Report struct {
 	NonFiniteTensors  map[string]uint64 `json:"non_finite_values,omitempty"`
 	FoldedBatchNorms  int               `json:"folded_batch_norms"`
 	ConstantsUnfolded int               `json:"constants_to_initializers"`
+	CastsFolded       int               `json:"half_precision_weights_widened,omitempty"`
+	// UntypedTensors are tensors a quantized operator reads whose element
+	// type fleetcal could not infer (custom-domain producers, say): they are
+	// left in float rather than risk a statistic on a non-float tensor.
+	UntypedTensors []string `json:"untyped_tensors_left_in_float,omitempty"`
 }
 
 // ActivationEntry is one quantized activation tensor.
@@ -100,35 +105,52 @@ type LayerEntry struct {
 // Report returns the details of the last Run.
 func (a *Algorithm) Report() any { return a.report }
 
+// Prepared is the float model statistics are collected on, with what
+// Prepare changed to get it.
+type Prepared struct {
+	Model *model.CompressedModel
+	// Constants, Casts and BatchNorms count the Constant nodes turned into
+	// initializers, the Casts of half-precision (or double) initializers
+	// folded into float32 ones, and the BatchNormalizations folded.
+	Constants, Casts, BatchNorms int
+}
+
 // Prepare returns the float model statistics are collected on: constants
-// as initializers, BatchNormalization folded, opset 13, and in a cascade
-// every internal name prefixed with "<stage>/" so stages cannot collide.
-func Prepare(m *model.CompressedModel) (*model.CompressedModel, int, int, error) {
+// as initializers, half-precision weights behind a Cast widened to float32
+// initializers, BatchNormalization folded, opset 13, and in a cascade every
+// internal name prefixed with "<stage>/" so stages cannot collide.
+func Prepare(m *model.CompressedModel) (Prepared, error) {
 	var stages []*model.Stage
-	nConst, nBN := 0, 0
+	var out Prepared
 	for _, s := range m.Models() {
 		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
 		c, err := model.ConstantsToInitializers(p)
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
-		if err := model.UpgradeOpset(p, 13); err != nil {
-			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+		casts, err := model.FoldConstantCasts(p)
+		if err != nil {
+			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		if err := model.UpgradeOpset(p, max(13, model.DefaultOpset(p))); err != nil {
+			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
 		b, err := model.FoldBatchNorm(p)
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("stage %s: %w", s.Name, err)
+			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
 		if m.IsCascade() {
 			model.PrefixNames(p, s.Name+"/")
 		}
-		nConst += c
-		nBN += b
+		out.Constants += c
+		out.Casts += casts
+		out.BatchNorms += b
 		cp := *s
 		cp.Proto = p
 		stages = append(stages, &cp)
 	}
-	return model.NewCompressedModel(m.Name, m.IsCascade(), stages...), nConst, nBN, nil
+	out.Model = model.NewCompressedModel(m.Name, m.IsCascade(), stages...)
+	return out, nil
 }
 
 // Subset returns the calibration sample indices: the first n of total, or
@@ -150,16 +172,18 @@ func Subset(total, n int, shuffle bool, seed uint64) []int {
 
 // Run quantizes m.
 func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.CompressedModel, error) {
-	fp, nConst, nBN, err := Prepare(m)
+	prep, err := Prepare(m)
 	if err != nil {
 		return nil, err
 	}
-	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: nBN, ConstantsUnfolded: nConst,
-		RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)}}
+	fp := prep.Model
+	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: prep.BatchNorms, ConstantsUnfolded: prep.Constants,
+		CastsFolded: prep.Casts, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)}}
 
 	a.last = nil
 	plans := make([]plan, len(fp.Models()))
 	orders := make([][]*onnxpb.NodeProto, len(fp.Models()))
+	types := make([]*model.Types, len(fp.Models()))
 	layout := pipeline.StatsLayout{}
 	minSpec, maxSpec := a.r.minEst.StatSpec(), a.r.maxEst.StatSpec()
 	for i, s := range fp.Models() {
@@ -168,7 +192,9 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
 		orders[i] = order
-		plans[i] = makePlan(s.Proto.GetGraph(), order, a.planOptions(nil))
+		types[i] = model.InferTypes(s.Proto)
+		plans[i] = makePlan(s.Proto.GetGraph(), types[i], order, a.planOptions(nil))
+		a.report.UntypedTensors = append(a.report.UntypedTensors, plans[i].untyped...)
 		for _, act := range plans[i].activations {
 			if act.shares == "" {
 				layout[act.name] = []pipeline.StatSpec{minSpec, maxSpec}
@@ -178,6 +204,9 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 			}
 		}
 		a.report.UnmatchedIgnored = append(a.report.UnmatchedIgnored, plans[i].unmatchedScope...)
+	}
+	if len(a.report.UntypedTensors) > 0 {
+		a.env.Log.Warn("tensors of unknown element type are left in float", "tensors", a.report.UntypedTensors)
 	}
 	if len(a.report.UnmatchedIgnored) > 0 {
 		a.env.Log.Warn("ignored scope names match no node", "names", a.report.UnmatchedIgnored)
@@ -199,7 +228,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		}
 	}
 
-	a.last = &collected{fp: fp, orders: orders, stats: stats, plans: plans}
+	a.last = &collected{fp: fp, orders: orders, types: types, stats: stats, plans: plans}
 	return a.build(plans)
 }
 

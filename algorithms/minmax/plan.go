@@ -3,6 +3,7 @@ package minmax
 import (
 	"slices"
 
+	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 )
 
@@ -64,6 +65,9 @@ type plan struct {
 	bypass []string
 	// ignored lists the ignored scope names that matched no node.
 	unmatchedScope []string
+	// untyped lists, in graph order, the tensors a quantizable node reads
+	// whose element type is unknown; those nodes stay in float.
+	untyped []string
 }
 
 type planOptions struct {
@@ -74,8 +78,11 @@ type planOptions struct {
 }
 
 // makePlan decides which tensors and weights to quantize. nodes must be in
-// topological order. The result depends only on the graph and the options.
-func makePlan(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, opt planOptions) plan {
+// topological order; types are the graph's inferred tensor types: only
+// float32 tensors get statistics and QDQ pairs (int64 shape arithmetic,
+// booleans, float16 islands stay as they are). The result depends only on
+// the graph and the options.
+func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProto, opt planOptions) plan {
 	inits := map[string]*onnxpb.TensorProto{}
 	for _, t := range g.Initializer {
 		inits[t.GetName()] = t
@@ -115,7 +122,17 @@ func makePlan(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, opt planOptions) 
 
 	// quantizedInput: tensors some quantized node reads.
 	quantizedInput := map[string]bool{}
-	isActivation := func(name string) bool { return name != "" && inits[name] == nil }
+	untyped := map[string]bool{}
+	isActivation := func(name string) bool {
+		if name == "" || inits[name] != nil {
+			return false
+		}
+		if _, known := types.Of(name); !known {
+			untyped[name] = true
+			return false
+		}
+		return types.IsFloat32(name)
+	}
 	layerOf := map[*onnxpb.NodeProto]bool{}
 	for _, n := range nodes {
 		op := n.GetOpType()
@@ -209,6 +226,14 @@ func makePlan(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, opt planOptions) 
 	for _, n := range nodes {
 		for _, o := range n.Output {
 			add(o)
+		}
+	}
+	for _, n := range nodes {
+		for _, in := range n.Input {
+			if untyped[in] {
+				p.untyped = append(p.untyped, in)
+				delete(untyped, in)
+			}
 		}
 	}
 	return p

@@ -15,11 +15,11 @@ func loadPrepared(t *testing.T, name string) *model.CompressedModel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fp, _, _, err := Prepare(m)
+	prep, err := Prepare(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fp
+	return prep.Model
 }
 
 func planOf(t *testing.T, fp *model.CompressedModel, opt planOptions) plan {
@@ -29,7 +29,7 @@ func planOf(t *testing.T, fp *model.CompressedModel, opt planOptions) plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return makePlan(p.GetGraph(), order, opt)
+	return makePlan(p.GetGraph(), model.InferTypes(p), order, opt)
 }
 
 func TestPlanConvnet(t *testing.T) {

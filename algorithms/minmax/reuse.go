@@ -34,6 +34,7 @@ var ErrNotRun = errors.New("MinMaxQuantization has not run: call Run first")
 type collected struct {
 	fp     *model.CompressedModel
 	orders [][]*onnxpb.NodeProto
+	types  []*model.Types
 	stats  *reduce.Set
 	plans  []plan // Run's plans, without extra ignored nodes
 }
@@ -89,7 +90,7 @@ func (a *Algorithm) Requantize(ctx context.Context, ignored []string) (*model.Co
 	}
 	plans := make([]plan, len(a.last.orders))
 	for i, s := range a.last.fp.Models() {
-		plans[i] = makePlan(s.Proto.GetGraph(), a.last.orders[i], a.planOptions(ignored))
+		plans[i] = makePlan(s.Proto.GetGraph(), a.last.types[i], a.last.orders[i], a.planOptions(ignored))
 	}
 	return a.build(plans)
 }
