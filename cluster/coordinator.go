@@ -199,7 +199,7 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 			return fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
 		}
 		e.m.ModelUploadSeconds.Observe(time.Since(start).Seconds())
-		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b)})
+		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b), Path: st.Path})
 	}
 	e.modelMu.Lock()
 	e.model = ref
