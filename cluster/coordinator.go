@@ -58,7 +58,8 @@ type EngineOptions struct {
 	AckWait time.Duration
 	// MaxDeliver is the number of deliveries of a shard before it is
 	// dead-lettered: split in two, or reported when it holds one sample
-	// (default 4).
+	// (default 4). Failures any worker would repeat are final on the first
+	// delivery (ErrDeterministic).
 	MaxDeliver int
 	// RetryDelay is how long a failed shard waits before its redelivery
 	// (default 250ms).

@@ -27,9 +27,12 @@ var predictPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // of whole sampler batches, publishes one message per shard and merges
 // the partial statistics the workers store, in shard order. With a
 // metric, workers return each sample's outputs and the coordinator
-// updates opts.Metric in sample-index order. A shard that fails on every
-// delivery is split in two and republished; a single sample that keeps
-// failing fails Predict with a *ShardError naming it. Predict returns
+// updates opts.Metric in sample-index order. A failure any worker would
+// repeat fails Predict at once with a *ShardError wrapping
+// ErrDeterministic, and stops the predict's other shards. A shard that
+// fails otherwise on every delivery is split in two and republished; a
+// single sample that keeps failing fails Predict with a *ShardError naming
+// it. Predict returns
 // ctx.Err() when ctx ends, and fails wrapping ErrNoWorker when no worker
 // takes or progresses a shard for EngineOptions.IdleTimeout.
 func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pipeline.PredictResult, error) {
