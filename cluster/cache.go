@@ -111,7 +111,7 @@ func (c *cache) acquire(ctx context.Context, job *shardMsg) (*engine.Engine, pip
 			releaseRun()
 			return nil, nil, nil, err
 		}
-		stages[i] = &model.Stage{Name: s.Name, Proto: p}
+		stages[i] = &model.Stage{Name: s.Name, Path: s.Path, Proto: p}
 	}
 	var inputs []pipeline.TensorInfo
 	for _, v := range model.Inputs(stages[0].Proto) {

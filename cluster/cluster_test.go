@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/reduce"
 )
@@ -226,14 +228,32 @@ func TestWorkerJoinsMidRun(t *testing.T) {
 	}
 }
 
-// TestPoisonSample: sample 5 has the wrong shape; its shard is split
-// until the sample is alone, and Predict names it.
+// failingLoader fails Item for the samples fail says, with a plain error:
+// one the worker cannot tell from a passing fault, so the shard is retried
+// and split.
+type failingLoader struct {
+	pipeline.DataLoader
+	fail func(i int) bool
+}
+
+func (l *failingLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
+	if l.fail(i) {
+		return pipeline.Sample{}, fmt.Errorf("read sample %d: input/output error", i)
+	}
+	return l.DataLoader.Item(ctx, i)
+}
+
+// TestPoisonSample: sample 5 fails to load on every delivery, with an error
+// that may be passing; its shard is retried, then split until the sample
+// is alone, and Predict names it.
 func TestPoisonSample(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	nc := connect(t, srv.ClientURL())
-	d := makeDataset(t, 8, 4, 5)
+	d := makeDataset(t, 8, 4)
 	m := loadModel(t, "convnet_op13.onnx")
-	ws := startWorkers(t, nc, 2, WorkerOptions{})
+	ws := startWorkers(t, nc, 2, WorkerOptions{WrapLoader: func(l pipeline.DataLoader) pipeline.DataLoader {
+		return &failingLoader{DataLoader: l, fail: func(i int) bool { return i == 5 }}
+	}})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 2})
 	if err := e.SetModel(m); err != nil {
@@ -249,13 +269,99 @@ func TestPoisonSample(t *testing.T) {
 	if se.Shard != "1.0.1" || !strings.HasPrefix(se.Worker, "w") {
 		t.Errorf("shard %q worker %q, want shard 1.0.1 and a worker", se.Shard, se.Worker)
 	}
+	if want := "sample 5: load: read sample 5: input/output error"; !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("error %q does not end with %q", err, want)
+	}
+	if n := testutil.ToFloat64(e.m.DeadLettered); n != 3 {
+		t.Errorf("dead-lettered shards %v, want 3 (1, 1.0, 1.0.1)", n)
+	}
+	if n := testutil.ToFloat64(e.m.Redeliveries); n != 3 {
+		t.Errorf("redeliveries %v, want 3 (one for each of 1, 1.0, 1.0.1)", n)
+	}
+}
+
+// TestBadSampleFailsAtOnce: sample 5 has the wrong shape. Any worker would
+// fail on it, so the first delivery of its shard ends Predict, without a
+// retry or a split, with the message of the local engine naming the
+// sample, its file and the input.
+func TestBadSampleFailsAtOnce(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 8, 4, 5)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
+	local, err := engine.New(d.loader(t, m), engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if err := local.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	_, want := local.Predict(t.Context(), o)
+	if want == nil {
+		t.Fatal("the local engine accepted sample 5")
+	}
+	logs := &logRecords{}
+	ws := startWorkers(t, nc, 2, WorkerOptions{Log: slog.New(logs)})
+	defer ws.stop()
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 4, Log: slog.New(logs)})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Predict(t.Context(), o)
+	t.Log(err)
+	var se *ShardError
+	if !errors.As(err, &se) || !errors.Is(err, ErrDeterministic) || errors.Is(err, ErrDeadLetter) {
+		t.Fatalf("got %v, want a *ShardError wrapping ErrDeterministic", err)
+	}
+	if se.Shard != "1" || se.Err.Error() != want.Error() {
+		t.Errorf("shard %q, error %q\nwant shard 1, error %q (the local engine's)", se.Shard, se.Err, want)
+	}
 	for _, frag := range []string{"sample 5 (", "005.npy", `input "input"`, "shape [1 3 8 8], model wants [1 3 16 16]"} {
 		if !strings.Contains(err.Error(), frag) {
 			t.Errorf("error %q lacks %q", err, frag)
 		}
 	}
-	if n := testutil.ToFloat64(e.m.DeadLettered); n != 3 {
-		t.Errorf("dead-lettered shards %v, want 3 (1, 1.0, 1.0.1)", n)
+	if n := testutil.ToFloat64(e.m.DeadLettered); n != 1 {
+		t.Errorf("dead-lettered shards %v, want 1 (no split)", n)
+	}
+	if n := testutil.ToFloat64(e.m.Redeliveries); n != 0 {
+		t.Errorf("redeliveries %v, want 0", n)
+	}
+	if w := logs.atLeast(slog.LevelWarn); len(w) != 0 {
+		t.Errorf("warnings logged: %q", w)
+	}
+}
+
+// TestPassingFaultRetried: a load error the worker cannot tell from a
+// passing fault is retried, and the retry succeeds.
+func TestPassingFaultRetried(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv.ClientURL())
+	d := makeDataset(t, 8, 8)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
+	want := reference(t, d, m, o)
+	var failed atomic.Bool
+	ws := startWorkers(t, nc, 2, WorkerOptions{WrapLoader: func(l pipeline.DataLoader) pipeline.DataLoader {
+		return &failingLoader{DataLoader: l, fail: func(i int) bool { return i == 3 && failed.CompareAndSwap(false, true) }}
+	}})
+	defer ws.stop()
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Predict(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStats(t, got, want)
+	if n := testutil.ToFloat64(e.m.Redeliveries); n != 1 {
+		t.Errorf("redeliveries %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(e.m.DeadLettered); n != 0 {
+		t.Errorf("dead-lettered %v, want 0", n)
 	}
 }
 
@@ -541,8 +647,10 @@ func TestDeliveriesExhausted(t *testing.T) {
 	}
 }
 
-// TestSetupError: failures splitting cannot cure (the worker's data, the
-// layout) fail Predict after MaxDeliver deliveries, without splitting.
+// TestSetupError: failures that may be the worker's own (a data folder it
+// does not see) are retried, then fail Predict without splitting; failures
+// any worker would repeat (an unknown tensor in the layout, a statistic of
+// an integer tensor) fail it on their first delivery.
 func TestSetupError(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	nc := connect(t, srv.ClientURL())
@@ -552,28 +660,37 @@ func TestSetupError(t *testing.T) {
 	missing := d.spec()
 	missing.DataSource = json.RawMessage(`{"type": "npy", "path": "nowhere"}`)
 	tests := []struct {
-		name   string
-		spec   RunSpec
-		layout pipeline.StatsLayout
-		frag   string
+		name        string
+		spec        RunSpec
+		layout      pipeline.StatsLayout
+		frag        string
+		is          error
+		redelivered float64
 	}{
-		{"missing data", missing, testLayout(), "nowhere"},
-		{"unknown tensor", d.spec(), pipeline.StatsLayout{"no_such_tensor": {{Kind: pipeline.StatMax}}}, "no_such_tensor"},
+		{"missing data", missing, testLayout(), "nowhere", ErrSetup, 1},
+		{"unknown tensor", d.spec(), pipeline.StatsLayout{"no_such_tensor": {{Kind: pipeline.StatMax}}}, "no_such_tensor", engine.ErrUnknownTensor, 0},
+		{"integer tensor", d.spec(), pipeline.StatsLayout{"input_shape": {{Kind: pipeline.StatMax}}}, "input_shape", engine.ErrBadModel, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, nc, tc.spec, EngineOptions{ShardSize: 4, MaxDeliver: 2})
-			if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+			if err := e.SetModel(withShapeStat(t)); err != nil {
 				t.Fatal(err)
 			}
 			_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: tc.layout})
 			t.Log(err)
 			var se *ShardError
-			if !errors.Is(err, ErrSetup) || !errors.As(err, &se) || se.Shard != "0" || !strings.Contains(err.Error(), tc.frag) {
-				t.Fatalf("got %v, want a *ShardError on shard 0 wrapping ErrSetup and naming %q", err, tc.frag)
+			if !errors.Is(err, tc.is) || !errors.As(err, &se) || se.Shard != "0" || !strings.Contains(err.Error(), tc.frag) {
+				t.Fatalf("got %v, want a *ShardError on shard 0 wrapping %v and naming %q", err, tc.is, tc.frag)
+			}
+			if errors.Is(err, ErrDeterministic) != (tc.is != ErrSetup) {
+				t.Errorf("errors.Is(err, ErrDeterministic) = %v", errors.Is(err, ErrDeterministic))
 			}
 			if n := testutil.ToFloat64(e.m.DeadLettered); n != 1 {
 				t.Errorf("dead-lettered %v, want 1 (no split)", n)
+			}
+			if n := testutil.ToFloat64(e.m.Redeliveries); n != tc.redelivered {
+				t.Errorf("redeliveries %v, want %v", n, tc.redelivered)
 			}
 		})
 	}

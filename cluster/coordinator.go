@@ -58,7 +58,8 @@ type EngineOptions struct {
 	AckWait time.Duration
 	// MaxDeliver is the number of deliveries of a shard before it is
 	// dead-lettered: split in two, or reported when it holds one sample
-	// (default 4).
+	// (default 4). Failures any worker would repeat are final on the first
+	// delivery (ErrDeterministic).
 	MaxDeliver int
 	// RetryDelay is how long a failed shard waits before its redelivery
 	// (default 250ms).
@@ -199,7 +200,7 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 			return fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
 		}
 		e.m.ModelUploadSeconds.Observe(time.Since(start).Seconds())
-		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b)})
+		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b), Path: st.Path})
 	}
 	e.modelMu.Lock()
 	e.model = ref

@@ -49,18 +49,39 @@
 // whatever the number of workers, the shard size and the order of arrival.
 // With a metric, the coordinator calls Metric.Update in sample-index order.
 //
-// Failures: a failed shard is handed back (NakWithDelay) until its last
-// delivery, where the worker terminates it and stores the error under the
-// shard's key; a shard whose workers die MaxDeliver times is reported by
-// the server's max-deliveries advisory. Either way the coordinator splits
-// the shard (sharding.Split) and publishes the halves; a single sample that
-// keeps failing fails Predict with a *ShardError naming the sample and the
-// worker's error. Failures splitting cannot cure (the worker's data, the
-// model or layout: ErrSetup; another ONNX Runtime version: ErrRefused) fail
-// Predict on the shard's last delivery, without splitting. Workers
-// report progress on the core subject "fleetcal.event.<predict>"; when
-// nothing progresses for EngineOptions.IdleTimeout, Predict fails with
-// ErrNoWorker.
+// Failures are of two sorts. A failure any worker would repeat (the same
+// model, layout and data are everywhere) is deterministic: ONNX Runtime
+// refusing the model or the statistics model (engine.ErrBadModel: its type
+// or shape check, an unknown operator or opset, an invalid graph), a model
+// that does not decode, a statistic of a tensor that is missing or not
+// float, a sample with a missing input, the wrong shape or dtype, NaN or
+// Inf, a data file that does not decode or a data config that cannot be
+// used (the list, by sentinel, is deterministicCauses). The worker stores
+// it under the shard's key on the first delivery, with its kind and cause,
+// and terminates the shard; the coordinator fails Predict at once with a
+// *ShardError whose error matches ErrDeterministic and the worker's
+// sentinel (engine.ErrBadInput, ...) and carries the message an in-process
+// engine gives, which names the sample when one is at fault. It then
+// publishes on the core subject "fleetcal.cancel.<predict>", so that
+// workers stop the predict's shards they are running, and purges the
+// shards still queued. Nothing is retried and no retry is logged.
+//
+// Every other failure may pass, or be one worker's own, and is retried: a
+// worker killed or stalled mid-shard (the shard is redelivered after
+// AckWait), NATS trouble, a data folder a worker cannot see, an ONNX
+// Runtime session that fails for a reason other than the model
+// (engine.ErrSession), an error running a shard's samples. The worker
+// hands the shard back (NakWithDelay) until its last delivery, where it
+// terminates it and stores the error; a shard whose workers die
+// MaxDeliver times is reported by the server's max-deliveries advisory.
+// Either way the coordinator splits the shard (sharding.Split) and
+// publishes the halves; a single sample that keeps failing fails Predict
+// with a *ShardError wrapping ErrDeadLetter and naming the sample.
+// Failures splitting cannot cure (ErrSetup: the worker could not prepare
+// the shard; ErrRefused: another ONNX Runtime version) fail Predict on the
+// shard's last delivery, without splitting. Workers report progress on the
+// core subject "fleetcal.event.<predict>"; when nothing progresses for
+// EngineOptions.IdleTimeout, Predict fails with ErrNoWorker.
 //
 // Metrics are registered on explicit registries: NewCoordinatorMetrics,
 // NewWorkerMetrics, served by ServeMetrics.

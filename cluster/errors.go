@@ -23,9 +23,18 @@ var (
 	// ErrRefused: a worker refused a shard it cannot run the way the
 	// coordinator asked (another ONNX Runtime version).
 	ErrRefused = errors.New("shard refused")
-	// ErrSetup: a worker could not prepare a shard (its data, the model,
-	// the statistics layout); splitting the shard would not help.
+	// ErrSetup: a worker could not prepare a shard for a reason that may
+	// be its own or passing (the run's data folder it cannot see, a NATS
+	// error fetching the model); splitting the shard would not help, but
+	// another delivery, maybe to another worker, may.
 	ErrSetup = errors.New("worker cannot prepare the shard")
+	// ErrDeterministic: a shard failed in a way any worker would repeat
+	// (the model ONNX Runtime refuses, a statistic that cannot be computed,
+	// a sample of the wrong shape or dtype, a data file that does not
+	// decode). It is reported on its first delivery and ends Predict at
+	// once; the error also matches the engine, pipeline, data or model
+	// sentinel the worker saw (see deterministicCauses).
+	ErrDeterministic = errors.New("shard fails the same on every worker")
 	// ErrBadResult: a worker's result that cannot be used: bad envelope,
 	// checksum mismatch, undecodable statistics or outputs.
 	ErrBadResult = errors.New("bad shard result")
@@ -54,11 +63,21 @@ func (e *ShardError) Error() string {
 func (e *ShardError) Unwrap() error { return e.Err }
 
 // remoteError is an error message received from a worker. It matches the
-// sentinel the worker tagged it with (if any) under errors.Is.
+// sentinel the worker tagged it with (if any), and for a deterministic
+// failure the sentinel of its cause, under errors.Is.
 type remoteError struct {
-	msg  string
-	kind error
+	msg   string
+	kind  error
+	cause error
 }
 
 func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.kind }
+func (e *remoteError) Unwrap() []error {
+	var errs []error
+	for _, err := range []error{e.kind, e.cause} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}

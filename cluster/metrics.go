@@ -88,7 +88,7 @@ func NewCoordinatorMetrics(reg prometheus.Registerer) *CoordinatorMetrics {
 type WorkerMetrics struct {
 	SamplesDone       prometheus.Counter
 	ShardsDone        prometheus.Counter
-	ShardsFailed      *prometheus.CounterVec // label kind: sample, setup, refused
+	ShardsFailed      *prometheus.CounterVec // label kind: sample, setup, refused, invalid, deterministic
 	ShardDuration     prometheus.Histogram
 	ShardsInFlight    prometheus.Gauge
 	Redeliveries      prometheus.Counter
@@ -133,7 +133,7 @@ func NewWorkerMetrics(reg prometheus.Registerer) *WorkerMetrics {
 		}),
 		DeadLettered: f.NewCounter(prometheus.CounterOpts{
 			Name: "fleetcal_worker_dead_lettered_shards_total",
-			Help: "Shards this worker terminated on their last allowed delivery.",
+			Help: "Shards this worker terminated with a final failure: on their last allowed delivery, or on the first for a failure any worker would repeat.",
 		}),
 		PartialBytes: f.NewCounter(prometheus.CounterOpts{
 			Name: "fleetcal_worker_partial_statistics_bytes_total",
@@ -145,7 +145,7 @@ func NewWorkerMetrics(reg prometheus.Registerer) *WorkerMetrics {
 			Buckets: fastBuckets,
 		}),
 	}
-	for _, k := range []string{kindSample, kindSetup, kindRefused, kindInvalid} {
+	for _, k := range []string{kindSample, kindSetup, kindRefused, kindInvalid, kindDeterministic} {
 		m.ShardsFailed.WithLabelValues(k)
 	}
 	return m

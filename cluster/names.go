@@ -23,6 +23,9 @@ const (
 	// EventSubjectPrefix: workers report progress of predict P on the core
 	// NATS subject "fleetcal.event.P" (start, heartbeat, retry, duplicate).
 	EventSubjectPrefix = "fleetcal.event"
+	// CancelSubjectPrefix: a coordinator ends predict P on the core NATS
+	// subject "fleetcal.cancel.P"; workers stop its shards.
+	CancelSubjectPrefix = "fleetcal.cancel"
 	// ResultsBucket is the KeyValue bucket of shard results, keyed
 	// "<predict id>.<shard key>"; the first Create of a key wins.
 	ResultsBucket = "fleetcal-results"
@@ -59,6 +62,8 @@ func shardSubject(runID, predictID string) string {
 }
 
 func eventSubject(predictID string) string { return EventSubjectPrefix + "." + predictID }
+
+func cancelSubject(predictID string) string { return CancelSubjectPrefix + "." + predictID }
 
 func resultKey(predictID, shardKey string) string { return predictID + "." + shardKey }
 

@@ -27,9 +27,12 @@ var predictPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // of whole sampler batches, publishes one message per shard and merges
 // the partial statistics the workers store, in shard order. With a
 // metric, workers return each sample's outputs and the coordinator
-// updates opts.Metric in sample-index order. A shard that fails on every
-// delivery is split in two and republished; a single sample that keeps
-// failing fails Predict with a *ShardError naming it. Predict returns
+// updates opts.Metric in sample-index order. A failure any worker would
+// repeat fails Predict at once with a *ShardError wrapping
+// ErrDeterministic, and stops the predict's other shards. A shard that
+// fails otherwise on every delivery is split in two and republished; a
+// single sample that keeps failing fails Predict with a *ShardError naming
+// it. Predict returns
 // ctx.Err() when ctx ends, and fails wrapping ErrNoWorker when no worker
 // takes or progresses a shard for EngineOptions.IdleTimeout.
 func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pipeline.PredictResult, error) {
@@ -269,9 +272,15 @@ func (p *predictRun) track(sh sharding.Shard, seq uint64) *shardState {
 	return st
 }
 
-// cleanup removes what is left of the predict on the work queue.
+// cleanup tells workers to stop the predict's shards they are running and
+// removes what is left of it on the work queue.
 func (p *predictRun) cleanup() {
 	p.e.m.ShardsInFlight.Sub(float64(p.outstanding))
+	if p.outstanding > 0 {
+		if err := p.e.nc.Publish(cancelSubject(p.id), nil); err != nil {
+			p.log.Warn("cancel shards", "err", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := p.e.stream.Purge(ctx, jetstream.WithPurgeSubject(p.subject)); err != nil {
@@ -358,7 +367,9 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		case kindSetup:
 			re.kind = ErrSetup
 		case kindInvalid:
-			re.kind = pipeline.ErrInvalidSample
+			re.kind, re.cause = ErrDeterministic, pipeline.ErrInvalidSample
+		case kindDeterministic:
+			re.kind, re.cause = ErrDeterministic, causeError(env.Cause)
 		}
 		return p.deadLetter(ctx, st, env.Worker, re)
 	}
@@ -513,7 +524,8 @@ func (p *predictRun) deleteObjects(env *envelope) {
 
 // deadLetter handles a shard that failed for good: it is split and its
 // halves republished, or, for a single sample or a failure that splitting
-// cannot cure, Predict fails.
+// cannot cure (a deterministic one among them: it names its sample
+// itself), Predict fails.
 func (p *predictRun) deadLetter(ctx context.Context, st *shardState, worker string, cause *remoteError) error {
 	if st.state != statePending {
 		return nil

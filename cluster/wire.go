@@ -49,6 +49,9 @@ type stageRef struct {
 	Name   string `json:"name"`
 	Digest string `json:"sha256"`
 	Size   int    `json:"size"`
+	// Path is the file the coordinator loaded the stage from: workers name
+	// it in errors, as the coordinator's own engine would.
+	Path string `json:"path,omitempty"`
 }
 
 // key identifies the model for caches.
@@ -130,19 +133,31 @@ const (
 	eventDuplicate = "duplicate"
 )
 
-// Error kinds of a final failure.
+// Error kinds of a failure. Deterministic kinds (deterministicKind) are
+// final on the first delivery; the others are retried until MaxDeliver.
 const (
-	// kindSample: the shard's computation failed (a bad sample, a crash);
-	// the coordinator splits the shard to isolate the sample.
+	// kindSample: the shard's computation failed in a way that may be
+	// passing or tied to one of its samples (an ONNX Runtime run error, a
+	// sample file that cannot be read); the coordinator splits the shard to
+	// isolate the sample.
 	kindSample = "sample"
-	// kindSetup: the worker could not set up (data, model, layout);
-	// splitting would not help.
+	// kindSetup: the worker could not set up for a reason that may be its
+	// own or passing (NATS, the data folder it sees); splitting would not
+	// help.
 	kindSetup = "setup"
 	// kindRefused: the worker cannot run the shard as asked.
 	kindRefused = "refused"
-	// kindInvalid: a sample holds NaN or Inf (pipeline.ErrInvalidSample).
+	// kindInvalid: a sample holds NaN or Inf (pipeline.ErrInvalidSample);
+	// deterministic.
 	kindInvalid = "invalid"
+	// kindDeterministic: any worker would fail the same way; the envelope's
+	// Cause names the sentinel (deterministicCauses).
+	kindDeterministic = "deterministic"
 )
+
+// deterministicKind reports whether a failure of that kind is final on its
+// first delivery.
+func deterministicKind(kind string) bool { return kind == kindDeterministic || kind == kindInvalid }
 
 // blob is a byte payload of a result: inline, or an object in
 // PartialsBucket; SHA256 and Size verify it either way.
@@ -164,6 +179,9 @@ type envelope struct {
 	Outputs *blob   `json:"outputs,omitempty"`
 	Error   string  `json:"error,omitempty"`
 	Kind    string  `json:"kind,omitempty"`
+	// Cause names the sentinel of a deterministic failure (see
+	// deterministicCauses).
+	Cause string `json:"cause,omitempty"`
 	// Skipped lists the shard's samples left out as invalid.
 	Skipped []int `json:"skipped,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +67,21 @@ type Worker struct {
 	c    *cache
 
 	inlineLimit int
+
+	// running holds the cancel functions of the shards running, by predict,
+	// so that a coordinator's cancel message stops them; ended lists the
+	// predicts ended lately, whose shards are dropped on delivery.
+	runMu   sync.Mutex
+	running map[string]map[uint64]context.CancelCauseFunc
+	runSeq  uint64
+	ended   []string
 }
+
+// maxEnded bounds Worker.ended.
+const maxEnded = 64
+
+// errPredictEnded cancels the shards of a predict its coordinator ended.
+var errPredictEnded = errors.New("the coordinator ended the predict")
 
 // NewWorker returns a worker on nc. It loads ONNX Runtime and fails when
 // the library cannot be found.
@@ -103,7 +118,8 @@ func NewWorker(nc *nats.Conn, opts WorkerOptions) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{nc: nc, js: js, opts: opts, log: opts.Log.With("worker", opts.Name), m: opts.Metrics, ort: ort, inlineLimit: inlineLimit}
+	w := &Worker{nc: nc, js: js, opts: opts, log: opts.Log.With("worker", opts.Name), m: opts.Metrics, ort: ort, inlineLimit: inlineLimit,
+		running: map[string]map[uint64]context.CancelCauseFunc{}}
 	w.c = newCache(w)
 	return w, nil
 }
@@ -142,12 +158,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	w.c.res = res
+	sub, err := w.nc.Subscribe(CancelSubjectPrefix+".*", func(m *nats.Msg) {
+		w.endPredict(strings.TrimPrefix(m.Subject, CancelSubjectPrefix+"."))
+	})
+	if err != nil {
+		return fmt.Errorf("worker: subscribe: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	w.log.Info("serving shards", "concurrency", w.opts.Concurrency, "onnxruntime", w.ort)
 	g, gctx := errgroup.WithContext(ctx)
 	for range w.opts.Concurrency {
 		g.Go(func() error { return w.loop(gctx, cons) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	_ = w.nc.FlushTimeout(2 * time.Second) // deliver the last acks and naks
 	if ctx.Err() != nil {
 		return nil
@@ -207,6 +230,45 @@ func (w *Worker) loop(ctx context.Context, cons jetstream.Consumer) error {
 	return nil
 }
 
+// track registers the cancel function of a shard of predict; untrack
+// forgets it. A shard of a predict that has ended is canceled at once.
+func (w *Worker) track(predict string, cancel context.CancelCauseFunc) (untrack func()) {
+	w.runMu.Lock()
+	defer w.runMu.Unlock()
+	if slices.Contains(w.ended, predict) {
+		cancel(errPredictEnded)
+	}
+	w.runSeq++
+	id := w.runSeq
+	if w.running[predict] == nil {
+		w.running[predict] = map[uint64]context.CancelCauseFunc{}
+	}
+	w.running[predict][id] = cancel
+	return func() {
+		w.runMu.Lock()
+		defer w.runMu.Unlock()
+		delete(w.running[predict], id)
+		if len(w.running[predict]) == 0 {
+			delete(w.running, predict)
+		}
+	}
+}
+
+// endPredict stops the shards of a predict its coordinator ended.
+func (w *Worker) endPredict(predict string) {
+	w.runMu.Lock()
+	defer w.runMu.Unlock()
+	for _, cancel := range w.running[predict] {
+		cancel(errPredictEnded)
+	}
+	if !slices.Contains(w.ended, predict) {
+		w.ended = append(w.ended, predict)
+		if len(w.ended) > maxEnded {
+			w.ended = slices.Delete(w.ended, 0, len(w.ended)-maxEnded)
+		}
+	}
+}
+
 // emit publishes a progress event; events are hints, so errors are ignored.
 func (w *Worker) emit(predict string, ev event) {
 	ev.Worker = w.opts.Name
@@ -241,6 +303,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := w.log.With("predict", job.Predict, "shard", job.Shard, "delivery", md.NumDelivered)
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer w.track(job.Predict, cancel)()
+	if context.Cause(sctx) == errPredictEnded {
+		log.Debug("predict ended; shard dropped")
+		_ = msg.Term()
+		return
+	}
 	if md.NumDelivered > 1 {
 		w.m.Redeliveries.Inc()
 	}
@@ -249,16 +319,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	defer w.m.ShardsInFlight.Dec()
 
 	stop := w.heartbeat(msg, &job)
-	stats, outputs, skipped, kind, err := w.runShard(ctx, &job)
+	stats, outputs, skipped, kind, cause, err := w.runShard(sctx, &job)
 	stop()
 	if err != nil {
-		w.failed(ctx, msg, &job, md.NumDelivered, kind, err, log)
+		if ctx.Err() == nil && context.Cause(sctx) == errPredictEnded {
+			// Its coordinator purged the shard and reports another failure.
+			log.Debug("predict ended; shard stopped", "err", err)
+			_ = msg.Term()
+			return
+		}
+		w.failed(ctx, msg, &job, md.NumDelivered, kind, cause, err, log)
 		return
 	}
 	// The shard is computed: store and acknowledge it even when shutting down.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	dup, err := w.store(sctx, &job, stats, outputs, skipped, time.Since(start))
+	stctx, stcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer stcancel()
+	dup, err := w.store(stctx, &job, stats, outputs, skipped, time.Since(start))
 	if err != nil {
 		log.Error("store result", "err", err)
 		_ = msg.NakWithDelay(job.retryDelay())
@@ -272,7 +348,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	// The result is stored: a lost acknowledgement only means a redelivery
 	// that finds it there. Do not wait long for the server's confirmation
 	// (a server restarted since the delivery may never send it).
-	actx, acancel := context.WithTimeout(sctx, ackTimeout)
+	actx, acancel := context.WithTimeout(stctx, ackTimeout)
 	defer acancel()
 	if err := msg.DoubleAck(actx); err != nil {
 		log.Warn("acknowledge shard", "err", err)
@@ -307,22 +383,28 @@ func (w *Worker) heartbeat(msg jetstream.Msg, job *shardMsg) (stop func()) {
 }
 
 // failed hands a failed shard back for another delivery, or, on its last
-// delivery, stores the failure for the coordinator and terminates it.
-func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, delivered uint64, kind string, err error, log *slog.Logger) {
+// delivery or for a failure any worker would repeat (deterministicKind),
+// stores the failure for the coordinator and terminates it.
+func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, delivered uint64, kind, cause string, err error, log *slog.Logger) {
 	if ctx.Err() != nil {
 		_ = msg.Nak()
 		log.Info("shutting down: shard handed back")
 		return
 	}
 	w.m.ShardsFailed.WithLabelValues(kind).Inc()
-	if delivered < uint64(job.MaxDeliver) {
+	switch {
+	case deterministicKind(kind):
+		// Not the worker's trouble: the coordinator reports it to the user.
+		log.Info("shard failed as it would on any worker; reported without retry", "kind", kind, "cause", cause, "err", err)
+	case delivered < uint64(job.MaxDeliver):
 		log.Warn("shard failed; handed back for another delivery", "kind", kind, "err", err)
 		w.emit(job.Predict, event{Kind: eventRetry, Shard: job.Shard, Delivered: delivered, Err: err.Error()})
 		_ = msg.NakWithDelay(job.retryDelay())
 		return
+	default:
+		log.Error("shard failed on its last delivery", "kind", kind, "err", err)
 	}
-	log.Error("shard failed on its last delivery", "kind", kind, "err", err)
-	b, _ := json.Marshal(envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Error: err.Error(), Kind: kind})
+	b, _ := json.Marshal(envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Error: err.Error(), Kind: kind, Cause: cause})
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, cerr := w.c.res.results.Create(sctx, resultKey(job.Predict, job.Shard), b); cerr != nil && !errors.Is(cerr, jetstream.ErrKeyExists) {
@@ -337,14 +419,17 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, d
 }
 
 // runShard computes a shard's statistics (and outputs) and encodes them.
-func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []byte, skipped []int, kind string, err error) {
+// A failure comes with its kind and, when deterministic, its cause (see
+// classify).
+func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []byte, skipped []int, kind, cause string, err error) {
 	if job.ORT != "" && job.ORT != w.ort {
-		return nil, nil, nil, kindRefused, fmt.Errorf("%w: worker %s runs ONNX Runtime %s, the coordinator expects %s",
+		return nil, nil, nil, kindRefused, "", fmt.Errorf("%w: worker %s runs ONNX Runtime %s, the coordinator expects %s",
 			ErrRefused, w.opts.Name, w.ort, job.ORT)
 	}
 	eng, loader, release, err := w.c.acquire(ctx, job)
 	if err != nil {
-		return nil, nil, nil, kindSetup, err
+		kind, cause = classify(err, kindSetup)
+		return nil, nil, nil, kind, cause, err
 	}
 	defer release()
 	opts := pipeline.PredictOptions{
@@ -358,33 +443,19 @@ func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []
 	}
 	res, err := eng.Predict(ctx, opts)
 	if err != nil {
-		return nil, nil, nil, classify(err), err
+		kind, cause = classify(err, kindSample)
+		return nil, nil, nil, kind, cause, err
 	}
 	if capture != nil {
 		if capture.err != nil {
-			return nil, nil, nil, kindSetup, capture.err
+			return nil, nil, nil, kindSetup, "", capture.err
 		}
 		outputs = capture.enc.bytes()
 	}
 	if stats, err = res.Stats.MarshalBinary(); err != nil {
-		return nil, nil, nil, kindSetup, err
+		return nil, nil, nil, kindSetup, "", err
 	}
-	return stats, outputs, res.Skipped, "", nil
-}
-
-// classify tells failures that splitting a shard cannot cure (the model,
-// the layout, the sampler) from failures of its samples.
-func classify(err error) string {
-	for _, e := range []error{engine.ErrUnknownTensor, engine.ErrBadStats, engine.ErrBadModel, engine.ErrClosed,
-		engine.ErrNoModel, engine.ErrLibrary, pipeline.ErrIndexOutOfRange} {
-		if errors.Is(err, e) {
-			return kindSetup
-		}
-	}
-	if errors.Is(err, pipeline.ErrInvalidSample) {
-		return kindInvalid
-	}
-	return kindSample
+	return stats, outputs, res.Skipped, "", "", nil
 }
 
 // store puts the result under the shard's key; dup reports that another

@@ -9,9 +9,15 @@ var (
 	ErrLibrary = errors.New("cannot load ONNX Runtime")
 	// ErrNoModel: Predict was called before SetModel.
 	ErrNoModel = errors.New("no model set")
-	// ErrBadModel: ONNX Runtime rejected a model, or the model cannot be run
-	// (no inputs, unsupported input type).
+	// ErrBadModel: ONNX Runtime rejected a model (its type or shape check,
+	// an unknown operator or opset, an invalid graph: see ortRejects), or
+	// the model cannot be run (no graph, no outputs). The same model is
+	// rejected the same way on every machine.
 	ErrBadModel = errors.New("bad model")
+	// ErrSession: ONNX Runtime could not create a session for a reason it
+	// does not blame on the model (memory, threads, an unrecognized
+	// message); another attempt, or another machine, may succeed.
+	ErrSession = errors.New("cannot create an ONNX Runtime session")
 	// ErrBadInput: a sample's input is missing or has the wrong element type
 	// or shape for the model.
 	ErrBadInput = errors.New("bad input")

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -265,4 +268,63 @@ func (m *countMetric) Update(map[string]pipeline.Tensor, any) error {
 func (m *countMetric) Reset() { m.n = 0 }
 func (m *countMetric) Attributes() map[string]pipeline.MetricAttributes {
 	return map[string]pipeline.MetricAttributes{"count": {Direction: "higher-better", Type: "count"}}
+}
+
+// TestRejectedModelKinds: every way ONNX Runtime refuses a model (type and
+// shape checks, unknown operators and opsets, an invalid graph) is
+// ErrBadModel, which fails the same on every machine; other session
+// failures are ErrSession.
+func TestRejectedModelKinds(t *testing.T) {
+	edits := []struct {
+		name string
+		edit func(p *onnxpb.ModelProto)
+		frag string
+	}{
+		{"type check", func(p *onnxpb.ModelProto) {
+			p.Graph.Node = append(p.Graph.Node, node("Shape", "s", []string{"input"}, []string{"s"}), node("Add", "a", []string{"input", "s"}, []string{"a"}))
+			p.Graph.Output = append(p.Graph.Output, floatOutput("a", onnxFloat))
+		}, "Type Error"},
+		{"unknown operator", func(p *onnxpb.ModelProto) {
+			p.Graph.Node = append(p.Graph.Node, node("NoSuchOp", "n", []string{"input"}, []string{"n"}))
+			p.Graph.Output = append(p.Graph.Output, floatOutput("n", onnxFloat))
+		}, "No Op registered for NoSuchOp"},
+		{"no kernel", func(p *onnxpb.ModelProto) {
+			p.Graph.Node = append(p.Graph.Node,
+				node("Cast", "c", []string{"input"}, []string{"c"}, intAttr("to", 16)), // bfloat16
+				node("Relu", "r", []string{"c"}, []string{"r"}))
+			p.Graph.Output = append(p.Graph.Output, floatOutput("r", 16))
+		}, "Could not find an implementation for Relu"},
+		{"future opset", func(p *onnxpb.ModelProto) { p.OpsetImport[0].Version = proto.Int64(99) }, "opset"},
+		{"future IR version", func(p *onnxpb.ModelProto) { p.IrVersion = proto.Int64(99) }, "IR version: 99"},
+		{"duplicate name", func(p *onnxpb.ModelProto) {
+			p.Graph.Node = append(p.Graph.Node, node("Relu", "r", []string{"input"}, []string{"relu_0_out"}))
+		}, "Duplicate definition of name (relu_0_out)"},
+		{"dangling output", func(p *onnxpb.ModelProto) {
+			p.Graph.Output = append(p.Graph.Output, floatOutput("nowhere", onnxFloat))
+		}, "Graph output (nowhere) does not exist"},
+	}
+	for _, tc := range edits {
+		t.Run(tc.name, func(t *testing.T) {
+			p := proto.Clone(loadProto(t, "convnet_op13.onnx")).(*onnxpb.ModelProto)
+			tc.edit(p)
+			s, err := NewSession(p, 1)
+			if err == nil {
+				_ = s.Close()
+			}
+			if !errors.Is(err, ErrBadModel) || errors.Is(err, ErrSession) || !strings.Contains(err.Error(), tc.frag) {
+				t.Fatalf("got %v, want ErrBadModel naming %q", err, tc.frag)
+			}
+		})
+	}
+	for msg, want := range map[string]bool{
+		"Type Error: Type (tensor(float)) of output arg (x) of node (x) does not match expected type (tensor(int64)).":             true,
+		"/onnxruntime_src/onnxruntime/core/graph/graph.cc:1555 void f() This is an invalid model. Graph output (y) does not exist": true,
+		"Fatal error: com.example.unknown:Frobnicate(-1) is not a registered function/op":                                          true,
+		"Failed to allocate memory for requested buffer of size 1073741824":                                                        false,
+		"std::bad_alloc": false,
+	} {
+		if got := rejected(msg); got != want {
+			t.Errorf("rejected(%q) = %v, want %v", msg, got, want)
+		}
+	}
 }

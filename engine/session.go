@@ -69,9 +69,48 @@ func newSession(data []byte, inputs, outputs []pipeline.TensorInfo, threads int)
 	}
 	s.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, inNames, s.outNames, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: onnxruntime: %v", ErrBadModel, unwrapORT(err))
+		err = unwrapORT(err)
+		if rejected(err.Error()) {
+			return nil, fmt.Errorf("%w: onnxruntime: %v", ErrBadModel, err)
+		}
+		return nil, fmt.Errorf("%w: onnxruntime: %v", ErrSession, err)
 	}
 	return s, nil
+}
+
+// ortRejects are the marks of ONNX Runtime's messages for a model it
+// refuses to load: its type and shape inference, graph validation, the
+// operator and opset registries, the protobuf parser. onnxruntime_go hands
+// over only the status message (not its code), and ONNX Runtime prefixes
+// some messages with a source location, so the marks are searched anywhere
+// in the message. A refusal with one of these marks is ErrBadModel: the
+// same model is refused on any machine. Other failures to create a session
+// (an allocation failure, say) are ErrSession.
+var ortRejects = []string{
+	"Type Error",               // type inference: "Type Error: Type (tensor(float)) of output arg (x) ..."
+	"TypeInferenceError",       // "[TypeInferenceError] ..."
+	"ShapeInferenceError",      // "[ShapeInferenceError] ..."
+	"This is an invalid model", // graph validation, unknown operator of a known domain
+	"Invalid model",            // status INVALID_GRAPH rendered by other bindings
+	"INVALID_GRAPH",            // status code names, when a message carries them
+	"INVALID_PROTOBUF",
+	"NOT_IMPLEMENTED",
+	"Could not find an implementation for", // no kernel for an operator and type
+	"is not a registered function/op",      // unknown operator of an unknown domain
+	"No Op registered for",
+	"Unsupported model IR version",
+	"official released onnx opset versions", // an opset newer than ONNX Runtime
+	"Protobuf parsing failed",
+}
+
+// rejected reports whether an ONNX Runtime message refuses the model itself.
+func rejected(msg string) bool {
+	for _, m := range ortRejects {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // unwrapORT drops onnxruntime_go's wrapping ("Error creating C session: ...")

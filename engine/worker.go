@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -64,7 +65,9 @@ func (w *worker) item(ctx context.Context, batch []int) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			err = sampleErr(idx, nil, fmt.Errorf("load: %w", err))
+			if !namesSample(err, idx) {
+				err = sampleErr(idx, nil, fmt.Errorf("load: %w", err))
+			}
 		}
 		rows := 0
 		if err == nil {
@@ -94,6 +97,13 @@ func (w *worker) item(ctx context.Context, batch []int) error {
 		start = end
 	}
 	return nil
+}
+
+// namesSample reports whether a loader's error starts by naming sample idx
+// ("sample 5 (calib/005.npy): ..."), as the data package's loaders do.
+func namesSample(err error, idx int) bool {
+	msg, prefix := err.Error(), fmt.Sprintf("sample %d", idx)
+	return strings.HasPrefix(msg, prefix+":") || strings.HasPrefix(msg, prefix+" (")
 }
 
 // concatenable reports whether two samples can share one inference.
