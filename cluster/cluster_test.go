@@ -649,8 +649,9 @@ func TestDeliveriesExhausted(t *testing.T) {
 
 // TestSetupError: failures that may be the worker's own (a data folder it
 // does not see) are retried, then fail Predict without splitting; failures
-// any worker would repeat (an unknown tensor in the layout, a statistic of
-// an integer tensor) fail it on their first delivery.
+// any worker would repeat (an unknown tensor in the layout, a statistics
+// model ONNX Runtime refuses, a statistic of an integer tensor) fail it on
+// their first delivery.
 func TestSetupError(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	nc := connect(t, srv.ClientURL())
@@ -666,15 +667,17 @@ func TestSetupError(t *testing.T) {
 		frag        string
 		is          error
 		redelivered float64
+		lie         bool // a model ONNX Runtime refuses (see withShapeStat)
 	}{
-		{"missing data", missing, testLayout(), "nowhere", ErrSetup, 1},
-		{"unknown tensor", d.spec(), pipeline.StatsLayout{"no_such_tensor": {{Kind: pipeline.StatMax}}}, "no_such_tensor", engine.ErrUnknownTensor, 0},
-		{"integer tensor", d.spec(), pipeline.StatsLayout{"input_shape": {{Kind: pipeline.StatMax}}}, "input_shape", engine.ErrBadModel, 0},
+		{"missing data", missing, testLayout(), "nowhere", ErrSetup, 1, false},
+		{"unknown tensor", d.spec(), pipeline.StatsLayout{"no_such_tensor": {{Kind: pipeline.StatMax}}}, "no_such_tensor", engine.ErrUnknownTensor, 0, false},
+		{"model refused", d.spec(), pipeline.StatsLayout{"input_shape": {{Kind: pipeline.StatMax}}}, "input_shape", engine.ErrBadModel, 0, true},
+		{"integer tensor", d.spec(), pipeline.StatsLayout{"input_dims": {{Kind: pipeline.StatMax}}}, "INT64", engine.ErrBadStats, 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, nc, tc.spec, EngineOptions{ShardSize: 4, MaxDeliver: 2})
-			if err := e.SetModel(withShapeStat(t)); err != nil {
+			if err := e.SetModel(withShapeStat(t, tc.lie)); err != nil {
 				t.Fatal(err)
 			}
 			_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: tc.layout})

@@ -48,19 +48,29 @@ func (l *logRecords) atLeast(level slog.Level) []string {
 	return msgs
 }
 
-// withShapeStat is convnet_op13 with a Shape node on its input: the
-// tensor "input_shape" is int64 and has no value_info, so a statistics
-// layout naming it makes a statistics model that ONNX Runtime's type check
-// refuses ("Type Error: Type (tensor(int64)) of output arg (input_shape)
-// ... does not match expected type (tensor(float))").
-func withShapeStat(t testing.TB) *model.CompressedModel {
+// withShapeStat is convnet_op13 with two Shape nodes on its input, whose
+// outputs "input_shape" and "input_dims" are int64. Undeclared, the engine
+// infers their type and refuses a statistic of them itself
+// (engine.ErrBadStats). With lie, "input_shape" is declared FLOAT in
+// value_info (as a broken exporter writes it), and ONNX Runtime's type check
+// refuses the model ("Type Error: Type (tensor(float)) of output arg
+// (input_shape) ... does not match expected type (tensor(int64))").
+func withShapeStat(t testing.TB, lie bool) *model.CompressedModel {
 	t.Helper()
 	m := loadModel(t, "convnet_op13.onnx")
 	p := proto.Clone(m.Models()[0].Proto).(*onnxpb.ModelProto)
-	p.Graph.Node = append(p.Graph.Node, &onnxpb.NodeProto{
-		Name: proto.String("input_shape"), OpType: proto.String("Shape"),
-		Input: []string{"input"}, Output: []string{"input_shape"},
-	})
+	for _, name := range []string{"input_shape", "input_dims"} {
+		p.Graph.Node = append(p.Graph.Node, &onnxpb.NodeProto{
+			Name: proto.String(name), OpType: proto.String("Shape"),
+			Input: []string{"input"}, Output: []string{name},
+		})
+	}
+	if lie {
+		p.Graph.ValueInfo = append(p.Graph.ValueInfo, &onnxpb.ValueInfoProto{
+			Name: proto.String("input_shape"),
+			Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(model.TypeFloat)}}},
+		})
+	}
 	return model.NewCompressedModel(m.Name, false, &model.Stage{Name: m.Models()[0].Name, Path: m.Models()[0].Path, Proto: p})
 }
 
@@ -76,7 +86,7 @@ func TestDeterministicErrorFailsAtOnce(t *testing.T) {
 	defer ws.stop()
 	// The defaults of a real run: 4 deliveries, 250ms apart.
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 4, RetryDelay: 250 * time.Millisecond, Log: slog.New(logs)})
-	if err := e.SetModel(withShapeStat(t)); err != nil {
+	if err := e.SetModel(withShapeStat(t, true)); err != nil {
 		t.Fatal(err)
 	}
 	layout := testLayout()
@@ -89,7 +99,7 @@ func TestDeterministicErrorFailsAtOnce(t *testing.T) {
 	if !errors.As(err, &se) || se.Worker == "" {
 		t.Fatalf("got %v, want a *ShardError naming a worker", err)
 	}
-	for _, frag := range []string{"statistics model", "Type Error", "input_shape"} {
+	for _, frag := range []string{"bad model", "Type Error", "input_shape"} {
 		if !strings.Contains(err.Error(), frag) {
 			t.Errorf("error %q lacks %q", err, frag)
 		}
@@ -127,7 +137,9 @@ func TestDeterministicErrorStopsOtherShards(t *testing.T) {
 	defer close(gate)
 	logs := &logRecords{}
 	ws := startWorkers(t, nc, 2, WorkerOptions{Log: slog.New(logs), WrapLoader: func(l pipeline.DataLoader) pipeline.DataLoader {
-		return &slowLoader{DataLoader: l, gate: map[int]chan struct{}{0: gate}}
+		// Samples 0 and 8 block: neither shard 0 nor shard 2 can complete,
+		// whichever worker takes shard 2 before the purge.
+		return &slowLoader{DataLoader: l, gate: map[int]chan struct{}{0: gate, 8: gate}}
 	}})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, Log: slog.New(logs)})
@@ -135,7 +147,8 @@ func TestDeterministicErrorStopsOtherShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Shard 0 = [0 1 2 3] blocks on sample 0; shard 1 = [4 5 6 7] fails on
-	// sample 5 on the other worker; shard 2 waits in the queue.
+	// sample 5 on the other worker; shard 2 waits in the queue, or blocks on
+	// sample 8 if a worker took it before the purge.
 	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)})
 	var se *ShardError
 	if !errors.As(err, &se) || se.Shard != "1" || !errors.Is(err, ErrDeterministic) {

@@ -146,6 +146,12 @@ type latencySession struct {
 }
 
 func newLatencySession(data []byte, inputs map[string]pipeline.Tensor, threads int) (*latencySession, error) {
+	return newLatencySessionWith(data, inputs, threads, nil)
+}
+
+// newLatencySessionWith is newLatencySession with more session options set
+// by opt (nil: none).
+func newLatencySessionWith(data []byte, inputs map[string]pipeline.Tensor, threads int, opt func(*ort.SessionOptions) error) (*latencySession, error) {
 	in, out, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: onnxruntime: %v", ErrBadModel, unwrapORT(err))
@@ -157,6 +163,11 @@ func newLatencySession(data []byte, inputs map[string]pipeline.Tensor, threads i
 	defer opts.Destroy()
 	if threads > 0 {
 		if err := opts.SetIntraOpNumThreads(threads); err != nil {
+			return nil, fmt.Errorf("session options: %w", err)
+		}
+	}
+	if opt != nil {
+		if err := opt(opts); err != nil {
 			return nil, fmt.Errorf("session options: %w", err)
 		}
 	}

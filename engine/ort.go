@@ -70,12 +70,16 @@ var (
 
 // Init loads the ONNX Runtime library found by LibraryPath and creates the
 // process-wide environment. Only the first call does the work; every call
-// returns its result. New and NewSession call Init themselves.
+// returns its result. New and NewSession call Init themselves. ONNX
+// Runtime's own log is limited to fatal messages: every error it reports
+// comes back as an error value, and a run that fleetcal retries on purpose
+// (reused output buffers on a model with data-dependent output shapes,
+// such as NonZero's) must not print an error line.
 func Init() error {
 	initOnce.Do(func() {
 		initPath = LibraryPath()
 		ort.SetSharedLibraryPath(initPath)
-		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		if err := ort.InitializeEnvironment(ort.WithLogLevelFatal()); err != nil {
 			initErr = fmt.Errorf("%w %q (set %s or run scripts/setup.sh): %v",
 				ErrLibrary, initPath, EnvLibrary, err)
 		}

@@ -173,6 +173,37 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		p.layers = append(p.layers, l)
 	}
 
+	// A quantized Conv's output is quantized too, whatever reads it: ONNX
+	// Runtime fuses DQ → Conv → Q into QLinearConv only with the Q; without
+	// it, it runs a float Conv on weights dequantized at every inference,
+	// slower than the FP32 model (exported Hardswish, Add/Clip/Div/Mul after
+	// a Conv, left the Conv so). A Conv whose only reader is a Relu has the
+	// Relu's output quantized instead, so that the Relu folds away below.
+	// A tensor read by an ignored node stays float: ignoring a node (as
+	// AccuracyAwareQuantization does to a sensitive layer) keeps its
+	// inputs in full precision.
+	readByIgnored := func(tensor string) bool {
+		return slices.ContainsFunc(consumers[tensor], func(c *onnxpb.NodeProto) bool { return ignoredNode[c.GetName()] })
+	}
+	for _, l := range p.layers {
+		n := l.node
+		if n.GetOpType() != "Conv" || len(n.Output) != 1 {
+			continue
+		}
+		out := n.Output[0]
+		if graphOutput[out] || !types.IsFloat32(out) || readByIgnored(out) {
+			continue
+		}
+		if cs := consumers[out]; len(cs) == 1 && cs[0].GetOpType() == "Relu" && !ignoredNode[cs[0].GetName()] &&
+			len(cs[0].Input) == 1 && len(cs[0].Output) == 1 {
+			if r := cs[0].Output[0]; !graphOutput[r] && !readByIgnored(r) {
+				quantizedInput[r] = true
+			}
+			continue
+		}
+		quantizedInput[out] = true
+	}
+
 	// Pass-through ops: their input is quantized when their output is, walking
 	// backwards so chains (MaxPool → Flatten → Gemm) resolve.
 	shares := map[string]string{}

@@ -5,7 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 )
 
 // loadPrepared loads a fixture and prepares it as Run does.
@@ -152,5 +155,79 @@ func TestParamsLevels(t *testing.T) {
 	r, err := (&Params{Weights: &QuantConfig{LevelLow: ptr[int32](-128), LevelHigh: ptr[int32](127)}}).resolve()
 	if err != nil || r.weightLevels == nil || r.weightLevels[0] != -128 {
 		t.Fatalf("levels [-128, 127]: %v, %v", r.weightLevels, err)
+	}
+}
+
+// TestPlanConvOutputQuantized: a quantized Conv's output gets a QDQ pair
+// even when what reads it stays in float (an exported Hardswish:
+// Add/Clip/Div/Mul with constants), so that ONNX Runtime fuses the Conv
+// into QLinearConv; a Conv read by a Relu only has the Relu's output
+// quantized, and the Relu folds; a Conv read by an ignored node keeps its
+// output in float.
+func TestPlanConvOutputQuantized(t *testing.T) {
+	f32 := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range dims {
+			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(model.TypeFloat), Shape: shape}}}}
+	}
+	node := func(op, name string, in ...string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{OpType: proto.String(op), Name: proto.String(name), Input: in, Output: []string{name}}
+	}
+	w := make([]float32, 2*2*1*1)
+	p := &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}},
+		Graph: &onnxpb.GraphProto{
+			Name:  proto.String("g"),
+			Input: []*onnxpb.ValueInfoProto{f32("x", 1, 2, 4, 4)},
+			Initializer: []*onnxpb.TensorProto{
+				model.NewTensorFloat32("w1", []int64{2, 2, 1, 1}, w), model.NewTensorFloat32("w2", []int64{2, 2, 1, 1}, w),
+				model.NewTensorFloat32("w3", []int64{2, 2, 1, 1}, w),
+				model.NewTensorFloat32("three", nil, []float32{3}), model.NewTensorFloat32("six", nil, []float32{6}),
+				model.NewTensorFloat32("zero", nil, []float32{0}),
+			},
+			Node: []*onnxpb.NodeProto{
+				node("Conv", "conv1", "x", "w1"),
+				node("Add", "hs_add", "conv1", "three"),
+				node("Clip", "hs_clip", "hs_add", "zero", "six"),
+				node("Div", "hs_div", "hs_clip", "six"),
+				node("Mul", "hs_mul", "conv1", "hs_div"),
+				node("Conv", "conv2", "hs_mul", "w2"),
+				node("Relu", "relu2", "conv2"),
+				node("Conv", "conv3", "relu2", "w3"),
+				node("Sigmoid", "sig3", "conv3"),
+				node("Sigmoid", "out", "sig3"),
+			},
+			Output: []*onnxpb.ValueInfoProto{f32("out", 1, 2, 4, 4)},
+		},
+	}
+	order, err := model.NewGraph(p).TopoOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ignored     []string
+		acts, folds []string
+	}{
+		// x, hs_mul and relu2 are Conv inputs, conv1 and hs_div the inputs
+		// of the Mul (QLinearMul); conv1, relu2 and conv3 are Conv outputs.
+		{nil, []string{"x", "conv1", "hs_div", "hs_mul", "relu2", "conv3"}, []string{"relu2"}},
+		// sig3 ignored: conv3's output stays float.
+		{[]string{"sig3"}, []string{"x", "conv1", "hs_div", "hs_mul", "relu2"}, []string{"relu2"}},
+	} {
+		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, planOptions{perChannelWeights: true, ignoredScope: tc.ignored})
+		var names []string
+		for _, a := range pl.activations {
+			names = append(names, a.name)
+		}
+		if !slices.Equal(names, tc.acts) {
+			t.Errorf("ignored %v: activations = %v, want %v", tc.ignored, names, tc.acts)
+		}
+		if !slices.Equal(pl.bypass, tc.folds) {
+			t.Errorf("ignored %v: folded relus = %v, want %v", tc.ignored, pl.bypass, tc.folds)
+		}
 	}
 }

@@ -147,6 +147,21 @@ type result struct {
 	INT8          stats      `json:"int8"`
 	Speedup       float64    `json:"speedup_median_of_ratios"`
 	SpeedupSpread [2]float64 `json:"speedup_p10_p90"`
+	Profile       *profile   `json:"profile,omitempty"`
+}
+
+// profile is what ONNX Runtime's profiler saw the two models run as.
+type profile struct {
+	FP32Ops map[string]int `json:"fp32_kernels"`
+	INT8Ops map[string]int `json:"int8_kernels"`
+	// INT8Micros is the INT8 model's time per inference by kernel.
+	INT8Micros map[string]float64 `json:"int8_us_by_kernel"`
+	// WeightDQ names the DequantizeLinear nodes of a constant (a weight)
+	// that ran at inference time: their layer did not fuse.
+	WeightDQ []string `json:"weight_dequantize_at_runtime"`
+	// FloatCompute names the float Conv/MatMul/Gemm kernels the INT8 model
+	// still ran.
+	FloatCompute []string `json:"int8_float_compute_kernels"`
 }
 
 func main() {
@@ -157,14 +172,15 @@ func main() {
 	warmup := flag.Int("warmup", 3, "untimed rounds first")
 	threads := flag.Int("threads", 1, "intra-op threads (0: ONNX Runtime's default)")
 	limit := flag.Int("samples", 0, "fidelity on the first N samples only (0: all)")
+	prof := flag.Bool("profile", false, "add ONNX Runtime's kernel profile of both models")
 	flag.Parse()
-	if err := run(*fp32, *int8, *dir, *runs, *warmup, *threads, *limit); err != nil {
+	if err := run(*fp32, *int8, *dir, *runs, *warmup, *threads, *limit, *prof); err != nil {
 		fmt.Fprintln(os.Stderr, "ortclient:", err)
 		os.Exit(1)
 	}
 }
 
-func run(fp32, int8, dir string, runs, warmup, threads, limit int) error {
+func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool) error {
 	if fp32 == "" || int8 == "" || dir == "" {
 		return errors.New("--fp32, --int8 and --data are required")
 	}
@@ -253,6 +269,11 @@ func run(fp32, int8, dir string, runs, warmup, threads, limit int) error {
 			ta, tb, ratio = append(ta, d[0]), append(tb, d[1]), append(ratio, d[0]/d[1])
 		}
 	}
+	if prof {
+		if res.Profile, err = profileBoth(ctx, fp32, int8, first, threads); err != nil {
+			return err
+		}
+	}
 	res.FP32, res.INT8 = summarize(ta), summarize(tb)
 	rs := summarize(ratio)
 	res.Speedup, res.SpeedupSpread = rs.MedianMS, [2]float64{rs.P10MS, rs.P90MS}
@@ -302,4 +323,43 @@ func cosine(a, b [][]float32) float64 {
 		return 0
 	}
 	return dot / math.Sqrt(na*nb)
+}
+
+func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, threads int) (*profile, error) {
+	var out profile
+	for i, path := range []string{fp32, int8} {
+		p, err := model.LoadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := model.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		kp, err := engine.ProfileKernels(ctx, raw, s.Inputs, threads, 5)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if i == 0 {
+			out.FP32Ops = kp.OpCounts()
+			continue
+		}
+		out.INT8Ops, out.INT8Micros = kp.OpCounts(), kp.OpMicros()
+		x := model.NewGraph(p)
+		nodes := map[string][]string{}
+		for _, n := range p.GetGraph().GetNode() {
+			nodes[n.GetName()] = n.GetInput()
+		}
+		for _, k := range kp.Kernels {
+			switch k.Op {
+			case "DequantizeLinear":
+				if in := nodes[k.Node]; len(in) > 0 && x.Initializer(in[0]) != nil {
+					out.WeightDQ = append(out.WeightDQ, k.Node)
+				}
+			case "Conv", "FusedConv", "MatMul", "Gemm", "FusedMatMul", "ConvTranspose":
+				out.FloatCompute = append(out.FloatCompute, k.Node)
+			}
+		}
+	}
+	return &out, nil
 }
