@@ -64,6 +64,19 @@ MODELS = collections.OrderedDict([
 ])
 
 
+def exporter_of(builder, m):
+    """The tool that wrote the graph, as far as the file shows it."""
+    if builder in ("train", "torch"):
+        return "torch.onnx.export"
+    if builder == "variant":
+        return "torch.onnx.export, then python3-onnx (scripts/corpus/variants.py)"
+    if not m.producer_name and any(n.name.startswith("p2o.") for n in m.graph.node):
+        return "paddle2onnx (empty producer_name; p2o.* node names)"
+    if m.producer_name == "pytorch":
+        return "torch.onnx.export"
+    return m.producer_name
+
+
 def model_files(d):
     files = ["model.onnx"]
     if os.path.exists(os.path.join(d, "model.onnx.data")):
@@ -111,7 +124,8 @@ def describe(name, d):
     entry = {
         "source": source,
         "builder": builder,
-        "exporter": {"producer_name": m.producer_name, "producer_version": m.producer_version},
+        "exporter": {"tool": exporter_of(builder, m), "producer_name": m.producer_name,
+                     "producer_version": m.producer_version},
         "opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None),
         "opset_imports": {o.domain or "ai.onnx": o.version for o in m.opset_import},
         "ir_version": m.ir_version,
