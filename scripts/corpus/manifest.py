@@ -114,11 +114,17 @@ def describe(name, d):
     path = os.path.join(d, "model.onnx")
     m = onnx.load(path, load_external_data=False)
     inits = {i.name for i in m.graph.initializer}
-    ops = collections.Counter(n.op_type for n in m.graph.node)
-    for n in m.graph.node:  # ops inside If/Loop bodies
-        for a in n.attribute:
-            if a.g:
-                ops.update(x.op_type for x in a.g.node)
+    ops = collections.Counter()
+
+    def count(g):  # with the bodies of If/Loop/Scan, at any depth
+        for n in g.node:
+            ops[n.op_type] += 1
+            for a in n.attribute:
+                if a.HasField("g"):
+                    count(a.g)
+                for sub in a.graphs:
+                    count(sub)
+    count(m.graph)
     init_types = collections.Counter(onnx.TensorProto.DataType.Name(i.data_type) for i in m.graph.initializer)
     files = model_files(d)
     entry = {
