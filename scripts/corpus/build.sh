@@ -20,8 +20,8 @@ cd "$(dirname "$0")/../.."
 
 PY=/usr/bin/python3
 S=scripts/corpus
-OUT=.deps/corpus
-NPM_CACHE=.deps/corpus-npm
+OUT=${CORPUS_OUT:-.deps/corpus}               # CORPUS_OUT: build elsewhere (e.g. a fresh check)
+NPM_CACHE=${CORPUS_NPM_CACHE:-.deps/corpus-npm}
 small="" record="" only=()
 for a in "$@"; do
   case "$a" in
