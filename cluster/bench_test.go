@@ -512,21 +512,33 @@ func TestSimulatedFleetMemory(t *testing.T) {
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
 // BenchmarkSimulatedFleetMemory reports a child's peak RSS and heap for a
-// simulated pass of 1,000 and 10,000 shards (16,000 and 160,000 samples).
+// simulated pass of 1,000 and 10,000 shards (16,000 and 160,000 samples);
+// the GC4 variants collect garbage every 4 shards, as
+// TestSimulatedFleetMemory does (not for MinMax, whose heap of hundreds of
+// MB would make that minutes of GC).
 func BenchmarkSimulatedFleetMemory(b *testing.B) {
 	for _, kind := range simKinds {
-		for _, shards := range []int{1000, 10000} {
-			b.Run(fmt.Sprintf("%s/%dShards", kind, shards), func(b *testing.B) {
-				var m simMemory
-				for b.Loop() {
-					m = simChild(b, kind, shards, "")
+		for _, mode := range []string{"", "gc"} {
+			if mode == "gc" && kind == "MinMax" {
+				continue
+			}
+			for _, shards := range []int{1000, 10000} {
+				name := fmt.Sprintf("%s/%dShards", kind, shards)
+				if mode == "gc" {
+					name += "/GC4"
 				}
-				b.ReportMetric(mb(m.MaxRSS), "peak-RSS-MB")
-				b.ReportMetric(mb(int64(m.PeakHeap)), "peak-heap-MB")
-				b.ReportMetric(mb(int64(m.LiveAfter)), "live-heap-MB")
-				b.ReportMetric(mb(m.ResultBytes), "result-MB")
-				b.ReportMetric(float64(shards)/m.Seconds, "shards/s")
-			})
+				b.Run(name, func(b *testing.B) {
+					var m simMemory
+					for b.Loop() {
+						m = simChild(b, kind, shards, mode)
+					}
+					b.ReportMetric(mb(m.MaxRSS), "peak-RSS-MB")
+					b.ReportMetric(mb(int64(m.PeakHeap)), "peak-heap-MB")
+					b.ReportMetric(mb(int64(m.LiveAfter)), "live-heap-MB")
+					b.ReportMetric(mb(m.ResultBytes), "result-MB")
+					b.ReportMetric(float64(shards)/m.Seconds, "shards/s")
+				})
+			}
 		}
 	}
 }
