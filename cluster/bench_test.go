@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fleetcal/fleetcal/algorithms/qmath"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/reduce"
 	"github.com/fleetcal/fleetcal/sharding"
@@ -41,11 +43,35 @@ const (
 
 // simKinds are the kinds of partial statistics a worker returns:
 //   - MinMax: per-sample min and max of every tensor (what DefaultQuantization's
-//     first pass asks for); the coordinator keeps one value per sample by
-//     design (reduce.PerSample), so its memory grows with the samples;
+//     first pass asked for before its estimators folded their statistics,
+//     and what the median and *_no_outliers aggregators still ask for); the
+//     coordinator keeps one value per sample by design (reduce.PerSample),
+//     so its memory grows with the samples;
+//   - Default: the statistics of DefaultQuantization's default range
+//     estimators, symmetric (min, min; abs_max, mean) and asymmetric (min,
+//     mean; max, mean), folded over samples (reduce.Fold): four folds of
+//     every tensor, whose size does not depend on the samples;
 //   - Hist: a 2048-bin |x| histogram of every tensor (the histogram
 //     estimator's second pass), which merges into tensors × bins counts.
-var simKinds = []string{"MinMax", "Hist"}
+var simKinds = []string{"MinMax", "Default", "Hist"}
+
+// simDefaultSpecs are the statistics of the Default kind, from the default
+// range estimators.
+var simDefaultSpecs = func() []pipeline.StatSpec {
+	var specs []pipeline.StatSpec
+	for _, symmetric := range []bool{true, false} {
+		mn, mx, err := qmath.RangeEstimator{}.Resolve(symmetric)
+		if err != nil {
+			panic(err)
+		}
+		for _, s := range []pipeline.StatSpec{mn.StatSpec(), mx.StatSpec()} {
+			if !slices.ContainsFunc(specs, func(o pipeline.StatSpec) bool { return o.Key() == s.Key() }) {
+				specs = append(specs, s)
+			}
+		}
+	}
+	return specs
+}()
 
 // simPartial is one recorded worker result, replayed for any shard of
 // simShardSize consecutive samples.
@@ -66,9 +92,12 @@ func simTensor(i int) string {
 func simLayout(kind string) pipeline.StatsLayout {
 	l := pipeline.StatsLayout{}
 	for i := range simTensors {
-		if kind == "Hist" {
+		switch kind {
+		case "Hist":
 			l[simTensor(i)] = []pipeline.StatSpec{{Kind: pipeline.StatAbsHistogram, Bins: simBins, Hi: 8}}
-		} else {
+		case "Default":
+			l[simTensor(i)] = simDefaultSpecs
+		default:
 			l[simTensor(i)] = []pipeline.StatSpec{{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}}
 		}
 	}
@@ -101,8 +130,18 @@ func recordPartial(tb testing.TB, kind string, first int) []byte {
 			}
 			for s := range simShardSize {
 				v := r.NormFloat64()
-				if spec.Kind == pipeline.StatMax {
+				switch spec.Kind {
+				case pipeline.StatMax:
 					v += 4
+				case pipeline.StatAbsMax:
+					v = math.Abs(v) + 4
+				}
+				if spec.Fold != reduce.FoldNone {
+					// A float32 activation's min or max, as the engine folds it.
+					if err := set.AddFold(name, key, spec.Fold, float64(float32(v))); err != nil {
+						tb.Fatal(err)
+					}
+					continue
 				}
 				if err := set.Add(name, key, first+s, []float64{v}); err != nil {
 					tb.Fatal(err)
@@ -119,7 +158,8 @@ func recordPartial(tb testing.TB, kind string, first int) []byte {
 
 // record encodes the recorded result once and finds where the first
 // indices go: encoded with first sample 0 and 1, the encodings differ
-// exactly there (zig-zag varints 0x00 and 0x02).
+// exactly there (zig-zag varints 0x00 and 0x02). Folds hold no index: a
+// Default result is the same bytes for every shard.
 func record(tb testing.TB, kind string) *simPartial {
 	tb.Helper()
 	a, b := recordPartial(tb, kind, 0), recordPartial(tb, kind, 1)
@@ -273,6 +313,15 @@ func checkSim(tb testing.TB, kind string, shards int, res pipeline.PredictResult
 		}
 		return
 	}
+	if kind == "Default" {
+		for _, spec := range simDefaultSpecs {
+			f := res.Stats.Fold(name, spec.Key())
+			if f == nil || f.Count() != uint64(shards*simShardSize) {
+				tb.Fatalf("%s: %s of %s: %v, want %d samples", kind, spec.Key(), name, f, shards*simShardSize)
+			}
+		}
+		return
+	}
 	ps := res.Stats.Get(name, pipeline.StatSpec{Kind: pipeline.StatMax}.Key())
 	if ps == nil || ps.Len() != shards*simShardSize {
 		tb.Fatalf("%s: max of %s: want %d samples", kind, name, shards*simShardSize)
@@ -299,7 +348,7 @@ func BenchmarkSimulatedFleetMerge(b *testing.B) {
 					v := same
 					if v == nil {
 						v = sp.envelope(b, plan[s], i%simWorkers)
-						if kind == "Hist" {
+						if kind != "MinMax" {
 							same = v
 						}
 					}
@@ -370,7 +419,7 @@ func TestSimulatedFleetChild(t *testing.T) {
 		v := same
 		if v == nil {
 			v = sp.envelope(t, plan[s], i%simWorkers)
-			if kind == "Hist" {
+			if kind != "MinMax" {
 				same = v
 			}
 		}
@@ -435,46 +484,61 @@ func simChild(tb testing.TB, kind string, shards int, mode string) simMemory {
 	return simMemory{}
 }
 
-// TestSimulatedFleetMemory: with histogram partials, the coordinator's
-// peak RSS does not grow with the number of samples (10× the shards, less
-// than 10% more); per-sample statistics grow by design (one value per
-// sample and statistic) and are only reported by the benchmark. The
-// children collect garbage every 4 shards: without that, the peak heap of
-// a 100-shard pass varies from 6 to 11 MB with the GC's timing (RSS 55 to
-// 60 MB), as much as what is measured. Keeping every partial (the
-// coordinator before it merged on arrival) takes 80 MB more at 100 shards.
+// TestSimulatedFleetMemory: with histogram partials, and with the folds of
+// the default range estimators, the coordinator's peak RSS does not grow
+// with the number of samples (10× the shards, less than 10% more);
+// per-sample statistics grow by design (one value per sample and
+// statistic) and are only reported by the benchmark. The children collect
+// garbage every 4 shards: without that, the peak heap of a 100-shard pass
+// varies from 6 to 11 MB with the GC's timing (RSS 55 to 60 MB), as much
+// as what is measured. Keeping every partial (the coordinator before it
+// merged on arrival) takes 80 MB more at 100 shards.
 func TestSimulatedFleetMemory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("two child processes")
+		t.Skip("four child processes")
 	}
 	const small = 100 // shards of 16 samples; about 0.5 s of decoding per 100 Hist shards here
-	a, b := simChild(t, "Hist", small, "gc"), simChild(t, "Hist", 10*small, "gc")
-	t.Logf("Hist: %d shards: max RSS %.1f MB, peak heap %.1f MB; %d shards: max RSS %.1f MB, peak heap %.1f MB",
-		small, mb(a.MaxRSS), mb(int64(a.PeakHeap)), 10*small, mb(b.MaxRSS), mb(int64(b.PeakHeap)))
-	if float64(b.MaxRSS) > 1.10*float64(a.MaxRSS) {
-		t.Errorf("Hist: max RSS %.1f MB with %d shards, %.1f MB with %d: more than 10%% growth",
-			mb(b.MaxRSS), 10*small, mb(a.MaxRSS), small)
+	for _, kind := range []string{"Hist", "Default"} {
+		a, b := simChild(t, kind, small, "gc"), simChild(t, kind, 10*small, "gc")
+		t.Logf("%s: %d shards: max RSS %.1f MB, peak heap %.1f MB; %d shards: max RSS %.1f MB, peak heap %.1f MB",
+			kind, small, mb(a.MaxRSS), mb(int64(a.PeakHeap)), 10*small, mb(b.MaxRSS), mb(int64(b.PeakHeap)))
+		if float64(b.MaxRSS) > 1.10*float64(a.MaxRSS) {
+			t.Errorf("%s: max RSS %.1f MB with %d shards, %.1f MB with %d: more than 10%% growth",
+				kind, mb(b.MaxRSS), 10*small, mb(a.MaxRSS), small)
+		}
 	}
 }
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
 // BenchmarkSimulatedFleetMemory reports a child's peak RSS and heap for a
-// simulated pass of 1,000 and 10,000 shards (16,000 and 160,000 samples).
+// simulated pass of 1,000 and 10,000 shards (16,000 and 160,000 samples);
+// the GC4 variants collect garbage every 4 shards, as
+// TestSimulatedFleetMemory does (not for MinMax, whose heap of hundreds of
+// MB would make that minutes of GC).
 func BenchmarkSimulatedFleetMemory(b *testing.B) {
 	for _, kind := range simKinds {
-		for _, shards := range []int{1000, 10000} {
-			b.Run(fmt.Sprintf("%s/%dShards", kind, shards), func(b *testing.B) {
-				var m simMemory
-				for b.Loop() {
-					m = simChild(b, kind, shards, "")
+		for _, mode := range []string{"", "gc"} {
+			if mode == "gc" && kind == "MinMax" {
+				continue
+			}
+			for _, shards := range []int{1000, 10000} {
+				name := fmt.Sprintf("%s/%dShards", kind, shards)
+				if mode == "gc" {
+					name += "/GC4"
 				}
-				b.ReportMetric(mb(m.MaxRSS), "peak-RSS-MB")
-				b.ReportMetric(mb(int64(m.PeakHeap)), "peak-heap-MB")
-				b.ReportMetric(mb(int64(m.LiveAfter)), "live-heap-MB")
-				b.ReportMetric(mb(m.ResultBytes), "result-MB")
-				b.ReportMetric(float64(shards)/m.Seconds, "shards/s")
-			})
+				b.Run(name, func(b *testing.B) {
+					var m simMemory
+					for b.Loop() {
+						m = simChild(b, kind, shards, mode)
+					}
+					b.ReportMetric(mb(m.MaxRSS), "peak-RSS-MB")
+					b.ReportMetric(mb(int64(m.PeakHeap)), "peak-heap-MB")
+					b.ReportMetric(mb(int64(m.LiveAfter)), "live-heap-MB")
+					b.ReportMetric(mb(m.ResultBytes), "result-MB")
+					b.ReportMetric(float64(shards)/m.Seconds, "shards/s")
+				})
+			}
 		}
 	}
 }

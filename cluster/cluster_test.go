@@ -436,7 +436,15 @@ func TestBadResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	garbage := []byte("FCRS\x01\xff\xff\xff\xff\xff")
+	garbage := []byte("FCRS\x02\xff\xff\xff\xff\xff")
+	over := reduce.NewSet() // three samples folded; the shard has two
+	for range 3 {
+		_ = over.AddFold("relu_0_out", "sum(max)", reduce.FoldSum, 1)
+	}
+	overB, err := over.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := func(stats []byte, sha string, outputs *blob) string {
 		b, _ := json.Marshal(envelope{V: wireVersion, Worker: "evil", Samples: 2, Stats: &blob{Inline: stats, SHA256: sha, Size: len(stats)}, Outputs: outputs})
 		return string(b)
@@ -449,7 +457,8 @@ func TestBadResult(t *testing.T) {
 		frag   string
 	}{
 		{"statistics do not decode", env(garbage, sum(garbage), nil), false, []error{ErrBadResult, reduce.ErrCorrupt}, "shard 0 (worker evil): bad shard result: statistics: decode statistics: at byte 10 of 10: corrupt statistics encoding"},
-		{"checksum mismatch", env(good, sum(garbage), nil), false, []error{ErrBadResult}, "shard 0 (worker evil): statistics: bad shard result: 8 bytes with SHA-256"},
+		{"checksum mismatch", env(good, sum(garbage), nil), false, []error{ErrBadResult}, "shard 0 (worker evil): statistics: bad shard result: 9 bytes with SHA-256"},
+		{"more samples folded than the shard has", env(overB, sum(overB), nil), false, []error{ErrBadResult}, "shard 0 (worker evil): bad shard result: tensor \"relu_0_out\": sum(max): 3 samples folded, the shard has 2"},
 		{"envelope is not JSON", "{", false, []error{ErrBadResult}, "shard 0: bad shard result: envelope:"},
 		{"outputs do not decode", env(good, sum(good), &blob{Inline: []byte("FCOU\x01\x05"), SHA256: sum([]byte("FCOU\x01\x05")), Size: 6}), true, []error{ErrBadResult}, "shard 0 (worker evil): bad shard result: outputs: corrupt outputs encoding"},
 	}

@@ -382,8 +382,9 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 // mergeReady merges into p.stats, in shard order, the per-sample values of
 // the accepted results that no pending shard precedes, and drops them. The
 // coordinator thus holds the total and the per-sample values that arrived
-// ahead of a slower shard, not one partial per shard (histograms, merged on
-// arrival, take tensors × bins whatever the number of samples). The merge
+// ahead of a slower shard, not one partial per shard (histograms and folds,
+// merged on arrival, take tensors × bins and tensors × keys whatever the
+// number of samples). The merge
 // order is the shard order, so the bits do not depend on the order of
 // arrival, and a PerSample filled in index order is never re-sorted.
 func (p *predictRun) mergeReady() error {
@@ -434,6 +435,13 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 			}
 		}
 	}
+	for t, m := range set.Folds {
+		for k, f := range m {
+			if f.Count() > uint64(len(in)) {
+				return fmt.Errorf("%w: tensor %q: %s: %d samples folded, the shard has %d", ErrBadResult, t, k, f.Count(), len(in))
+			}
+		}
+	}
 	nbytes := len(raw)
 	if p.col != nil {
 		if env.Outputs == nil {
@@ -466,15 +474,16 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 			return err
 		}
 	}
-	// Histograms and non-finite counts are sums of integers: merged on
-	// arrival, in any order, they give the same bits. Per-sample values
-	// wait for their turn in shard order (mergeReady).
+	// Histograms and non-finite counts are sums of integers, folds exact
+	// minima, maxima and sums: merged on arrival, in any order, they give
+	// the same bits. Per-sample values wait for their turn in shard order
+	// (mergeReady).
 	start := time.Now()
-	if err := p.stats.Merge(&reduce.Set{Hists: set.Hists, NonFinite: set.NonFinite}); err != nil {
+	if err := p.stats.Merge(&reduce.Set{Hists: set.Hists, NonFinite: set.NonFinite, Folds: set.Folds}); err != nil {
 		return fmt.Errorf("%w: statistics: %w", ErrBadResult, err)
 	}
 	p.mergeTime += time.Since(start)
-	set.Hists, set.NonFinite = nil, nil
+	set.Hists, set.NonFinite, set.Folds = nil, nil, nil
 	p.deleteObjects(env)
 	p.skipped = append(p.skipped, env.Skipped...)
 	st.state = stateDone

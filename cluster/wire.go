@@ -11,8 +11,9 @@ import (
 )
 
 // wireVersion is the version of every JSON message below; a worker refuses
-// a shard of another version.
-const wireVersion = 1
+// a shard of another version. Version 2: layouts carry StatSpec.Fold and
+// results are reduce's wire version 2 (folds).
+const wireVersion = 2
 
 // runWire is a run as stored in RunsBucket under its id: what a worker
 // needs to open the data.

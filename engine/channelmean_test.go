@@ -24,8 +24,8 @@ func TestChannelMean(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []float64
-	if err := ts.emit(&r, func(key string, v []float64) error {
-		if key != "channel_mean@1" {
+	if err := ts.emit(&r, func(s pipeline.StatSpec, v []float64) error {
+		if key := s.Key(); key != "channel_mean@1" {
 			t.Errorf("key %q, want channel_mean@1", key)
 		}
 		got = v
@@ -41,7 +41,7 @@ func TestChannelMean(t *testing.T) {
 		t.Fatal(err)
 	}
 	emitted := false
-	_ = ts.emit(&r, func(string, []float64) error { emitted = true; return nil })
+	_ = ts.emit(&r, func(pipeline.StatSpec, []float64) error { emitted = true; return nil })
 	if emitted {
 		t.Fatal("a channel without finite values must not produce a mean")
 	}

@@ -92,9 +92,10 @@ type sampleResult struct {
 	sortedAbs []float32           // |finite values|, ascending (abs_quantile)
 }
 
-// emit hands each statistic of r to add, in key order. Statistics with no
-// finite value to compute them from are skipped.
-func (ts *tensorStats) emit(r *sampleResult, add func(key string, v []float64) error) error {
+// emit hands each statistic of r to add with its spec, in key order (a
+// spec with a Fold gets one value, to fold). Statistics with no finite
+// value to compute them from are skipped.
+func (ts *tensorStats) emit(r *sampleResult, add func(s pipeline.StatSpec, v []float64) error) error {
 	for _, s := range ts.specs {
 		var v []float64
 		switch s.Kind {
@@ -136,7 +137,7 @@ func (ts *tensorStats) emit(r *sampleResult, add func(key string, v []float64) e
 			}
 		}
 		if v != nil {
-			if err := add(s.Key(), v); err != nil {
+			if err := add(s, v); err != nil {
 				return err
 			}
 		}

@@ -25,6 +25,39 @@ var minMaxSpecs = []pipeline.StatSpec{
 	{Kind: pipeline.StatChannelMin, Axis: 1}, {Kind: pipeline.StatChannelMax, Axis: 1},
 }
 
+// foldSpecs are the folds of the default range estimators and their
+// symmetric variants (qmath.Estimator.StatSpec).
+var foldSpecs = []pipeline.StatSpec{
+	{Kind: pipeline.StatMin, Fold: reduce.FoldSum}, {Kind: pipeline.StatMax, Fold: reduce.FoldSum},
+	{Kind: pipeline.StatMin, Fold: reduce.FoldMin}, {Kind: pipeline.StatMax, Fold: reduce.FoldMax},
+	{Kind: pipeline.StatAbsMax, Fold: reduce.FoldSum}, {Kind: pipeline.StatAbsMax, Fold: reduce.FoldMax},
+}
+
+// compareFolds checks that every fold of specs in got equals, bit for bit,
+// the same fold of the per-sample values in got.
+func compareFolds(t *testing.T, got *reduce.Set, tensors []string, specs []pipeline.StatSpec) {
+	t.Helper()
+	for _, name := range tensors {
+		for _, s := range specs {
+			f := got.Fold(name, s.Key())
+			ps := got.Get(name, pipeline.StatSpec{Kind: s.Kind}.Key())
+			if f == nil || ps == nil {
+				t.Errorf("%s %s: fold %v, per-sample %v", name, s.Key(), f, ps)
+				continue
+			}
+			want := reduce.NewFold(s.Fold)
+			for _, v := range ps.Column(0) {
+				_ = want.Add(v)
+			}
+			if !f.Equal(want) {
+				gv, _ := f.Value()
+				wv, _ := want.Value()
+				t.Errorf("%s %s: fold of %d samples = %v, per-sample values fold to %v of %d", name, s.Key(), f.Count(), gv, wv, want.Count())
+			}
+		}
+	}
+}
+
 func layoutOf(tensors []string, specs []pipeline.StatSpec) pipeline.StatsLayout {
 	l := pipeline.StatsLayout{}
 	for _, t := range tensors {
@@ -74,12 +107,13 @@ func referenceStats(t *testing.T, l *sliceLoader, tensors []string) map[string]m
 // TestStatsExact: per-sample min, max, abs_max and channel min/max
 // collected by Predict equal, bit for bit, a plain loop over the same
 // tensors taken as model outputs, whatever the strategy, the number of
-// requests and the batch size.
+// requests and the batch size; their folds equal the folds of those
+// per-sample values.
 func TestStatsExact(t *testing.T) {
 	const n = 100
 	l := randomSamples(n, "input", []int64{1, 3, 16, 16}, 1)
 	ref := referenceStats(t, l, statTensors)
-	layout := layoutOf(statTensors, minMaxSpecs)
+	layout := layoutOf(statTensors, slices.Concat(minMaxSpecs, foldSpecs))
 	var first *reduce.Set
 	for _, tc := range []struct {
 		model string
@@ -112,9 +146,10 @@ func TestStatsExact(t *testing.T) {
 						t.Fatalf("samples %d, non-finite %v", res.Samples, res.Stats.NonFinite)
 					}
 					compareStats(t, res.Stats, ref)
+					compareFolds(t, res.Stats, statTensors, foldSpecs)
 					if first == nil {
 						first = res.Stats
-					} else if !sameSet(first, res.Stats) {
+					} else if !sameSet(first, res.Stats) || !first.Equal(res.Stats) {
 						t.Error("statistics differ from the first run")
 					}
 				})
@@ -230,7 +265,7 @@ func TestComputeGo(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string][]float64{}
-			_ = ts.emit(&r, func(key string, v []float64) error { got[key] = v; return nil })
+			_ = ts.emit(&r, func(s pipeline.StatSpec, v []float64) error { got[s.Key()] = v; return nil })
 			// Reference: the finite values, sorted; numpy.quantile's linear rule.
 			var fin []float64
 			sum := 0.0

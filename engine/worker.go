@@ -37,6 +37,7 @@ type worker struct {
 // succeeded.
 type statValue struct {
 	tensor, key string
+	fold        reduce.FoldOp
 	index       int
 	v           []float64
 }
@@ -137,6 +138,12 @@ func (w *worker) group(ctx context.Context, ss []loaded) error {
 		return err
 	}
 	for _, sv := range w.pending {
+		if sv.fold != reduce.FoldNone {
+			if err := w.set.AddFold(sv.tensor, sv.key, sv.fold, sv.v[0]); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := w.set.Add(sv.tensor, sv.key, sv.index, sv.v); err != nil {
 			return err
 		}
@@ -321,8 +328,8 @@ func (w *worker) fullStats(ts *tensorStats, t pipeline.Tensor, ss []loaded, rows
 		if keep {
 			w.keep(ts.name, len(ss), j, w.res)
 		}
-		_ = ts.emit(&w.res, func(key string, v []float64) error {
-			w.pending = append(w.pending, statValue{tensor: ts.name, key: key, index: s.index, v: v})
+		_ = ts.emit(&w.res, func(spec pipeline.StatSpec, v []float64) error {
+			w.pending = append(w.pending, statValue{tensor: ts.name, key: spec.Key(), fold: spec.Fold, index: s.index, v: v})
 			return nil
 		})
 		for i, h := range w.res.hists {
@@ -435,8 +442,8 @@ func (w *worker) reducedStats(rs reducedStat, outs []ort.Value, ss []loaded, row
 		if rs.keep {
 			w.keep(rs.ts.name, len(ss), j, *r)
 		}
-		_ = rs.ts.emit(r, func(key string, v []float64) error {
-			w.pending = append(w.pending, statValue{tensor: rs.ts.name, key: key, index: s.index, v: v})
+		_ = rs.ts.emit(r, func(spec pipeline.StatSpec, v []float64) error {
+			w.pending = append(w.pending, statValue{tensor: rs.ts.name, key: spec.Key(), fold: spec.Fold, index: s.index, v: v})
 			return nil
 		})
 	}
@@ -475,8 +482,8 @@ func (w *worker) derivedStats(d derivedStat, ss []loaded) error {
 				r.chanMin[a], r.chanMax[a] = relu(in.chanMin[a]), relu(in.chanMax[a])
 			}
 		}
-		_ = d.ts.emit(r, func(key string, v []float64) error {
-			w.pending = append(w.pending, statValue{tensor: d.ts.name, key: key, index: s.index, v: v})
+		_ = d.ts.emit(r, func(spec pipeline.StatSpec, v []float64) error {
+			w.pending = append(w.pending, statValue{tensor: d.ts.name, key: spec.Key(), fold: spec.Fold, index: s.index, v: v})
 			return nil
 		})
 	}

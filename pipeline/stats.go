@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/fleetcal/fleetcal/reduce"
 )
 
 // StatKind names a statistic computed on one sample's activation.
@@ -39,10 +41,25 @@ type StatSpec struct {
 	// Lo, Hi and Bins are the edges of a histogram statistic.
 	Lo, Hi float64
 	Bins   int
+	// Fold, on a scalar statistic (min, max, abs_max, quantile,
+	// abs_quantile, mean), folds the per-sample values as they come into
+	// a reduce.Fold (Set.Folds) instead of keeping one per sample
+	// (Set.Stats): their running min or max, or their exact sum and count
+	// for a mean. The coordinator's memory then does not grow with the
+	// number of samples.
+	Fold reduce.FoldOp `json:",omitempty"`
 }
 
-// Key is the spec's name inside a reduce.Set, e.g. "max" or "channel_min@1".
+// Key is the spec's name inside a reduce.Set, e.g. "max", "channel_min@1",
+// or "sum(max)" for the fold of the per-sample max into an exact sum.
 func (s StatSpec) Key() string {
+	if s.Fold != reduce.FoldNone {
+		return fmt.Sprintf("%s(%s)", s.Fold, s.unfolded())
+	}
+	return s.unfolded()
+}
+
+func (s StatSpec) unfolded() string {
 	switch s.Kind {
 	case StatChannelMin, StatChannelMax, StatChannelMean:
 		return fmt.Sprintf("%s@%d", s.Kind, s.Axis)
@@ -55,8 +72,19 @@ func (s StatSpec) Key() string {
 	return string(s.Kind)
 }
 
-// Validate rejects unknown kinds and quantiles outside [0, 1].
+// Validate rejects unknown kinds, quantiles outside [0, 1] and folds of
+// statistics that are not one scalar per sample.
 func (s StatSpec) Validate() error {
+	if s.Fold != reduce.FoldNone {
+		if !s.Fold.Valid() {
+			return fmt.Errorf("statistic %s: unknown fold %q", s.Kind, s.Fold)
+		}
+		switch s.Kind {
+		case StatMin, StatMax, StatAbsMax, StatMean, StatQuantile, StatAbsQuantile:
+		default:
+			return fmt.Errorf("statistic %s: fold %s of a statistic that is not one value per sample", s.Kind, s.Fold)
+		}
+	}
 	switch s.Kind {
 	case StatMin, StatMax, StatAbsMax, StatMean:
 	case StatChannelMin, StatChannelMax, StatChannelMean:

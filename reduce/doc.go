@@ -15,6 +15,22 @@
 //	b.Add(1, []float64{2.25})
 //	if err := a.Merge(b); err != nil { ... }   // a now holds samples 0 and 1
 //
+// # Folds
+//
+// Where the aggregate over samples is the min, the max or the mean of the
+// per-sample values, a Fold keeps only the running min or max, or the exact
+// sum (ExactSum, an integer number of 2^-1074 that no rounding touches),
+// and the count: its size does not depend on the number of samples, and
+// merged in any order it gives the same bits. The mean is the exact sum
+// divided by the count, rounded once:
+//
+//	s := reduce.NewSet()
+//	s.AddFold("conv1_out", "sum(max)", reduce.FoldSum, 3.5)  // one sample's max
+//	mean, err := s.Fold("conv1_out", "sum(max)").Value()
+//
+// The median and the outlier-trimmed aggregates need every value: they stay
+// PerSamples, whose memory grows with the samples.
+//
 // # Histograms
 //
 // A Histogram counts values in N equal bins over fixed edges [lo, hi), plus
@@ -42,10 +58,10 @@
 //
 // # Sets and the wire
 //
-// A Set groups PerSamples and Histograms by tensor name and statistic key
+// A Set groups PerSamples, Histograms and Folds by tensor name and statistic key
 // and counts the non-finite values seen on each tensor. Set.Merge is
 // commutative and associative. MarshalBinary and Decode are the Set's wire
-// encoding (magic "FCRS", a version byte, then sorted, length-prefixed
+// encoding (magic "FCRS", version byte 2, then sorted, length-prefixed
 // sections; see wire.go): the same Set always gives the same bytes, and the
 // decoder rejects anything else with ErrCorrupt without trusting a count
 // the input cannot hold:

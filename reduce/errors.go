@@ -14,8 +14,10 @@ var (
 	// ErrBadEdges: histogram edges that cannot be used (lo >= hi, not
 	// finite, or too narrow for the number of bins).
 	ErrBadEdges = errors.New("bad histogram edges")
-	// ErrEmpty: an estimate asked of a histogram with no values.
+	// ErrEmpty: an estimate asked of a histogram or a Fold with no values.
 	ErrEmpty = errors.New("empty histogram")
 	// ErrOutOfRange: an estimator parameter outside its domain.
 	ErrOutOfRange = errors.New("parameter out of range")
+	// ErrNonFinite: a NaN or ±Inf given to a Fold or an ExactSum.
+	ErrNonFinite = errors.New("non-finite value")
 )

@@ -6,13 +6,14 @@ import (
 	"slices"
 )
 
-// Set is every statistic of one calibration pass: PerSamples and Histograms
-// by tensor name and statistic key, and the number of non-finite (NaN or
-// ±Inf) values seen on each tensor.
+// Set is every statistic of one calibration pass: PerSamples, Histograms
+// and Folds by tensor name and statistic key, and the number of non-finite
+// (NaN or ±Inf) values seen on each tensor.
 type Set struct {
 	Stats     map[string]map[string]*PerSample
 	NonFinite map[string]uint64
 	Hists     map[string]map[string]*Histogram
+	Folds     map[string]map[string]*Fold
 }
 
 // NewSet returns an empty Set.
@@ -21,7 +22,42 @@ func NewSet() *Set {
 		Stats:     map[string]map[string]*PerSample{},
 		NonFinite: map[string]uint64{},
 		Hists:     map[string]map[string]*Histogram{},
+		Folds:     map[string]map[string]*Fold{},
 	}
+}
+
+// Fold returns the fold key of tensor, or nil if there is none.
+func (s *Set) Fold(tensor, key string) *Fold {
+	return s.Folds[tensor][key]
+}
+
+// AddFold folds one sample's value v into the statistic key of tensor,
+// creating an op Fold if there is none. It fails with ErrIncompatible if
+// the Set holds that statistic with another op, and with ErrNonFinite on a
+// NaN or ±Inf.
+func (s *Set) AddFold(tensor, key string, op FoldOp, v float64) error {
+	f := s.Fold(tensor, key)
+	if f == nil {
+		if !op.Valid() {
+			return fmt.Errorf("tensor %q: %s: %w: fold op %q", tensor, key, ErrIncompatible, op)
+		}
+		f = NewFold(op)
+		if s.Folds == nil {
+			s.Folds = map[string]map[string]*Fold{}
+		}
+		m := s.Folds[tensor]
+		if m == nil {
+			m = map[string]*Fold{}
+			s.Folds[tensor] = m
+		}
+		m[key] = f
+	} else if f.op != op {
+		return fmt.Errorf("tensor %q: %s: %w: have fold %s, asked %s", tensor, key, ErrIncompatible, f.op, op)
+	}
+	if err := f.Add(v); err != nil {
+		return fmt.Errorf("tensor %q: %s: %w", tensor, key, err)
+	}
+	return nil
 }
 
 // Get returns the statistic key of tensor, or nil if there is none.
@@ -83,13 +119,20 @@ func (s *Set) EnsureHist(tensor, key string, lo, hi float64, bins int) (*Histogr
 }
 
 // Merge adds o into s; o is not changed. Histograms with different edges
-// fail with ErrIncompatible before anything is merged; a sample index present
-// in both fails with ErrDuplicateSample.
+// and Folds with different ops fail with ErrIncompatible before anything is
+// merged; a sample index present in both fails with ErrDuplicateSample.
 func (s *Set) Merge(o *Set) error {
 	for _, t := range slices.Sorted(maps.Keys(o.Hists)) {
 		for _, k := range slices.Sorted(maps.Keys(o.Hists[t])) {
 			if h := s.Hist(t, k); h != nil && !h.Compatible(o.Hists[t][k]) {
 				return fmt.Errorf("tensor %q: %s: %w", t, k, h.Merge(o.Hists[t][k]))
+			}
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(o.Folds)) {
+		for _, k := range slices.Sorted(maps.Keys(o.Folds[t])) {
+			if f := s.Fold(t, k); f != nil && f.op != o.Folds[t][k].op {
+				return fmt.Errorf("tensor %q: %s: %w", t, k, f.Merge(o.Folds[t][k]))
 			}
 		}
 	}
@@ -134,6 +177,23 @@ func (s *Set) Merge(o *Set) error {
 			}
 		}
 	}
+	if len(o.Folds) > 0 && s.Folds == nil {
+		s.Folds = map[string]map[string]*Fold{}
+	}
+	for t, ok := range o.Folds {
+		m := s.Folds[t]
+		if m == nil {
+			m = map[string]*Fold{}
+			s.Folds[t] = m
+		}
+		for k, of := range ok {
+			if f := m[k]; f == nil {
+				m[k] = of.Copy()
+			} else if err := f.Merge(of); err != nil {
+				return fmt.Errorf("tensor %q: %s: %w", t, k, err) // checked above: unreachable
+			}
+		}
+	}
 	return nil
 }
 
@@ -158,13 +218,21 @@ func (s *Set) Copy() *Set {
 		}
 		c.Hists[t] = cm
 	}
+	for t, m := range s.Folds {
+		cm := make(map[string]*Fold, len(m))
+		for k, f := range m {
+			cm[k] = f.Copy()
+		}
+		c.Folds[t] = cm
+	}
 	return c
 }
 
 // Equal reports whether s and o hold the same statistics, bit for bit. A nil
 // map and an empty one are equal.
 func (s *Set) Equal(o *Set) bool {
-	if len(s.Stats) != len(o.Stats) || len(s.NonFinite) != len(o.NonFinite) || len(s.Hists) != len(o.Hists) {
+	if len(s.Stats) != len(o.Stats) || len(s.NonFinite) != len(o.NonFinite) || len(s.Hists) != len(o.Hists) ||
+		len(s.Folds) != len(o.Folds) {
 		return false
 	}
 	for t, n := range s.NonFinite {
@@ -192,6 +260,18 @@ func (s *Set) Equal(o *Set) bool {
 		for k, h := range m {
 			oh := om[k]
 			if oh == nil || !h.Equal(oh) {
+				return false
+			}
+		}
+	}
+	for t, m := range s.Folds {
+		om, ok := o.Folds[t]
+		if !ok || len(m) != len(om) {
+			return false
+		}
+		for k, f := range m {
+			of := om[k]
+			if of == nil || !f.Equal(of) {
 				return false
 			}
 		}

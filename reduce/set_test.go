@@ -29,7 +29,8 @@ func randomObservations(r *rand.Rand, n int) []observation {
 }
 
 // observe records one sample into s as a worker would: per-sample min and
-// abs-max of the finite values, a histogram of |x|, and the NaN count.
+// abs-max of the finite values, their folds (exact sum and min of the min,
+// max of the abs-max), a histogram of |x|, and the NaN count.
 func observe(t testing.TB, s *Set, o observation) {
 	t.Helper()
 	for _, name := range obsTensors {
@@ -50,6 +51,17 @@ func observe(t testing.TB, s *Set, o observation) {
 		}
 		if err := s.Add(name, "abs_max", o.index, []float64{amax}); err != nil {
 			t.Fatal(err)
+		}
+		if !math.IsInf(mn, 0) {
+			for _, f := range []struct {
+				key string
+				op  FoldOp
+				v   float64
+			}{{"sum(min)", FoldSum, mn}, {"min(min)", FoldMin, mn}, {"max(abs_max)", FoldMax, amax}} {
+				if err := s.AddFold(name, f.key, f.op, f.v); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		h, err := s.EnsureHist(name, "abs_hist", 0, 8, 128)
 		if err != nil {

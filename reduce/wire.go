@@ -8,13 +8,13 @@ import (
 	"slices"
 )
 
-// The wire encoding of a Set, version 1. Integers are unsigned LEB128
+// The wire encoding of a Set, version 2 (version 1 had no folds). Integers are unsigned LEB128
 // varints (uvarint) in their shortest form; floats are the 8 bytes of their
 // IEEE 754 bits, little-endian, so NaN payloads and -0 survive; a string is a
 // uvarint length and its bytes. Every map is written in ascending order of
 // its keys, so the same Set always encodes to the same bytes.
 //
-//	set      = magic "FCRS" · version 0x01 · stats · nonfinite · hists
+//	set      = magic "FCRS" · version 0x02 · stats · nonfinite · hists · folds
 //	stats    = uvarint n · n × (string tensor · uvarint m · m × (string key · persample))
 //	persample= uvarint dim (≥ 1) · uvarint n
 //	           · [n > 0] varint first index (zig-zag) · (n-1) × uvarint (index[i] - index[i-1] - 1)
@@ -23,6 +23,12 @@ import (
 //	hists    = uvarint n · n × (string tensor · uvarint m · m × (string key · histogram))
 //	histogram= float64 lo · float64 hi · uvarint bins · uvarint underflow
 //	           · uvarint overflow · uvarint nan · bins × uvarint count
+//	folds    = uvarint n · n × (string tensor · uvarint m · m × (string key · fold))
+//	fold     = byte op (1 min, 2 max, 3 sum) · uvarint count
+//	           · [min, max with count > 0] float64 value (finite)
+//	           · [sum] byte sign (0 ≥ 0, 1 < 0) · uvarint len · len bytes
+//	           big-endian magnitude of Σ v × 2^1074 (no leading zero byte;
+//	           zero is sign 0, len 0; below count × 2^2098)
 //
 // The decoder accepts exactly this canonical form: names in strictly
 // ascending order, shortest varints, no trailing bytes. Any other input is
@@ -30,7 +36,13 @@ import (
 // left can hold what it announces.
 const (
 	wireMagic   = "FCRS"
-	wireVersion = 1
+	wireVersion = 2
+)
+
+// Fold ops on the wire.
+var (
+	foldCodes = map[FoldOp]byte{FoldMin: 1, FoldMax: 2, FoldSum: 3}
+	foldOps   = [...]FoldOp{1: FoldMin, 2: FoldMax, 3: FoldSum}
 )
 
 // MarshalBinary encodes s in the wire format above. It fails when a
@@ -78,7 +90,41 @@ func (s *Set) MarshalBinary() ([]byte, error) {
 			b = h.appendBinary(b)
 		}
 	}
+
+	b = binary.AppendUvarint(b, uint64(len(s.Folds)))
+	for _, t := range slices.Sorted(maps.Keys(s.Folds)) {
+		m := s.Folds[t]
+		b = appendString(b, t)
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			f := m[k]
+			if f == nil || !f.op.Valid() {
+				return nil, fmt.Errorf("encode statistics: tensor %q: %s: nil or invalid Fold", t, k)
+			}
+			b = appendString(b, k)
+			b = f.appendBinary(b)
+		}
+	}
 	return b, nil
+}
+
+func (f *Fold) appendBinary(b []byte) []byte {
+	b = append(b, foldCodes[f.op])
+	b = binary.AppendUvarint(b, f.n)
+	switch {
+	case f.op == FoldSum:
+		sign := byte(0)
+		if f.sum.acc.Sign() < 0 {
+			sign = 1
+		}
+		mag := f.sum.acc.Bytes() // big-endian |acc|, no leading zero
+		b = append(b, sign)
+		b = binary.AppendUvarint(b, uint64(len(mag)))
+		b = append(b, mag...)
+	case f.n > 0:
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f.ext))
+	}
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
@@ -299,6 +345,34 @@ func (d *decoder) set() (*Set, error) {
 		}
 		s.Hists[t] = m
 	}
+
+	nf, err := d.count("fold tensors", 2)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nf {
+		if t, err = d.name(i, t); err != nil {
+			return nil, err
+		}
+		// Each fold needs at least 3 bytes: key length, op and count.
+		nk, err := d.count("folds", 3)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", t, err)
+		}
+		m := make(map[string]*Fold)
+		var k string
+		for j := range nk {
+			if k, err = d.name(j, k); err != nil {
+				return nil, err
+			}
+			f, err := d.fold()
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q: %s: %w", t, k, err)
+			}
+			m[k] = f
+		}
+		s.Folds[t] = m
+	}
 	if d.rest() != 0 {
 		return nil, corrupt("%d trailing bytes", d.rest())
 	}
@@ -388,4 +462,63 @@ func (d *decoder) histogram() (*Histogram, error) {
 		}
 	}
 	return h, nil
+}
+
+func (d *decoder) fold() (*Fold, error) {
+	if d.rest() < 1 {
+		return nil, corrupt("truncated fold")
+	}
+	code := d.b[d.off]
+	d.off++
+	if code == 0 || int(code) >= len(foldOps) {
+		return nil, corrupt("fold op %d", code)
+	}
+	f := &Fold{op: foldOps[code]}
+	var err error
+	if f.n, err = d.uvarint(); err != nil {
+		return nil, err
+	}
+	if f.op != FoldSum {
+		if f.n == 0 {
+			return f, nil
+		}
+		if f.ext, err = d.float64(); err != nil {
+			return nil, err
+		}
+		if math.IsNaN(f.ext) || math.IsInf(f.ext, 0) {
+			return nil, corrupt("fold %s of %g", f.op, f.ext)
+		}
+		return f, nil
+	}
+	if d.rest() < 1 {
+		return nil, corrupt("truncated fold sum")
+	}
+	sign := d.b[d.off]
+	d.off++
+	n, err := d.count("fold sum bytes", 1)
+	if err != nil {
+		return nil, err
+	}
+	mag := d.b[d.off : d.off+n]
+	d.off += n
+	switch {
+	case sign > 1:
+		return nil, corrupt("fold sum sign %d", sign)
+	case n > 0 && mag[0] == 0:
+		return nil, corrupt("fold sum with a leading zero byte")
+	case n == 0 && sign != 0:
+		return nil, corrupt("fold sum of -0")
+	case n > 0 && f.n == 0:
+		return nil, corrupt("non-zero fold sum of no values")
+	case 8*n-7 > sumMaxBits(f.n): // the top byte holds at least one bit
+		return nil, corrupt("fold sum of %d bytes for %d values", n, f.n)
+	}
+	f.sum.acc.SetBytes(mag)
+	if f.sum.acc.BitLen() > sumMaxBits(f.n) {
+		return nil, corrupt("fold sum of %d bits for %d values", f.sum.acc.BitLen(), f.n)
+	}
+	if sign == 1 {
+		f.sum.acc.Neg(&f.sum.acc)
+	}
+	return f, nil
 }

@@ -56,6 +56,26 @@ func wireSets(t testing.TB) map[string]*Set {
 		h.Add(1)
 	}
 	odd.Hists["v"] = map[string]*Histogram{}
+	for _, f := range []struct {
+		t, k string
+		op   FoldOp
+		v    float64
+	}{
+		{"x", "sum(min)", FoldSum, -math.MaxFloat64},
+		{"x", "sum(min)", FoldSum, -math.MaxFloat64}, // 2^2099 in 2^-1074 units
+		{"x", "sum(min)", FoldSum, math.SmallestNonzeroFloat64},
+		{"x", "max(max)", FoldMax, negZero},
+		{"x", "min(min)", FoldMin, math.SmallestNonzeroFloat64},
+		{"y", "sum(max)", FoldSum, 1.5},
+		{"y", "sum(max)", FoldSum, -1.5}, // a zero sum of two values
+		{"", "", FoldMax, math.MaxFloat64},
+	} {
+		if err := odd.AddFold(f.t, f.k, f.op, f.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	odd.Folds["z"] = map[string]*Fold{"sum": NewFold(FoldSum), "max": NewFold(FoldMax)} // no values yet
+	odd.Folds["w"] = map[string]*Fold{}
 
 	real := NewSet()
 	for _, o := range randomObservations(rand.New(rand.NewPCG(30, 31)), 20) {
@@ -127,8 +147,8 @@ func TestWireDeterministic(t *testing.T) {
 
 func TestWireHeader(t *testing.T) {
 	b, _ := NewSet().MarshalBinary()
-	// magic "FCRS", version 1, then three empty maps.
-	if want := []byte{'F', 'C', 'R', 'S', 1, 0, 0, 0}; !bytes.Equal(b, want) {
+	// magic "FCRS", version 2, then four empty maps.
+	if want := []byte{'F', 'C', 'R', 'S', 2, 0, 0, 0, 0}; !bytes.Equal(b, want) {
 		t.Fatalf("empty set = %x, want %x", b, want)
 	}
 }
@@ -162,7 +182,7 @@ func TestDecodeRejectsTruncation(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	head := []byte("FCRS\x01")
+	head := []byte("FCRS\x02")
 	uv := func(b []byte, xs ...uint64) []byte {
 		for _, x := range xs {
 			b = binary.AppendUvarint(b, x)
@@ -175,8 +195,9 @@ func TestDecodeRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"nil", nil},
-		{"bad magic", []byte("FCRX\x01\x00\x00\x00")},
-		{"version 2", []byte("FCRS\x02\x00\x00\x00")},
+		{"bad magic", []byte("FCRX\x02\x00\x00\x00\x00")},
+		{"version 1", []byte("FCRS\x01\x00\x00\x00")},
+		{"version 3", []byte("FCRS\x03\x00\x00\x00\x00")},
 		{"overlong varint", cat(head, []byte{0x80, 0x00}, []byte{0, 0})},
 		{"varint past 64 bits", cat(head, bytes.Repeat([]byte{0xff}, 10), []byte{1})},
 		{"2^62 tensors", uv(head, 1<<62)},
@@ -195,6 +216,21 @@ func TestDecodeRejects(t *testing.T) {
 			binary.LittleEndian.AppendUint64(nil, 0), binary.LittleEndian.AppendUint64(nil, math.Float64bits(1)), uv(nil, 1<<50, 0, 0, 0, 0))},
 		{"hist 0 bins", cat(uv(head, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"),
 			binary.LittleEndian.AppendUint64(nil, 0), binary.LittleEndian.AppendUint64(nil, math.Float64bits(1)), uv(nil, 0, 0, 0, 0, 0))},
+		{"fold op 0", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{0}, uv(nil, 0))},
+		{"fold op 4", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{4}, uv(nil, 0))},
+		{"fold max NaN", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{2}, uv(nil, 1),
+			binary.LittleEndian.AppendUint64(nil, math.Float64bits(math.NaN())))},
+		{"fold min Inf", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{1}, uv(nil, 1),
+			binary.LittleEndian.AppendUint64(nil, math.Float64bits(math.Inf(-1))))},
+		{"fold max without value", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{2}, uv(nil, 1))},
+		{"fold sum sign 2", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{3}, uv(nil, 1), []byte{2}, uv(nil, 1), []byte{1})},
+		{"fold sum -0", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{3}, uv(nil, 1), []byte{1}, uv(nil, 0))},
+		{"fold sum leading zero", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{3}, uv(nil, 1), []byte{0}, uv(nil, 2), []byte{0, 1})},
+		{"fold sum of no values", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{3}, uv(nil, 0), []byte{0}, uv(nil, 1), []byte{1})},
+		// One value is below 2^1024, 2^2098 in 2^-1074 units: 2^2100 is not a sum of one.
+		{"fold sum too large", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{3}, uv(nil, 1), []byte{0}, uv(nil, 263), []byte{0x10}, make([]byte, 262))},
+		{"fold sum 2^40 bytes", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 1), []byte("k"), []byte{3}, uv(nil, 1), []byte{0}, uv(nil, 1<<40), []byte{1})},
+		{"folds out of order", cat(uv(head, 0, 0, 0, 1, 1), []byte("t"), uv(nil, 2, 1), []byte("k"), []byte{2}, uv(nil, 0), uv(nil, 1), []byte("a"), []byte{2}, uv(nil, 0))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,7 +241,7 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	// The smallest histogram entry (22 bytes after the key count) is accepted.
 	ok := cat(uv(head, 0, 0, 1, 1), []byte("t"), uv(nil, 1, 0),
-		binary.LittleEndian.AppendUint64(nil, 0), binary.LittleEndian.AppendUint64(nil, math.Float64bits(1)), uv(nil, 1, 0, 0, 0, 0))
+		binary.LittleEndian.AppendUint64(nil, 0), binary.LittleEndian.AppendUint64(nil, math.Float64bits(1)), uv(nil, 1, 0, 0, 0, 0), uv(nil, 0))
 	if _, err := Decode(ok); err != nil {
 		t.Fatalf("Decode of a one-bin histogram with an empty key: %v", err)
 	}
@@ -214,7 +250,7 @@ func TestDecodeRejects(t *testing.T) {
 // TestDecodeAllocationBound: a header announcing huge counts in a few bytes
 // fails without allocating for them.
 func TestDecodeAllocationBound(t *testing.T) {
-	b := binary.AppendUvarint([]byte("FCRS\x01\x01\x01t\x01\x01k\x01"), 1<<40)
+	b := binary.AppendUvarint([]byte("FCRS\x02\x01\x01t\x01\x01k\x01"), 1<<40)
 	b = append(b, make([]byte, 32)...)
 	allocs := testing.AllocsPerRun(10, func() { _, _ = Decode(b) })
 	if allocs > 30 {
@@ -230,7 +266,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte("FCRS\x01\x00\x00\x00"))
+	f.Add([]byte("FCRS\x02\x00\x00\x00\x00"))
+	// The smallest fold of each op.
+	f.Add([]byte("FCRS\x02\x00\x00\x00\x01\x01t\x01\x01k\x01\x00"))
+	f.Add([]byte("FCRS\x02\x00\x00\x00\x01\x01t\x01\x01k\x03\x00\x00\x00"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Decode(b)

@@ -2,6 +2,7 @@ package minmax
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -199,7 +200,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 			if act.shares == "" {
 				layout[act.name] = []pipeline.StatSpec{minSpec, maxSpec}
 				if a.r.hist != nil {
-					layout[act.name] = append(layout[act.name], pipeline.StatSpec{Kind: pipeline.StatAbsMax})
+					layout[act.name] = append(layout[act.name], histRangeSpec)
 				}
 			}
 		}
@@ -232,17 +233,22 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	return a.build(plans)
 }
 
-// histKey names a tensor's |x| histogram statistic for the second pass:
+// histRangeSpec is the first pass' statistic that fixes the histogram's
+// edges: max |x| over every sample, a running maximum.
+var histRangeSpec = pipeline.StatSpec{Kind: pipeline.StatAbsMax, Fold: reduce.FoldMax}
+
+// histSpec names a tensor's |x| histogram statistic for the second pass:
 // edges [0, max |x|) from the first pass, as an exact float64 maximum.
 func (a *Algorithm) histSpec(stats *reduce.Set, tensor string) (pipeline.StatSpec, bool) {
 	spec := pipeline.StatSpec{Kind: pipeline.StatAbsHistogram, Bins: a.r.hist.Bins}
-	mn, mx := stats.Get(tensor, a.r.minEst.StatSpec().Key()), stats.Get(tensor, pipeline.StatSpec{Kind: pipeline.StatAbsMax}.Key())
-	if mn == nil || mx == nil || mx.Len() == 0 {
+	if _, err := qmath.Bound(a.r.minEst, stats, tensor); err != nil {
 		return spec, false
 	}
-	for _, v := range mx.Column(0) {
-		spec.Hi = max(spec.Hi, v)
+	mx := stats.Fold(tensor, histRangeSpec.Key())
+	if mx == nil || mx.Count() == 0 {
+		return spec, false
 	}
+	spec.Hi, _ = mx.Value()
 	if !(spec.Hi > 0) || math.IsInf(spec.Hi, 0) {
 		return spec, false
 	}
@@ -346,17 +352,16 @@ type actParams struct {
 }
 
 // apply writes the QDQ model for one stage.
-func (a *Algorithm) apply(p *onnxpb.ModelProto, pl plan, stats *reduce.Set, minKey, maxKey string) error {
+func (a *Algorithm) apply(p *onnxpb.ModelProto, pl plan, stats *reduce.Set) error {
 	params := map[string]actParams{}
 	for _, act := range pl.activations {
 		if act.shares != "" {
 			continue
 		}
-		minPS, maxPS := stats.Get(act.name, minKey), stats.Get(act.name, maxKey)
-		if minPS == nil || maxPS == nil || minPS.Len() == 0 || maxPS.Len() == 0 {
+		lo, hi, err := qmath.ActivationRange(a.r.minEst, a.r.maxEst, stats, act.name)
+		if errors.Is(err, qmath.ErrEmpty) {
 			return fmt.Errorf("tensor %q: no statistics were collected (every value NaN or Inf?)", act.name)
 		}
-		lo, hi, err := qmath.ActivationRange(a.r.minEst, a.r.maxEst, minPS, maxPS)
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", act.name, err)
 		}

@@ -29,8 +29,9 @@ import (
 var ErrNotRun = errors.New("MinMaxQuantization has not run: call Run first")
 
 // collected is what Run measured and decided, kept for Requantize. It holds
-// the per-sample statistics of every quantized activation (bounded by
-// tensors × calibration samples × 2 values).
+// the statistics of every quantized activation: two folds each with the
+// default estimators, one value per calibration sample with the median
+// and *_no_outliers aggregators.
 type collected struct {
 	fp     *model.CompressedModel
 	orders [][]*onnxpb.NodeProto
@@ -59,11 +60,10 @@ func (a *Algorithm) planOptions(extra []string) planOptions {
 func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
 	c := a.last
 	a.report.Activations, a.report.Layers, a.report.FoldedRelus, a.report.FloatOps = nil, nil, 0, nil
-	minKey, maxKey := a.r.minEst.StatSpec().Key(), a.r.maxEst.StatSpec().Key()
 	var out []*model.Stage
 	for i, s := range c.fp.Models() {
 		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
-		if err := a.apply(p, plans[i], c.stats, minKey, maxKey); err != nil {
+		if err := a.apply(p, plans[i], c.stats); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
 		cp := *s

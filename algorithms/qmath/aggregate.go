@@ -8,11 +8,14 @@ import (
 	"github.com/fleetcal/fleetcal/reduce"
 )
 
-// Aggregate reduces per-sample values, given in sample-index order, to one
-// number (POT's aggregators). Sums run in float64 in the given order, so the
-// same input gives a bit-identical result; values is not modified.
+// Aggregate reduces per-sample values to one number (POT's aggregators).
+// Every aggregator is a function of the multiset of values, not of their
+// order, and gives bit-identical results on the same values; values is not
+// modified.
 //
-//	mean:    (v[0] + v[1] + ... + v[n-1]) / n, summed left to right
+//	mean:    (v[0] + v[1] + ... + v[n-1]) / n, the sum exact (reduce.ExactSum)
+//	         and the quotient rounded once to the nearest float64: the same
+//	         bits as the mean of a reduce.Fold of the values
 //	max/min: the largest / smallest value
 //	median:  the middle of the sorted values; for even n, the mean of the two
 //	         middle ones, a/2 + b/2
@@ -66,12 +69,13 @@ func Aggregate(aggregator string, values []float64, outlierProb float64) (float6
 	return medianSorted(sorted(kept)), nil
 }
 
+// mean is the exact mean of finite v, rounded once.
 func mean(v []float64) float64 {
-	var sum float64
+	var sum reduce.ExactSum
 	for _, x := range v {
-		sum += x
+		_ = sum.Add(x) // finite: checked by Aggregate
 	}
-	return sum / float64(len(v))
+	return sum.Quo(uint64(len(v)))
 }
 
 func sorted(v []float64) []float64 {
@@ -126,11 +130,11 @@ func Quantile(values []float64, q float64) (float64, error) {
 	return quantileSorted(sorted(values), q), nil
 }
 
-// ActivationRange turns the merged per-sample statistics of one activation
-// into its (min, max): value 0 of every sample, in index order, aggregated by
-// minEst's and maxEst's aggregators (Aggregate with NoOutliersProb). minStats
-// and maxStats are the PerSamples collected under minEst.StatSpec().Key() and
-// maxEst.StatSpec().Key().
+// ActivationRange turns the merged statistics of tensor into its (min, max),
+// each bound aggregated over samples by its estimator's aggregator: the
+// value of the Fold collected under e.StatSpec().Key() for min, max and
+// mean, else Aggregate (with NoOutliersProb) of the per-sample values
+// collected under that key. Both give the same bits on the same samples.
 //
 // In symmetric mode, POT decides the quantizer's sign from min and takes the
 // scale from max alone:
@@ -139,19 +143,35 @@ func Quantile(values []float64, q float64) (float64, error) {
 //	scale, zp, err := Compute(0, max, spec)
 //
 // In asymmetric mode, Compute(min, max, ActivationSpec(false, false)).
-func ActivationRange(minEst, maxEst Estimator, minStats, maxStats *reduce.PerSample) (min, max float64, err error) {
-	min, err = aggregateStats(minEst, minStats)
+func ActivationRange(minEst, maxEst Estimator, stats *reduce.Set, tensor string) (min, max float64, err error) {
+	min, err = Bound(minEst, stats, tensor)
 	if err != nil {
 		return 0, 0, fmt.Errorf("activation range: min: %w", err)
 	}
-	max, err = aggregateStats(maxEst, maxStats)
+	max, err = Bound(maxEst, stats, tensor)
 	if err != nil {
 		return 0, 0, fmt.Errorf("activation range: max: %w", err)
 	}
 	return min, max, nil
 }
 
-func aggregateStats(e Estimator, p *reduce.PerSample) (float64, error) {
+// Bound is one bound of ActivationRange: e's statistic of tensor in stats,
+// aggregated over samples. No statistic, or one of no samples, is an error
+// wrapping ErrEmpty.
+func Bound(e Estimator, stats *reduce.Set, tensor string) (float64, error) {
+	spec := e.StatSpec()
+	if spec.Fold != reduce.FoldNone {
+		f := stats.Fold(tensor, spec.Key())
+		if f == nil || f.Count() == 0 {
+			return 0, fmt.Errorf("%s statistics: %w", e.Type, ErrEmpty)
+		}
+		v, err := f.Value()
+		if err != nil {
+			return 0, fmt.Errorf("%s statistics: %w", e.Type, err)
+		}
+		return v, nil
+	}
+	p := stats.Get(tensor, spec.Key())
 	if p == nil || p.Len() == 0 {
 		return 0, fmt.Errorf("%s statistics: %w", e.Type, ErrEmpty)
 	}

@@ -3,8 +3,10 @@ package qmath
 import (
 	"errors"
 	"math"
+	"math/rand"
 	"slices"
 	"testing"
+	"testing/quick"
 
 	"github.com/fleetcal/fleetcal/reduce"
 )
@@ -66,21 +68,20 @@ func seq(n int) []float64 {
 	return v
 }
 
-// TestAggregateMeanOrder: the mean sums in the order given (sample-index
-// order), not sorted, so the result is fixed by the index order alone.
-func TestAggregateMeanOrder(t *testing.T) {
-	// 1e16 + 1 rounds to 1e16 in float64 (ulp 2), so the 1 is lost: 0/3 = 0.
+// TestAggregateMeanExact: the mean's sum is exact, so the order of the
+// values does not matter. Summed left to right in float64, 1e16 + 1 rounds
+// to 1e16 (ulp 2) and the first order would give 0/3.
+func TestAggregateMeanExact(t *testing.T) {
 	a, _ := Aggregate("mean", []float64{1e16, 1, -1e16}, 0)
-	// 1e16 - 1e16 = 0, then + 1: 1/3.
 	b, _ := Aggregate("mean", []float64{1e16, -1e16, 1}, 0)
-	if a != 0 || b != 1.0/3 {
-		t.Errorf("means = %v, %v; want 0 and 1/3", a, b)
+	if a != 1.0/3 || b != 1.0/3 {
+		t.Errorf("means = %v, %v; want 1/3 twice", a, b)
 	}
-	for range 3 {
-		c, _ := Aggregate("mean", []float64{1e16, 1, -1e16}, 0)
-		if math.Float64bits(c) != math.Float64bits(a) {
-			t.Fatalf("same input, different result: %v vs %v", c, a)
-		}
+	// (0.1 + 0.2 + 0.3) / 3 of the float64 values: Python's
+	// float(sum(map(Fraction, (0.1, 0.2, 0.3))) / 3) is 0.2; the float64
+	// sum left to right gives 0.20000000000000004.
+	if c, _ := Aggregate("mean", []float64{0.1, 0.2, 0.3}, 0); c != 0.2 {
+		t.Errorf("mean(0.1, 0.2, 0.3) = %v, want 0.2", c)
 	}
 }
 
@@ -152,10 +153,18 @@ func TestActivationRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	minKey, maxKey := minEst.StatSpec().Key(), maxEst.StatSpec().Key()
+	if minKey != "sum(min)" || maxKey != "max" {
+		t.Fatalf("keys %q, %q; want sum(min) (mean: a fold) and max (median: per sample)", minKey, maxKey)
+	}
+	stats := reduce.NewSet()
+	for _, v := range []float64{-3, -2, -1} {
+		_ = stats.AddFold("x", minKey, reduce.FoldSum, v)
+	}
 	// Samples added out of order: Column(0) yields index order 0, 1, 2.
-	mins := perSample(t, map[int]float64{0: -3, 1: -2, 2: -1}, []int{2, 0, 1})
 	maxs := perSample(t, map[int]float64{0: 2, 1: 6, 2: 1}, []int{1, 2, 0})
-	lo, hi, err := ActivationRange(minEst, maxEst, mins, maxs)
+	stats.Stats["x"] = map[string]*reduce.PerSample{maxKey: maxs}
+	lo, hi, err := ActivationRange(minEst, maxEst, stats, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,16 +183,71 @@ func TestActivationRange(t *testing.T) {
 		vals[i], order[i] = float64(i), 100-i
 	}
 	vals[100] = 1e6 // an outlier sample: dropped, mean of 1..99 = 50
-	_, hi, err = ActivationRange(minEst, maxEst2, mins, perSample(t, vals, order))
+	stats.Stats["x"][maxEst2.StatSpec().Key()] = perSample(t, vals, order)
+	_, hi, err = ActivationRange(minEst, maxEst2, stats, "x")
 	if err != nil || hi != 50 {
 		t.Errorf("mean_no_outliers max = %v, %v; want 50", hi, err)
 	}
 
-	if _, _, err := ActivationRange(minEst, maxEst, nil, maxs); !errors.Is(err, ErrEmpty) ||
+	if _, _, err := ActivationRange(minEst, maxEst, stats, "y"); !errors.Is(err, ErrEmpty) ||
 		err.Error() != "activation range: min: min statistics: no values" {
-		t.Errorf("nil min statistics error = %v", err)
+		t.Errorf("missing min statistics error = %v", err)
 	}
-	if _, _, err := ActivationRange(minEst, maxEst, mins, reduce.NewPerSample(1)); !errors.Is(err, ErrEmpty) {
+	stats.Folds["z"] = map[string]*reduce.Fold{minKey: reduce.NewFold(reduce.FoldSum)}
+	stats.Stats["z"] = map[string]*reduce.PerSample{maxKey: reduce.NewPerSample(1)}
+	if _, _, err := ActivationRange(minEst, maxEst, stats, "z"); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty min fold error = %v, want ErrEmpty", err)
+	}
+	stats.Folds["z"][minKey] = stats.Folds["x"][minKey]
+	if _, _, err := ActivationRange(minEst, maxEst, stats, "z"); !errors.Is(err, ErrEmpty) {
 		t.Errorf("empty max statistics error = %v, want ErrEmpty", err)
+	}
+}
+
+// TestBoundFoldEqualsPerSample: for every aggregator a Fold can hold, the
+// bound from the Fold has the bits of Aggregate over the per-sample
+// values, whatever their order and however they were split into shards.
+func TestBoundFoldEqualsPerSample(t *testing.T) {
+	f := func(vals []float32, seed int64) bool {
+		if len(vals) == 0 {
+			return true
+		}
+		r := rand.New(rand.NewSource(seed))
+		for _, agg := range []string{AggMean, AggMax, AggMin} {
+			_, e, err := RangeEstimator{Max: &Estimator{Aggregator: agg}}.Resolve(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec := e.StatSpec()
+			var vs []float64
+			shards := []*reduce.Set{reduce.NewSet(), reduce.NewSet(), reduce.NewSet()}
+			for _, i := range r.Perm(len(vals)) {
+				v := float64(vals[i])
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					continue
+				}
+				vs = append(vs, v)
+				_ = shards[r.Intn(3)].AddFold("x", spec.Key(), spec.Fold, v)
+			}
+			if len(vs) == 0 {
+				return true
+			}
+			merged := reduce.NewSet()
+			for _, i := range r.Perm(3) {
+				if err := merged.Merge(shards[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err1 := Bound(e, merged, "x")
+			want, err2 := Aggregate(agg, vs, NoOutliersProb)
+			if err1 != nil || err2 != nil || math.Float64bits(got) != math.Float64bits(want) {
+				t.Logf("%s of %v: fold %v (%v), Aggregate %v (%v)", agg, vs, got, err1, want, err2)
+				return false
+			}
+		}
+		return true
+	}
+	if err := quick.Check(f, &quick.Config{MaxCount: 300, Rand: rand.New(rand.NewSource(3))}); err != nil {
+		t.Error(err)
 	}
 }

@@ -9,14 +9,13 @@
 //	re := qmath.RangeEstimator{Preset: "quantile"}
 //	minEst, maxEst, err := re.Resolve(false) // asymmetric
 //
-//	// 2. Ask the engine for the per-sample statistics they need.
+//	// 2. Ask the engine for the per-sample statistics they need, folded
+//	// over samples where the aggregator allows (mean, min, max).
 //	layout := pipeline.StatsLayout{"conv1_out": {minEst.StatSpec(), maxEst.StatSpec()}}
 //	res, err := eng.Predict(ctx, pipeline.PredictOptions{StatsLayout: layout, ...})
 //
-//	// 3. Aggregate them over samples (in sample-index order: deterministic).
-//	lo, hi, err := qmath.ActivationRange(minEst, maxEst,
-//		res.Stats.Get("conv1_out", minEst.StatSpec().Key()),
-//		res.Stats.Get("conv1_out", maxEst.StatSpec().Key()))
+//	// 3. Aggregate them over samples (exact sums: deterministic).
+//	lo, hi, err := qmath.ActivationRange(minEst, maxEst, res.Stats, "conv1_out")
 //
 //	// 4. Scale and zero point for the activation's uint8 QDQ pair.
 //	scale, zp, err := qmath.Compute(lo, hi, qmath.ActivationSpec(false, false))

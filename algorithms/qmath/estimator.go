@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
 )
 
 // Statistic types of an Estimator (POT's range_estimator "type"): the
@@ -185,12 +186,31 @@ func (e Estimator) check() error {
 //
 //	min → min, max → max, abs_max → abs_max,
 //	quantile → quantile with Q = outlier_prob (min bound) or 1 - outlier_prob (max bound),
-//	abs_quantile → abs_quantile with Q = 1 - outlier_prob.
+//	abs_quantile → abs_quantile with Q = 1 - outlier_prob,
+//
+// folded over samples where the aggregator allows it, so that its memory
+// does not grow with the number of samples: aggregator mean → Fold sum
+// (exact), max → Fold max, min → Fold min. The median and the
+// *_no_outliers aggregators need every value: no Fold, one value per
+// sample.
 //
 // It panics on an Estimator that did not come from RangeEstimator.Resolve
 // when the answer depends on it (a quantile type), or on an unknown type:
 // both are programmer errors, since Resolve validates and records the bound.
 func (e Estimator) StatSpec() pipeline.StatSpec {
+	s := e.unfolded()
+	switch e.Aggregator {
+	case AggMean:
+		s.Fold = reduce.FoldSum
+	case AggMax:
+		s.Fold = reduce.FoldMax
+	case AggMin:
+		s.Fold = reduce.FoldMin
+	}
+	return s
+}
+
+func (e Estimator) unfolded() pipeline.StatSpec {
 	switch e.Type {
 	case TypeMin:
 		return pipeline.StatSpec{Kind: pipeline.StatMin}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fleetcal/fleetcal/pipeline"
+	"github.com/fleetcal/fleetcal/reduce"
 )
 
 func est(typ, agg string, p float64) Estimator {
@@ -28,28 +29,28 @@ func TestResolvePresets(t *testing.T) {
 		// POT DEFAULT_ACTIVATIONS_RANGE_ESTIMATOR_CONFIG, pertensor.
 		{"default asymmetric", RangeEstimator{Preset: "default"}, false,
 			est("min", "mean", 0), est("max", "mean", 0),
-			pipeline.StatSpec{Kind: pipeline.StatMin}, pipeline.StatSpec{Kind: pipeline.StatMax}},
+			pipeline.StatSpec{Kind: pipeline.StatMin, Fold: reduce.FoldSum}, pipeline.StatSpec{Kind: pipeline.StatMax, Fold: reduce.FoldSum}},
 		{"default symmetric", RangeEstimator{}, true,
 			est("min", "min", 0), est("abs_max", "mean", 0),
-			pipeline.StatSpec{Kind: pipeline.StatMin}, pipeline.StatSpec{Kind: pipeline.StatAbsMax}},
+			pipeline.StatSpec{Kind: pipeline.StatMin, Fold: reduce.FoldMin}, pipeline.StatSpec{Kind: pipeline.StatAbsMax, Fold: reduce.FoldSum}},
 		// POT QUANTILE_ACTIVATIONS_RANGE_ESTIMATOR_CONFIG, pertensor: Q = 1e-4 and 1 - 1e-4.
 		{"quantile asymmetric", RangeEstimator{Preset: "quantile"}, false,
 			est("quantile", "mean", 1e-4), est("quantile", "mean", 1e-4),
-			pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1e-4}, pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1 - 1e-4}},
+			pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1e-4, Fold: reduce.FoldSum}, pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1 - 1e-4, Fold: reduce.FoldSum}},
 		{"quantile symmetric", RangeEstimator{Preset: "quantile"}, true,
 			est("min", "min", 0), est("abs_quantile", "mean", 1e-4),
-			pipeline.StatSpec{Kind: pipeline.StatMin}, pipeline.StatSpec{Kind: pipeline.StatAbsQuantile, Q: 1 - 1e-4}},
+			pipeline.StatSpec{Kind: pipeline.StatMin, Fold: reduce.FoldMin}, pipeline.StatSpec{Kind: pipeline.StatAbsQuantile, Q: 1 - 1e-4, Fold: reduce.FoldSum}},
 		// Overrides replace the non-empty fields only.
 		{"override aggregator", RangeEstimator{Preset: "quantile", Max: &Estimator{Aggregator: "max"}}, false,
 			est("quantile", "mean", 1e-4), est("quantile", "max", 1e-4),
-			pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1e-4}, pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1 - 1e-4}},
+			pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1e-4, Fold: reduce.FoldSum}, pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1 - 1e-4, Fold: reduce.FoldMax}},
 		{"override outlier_prob", RangeEstimator{Preset: "quantile", Min: &Estimator{OutlierProb: 0.01}}, false,
 			est("quantile", "mean", 0.01), est("quantile", "mean", 1e-4),
-			pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 0.01}, pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1 - 1e-4}},
+			pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 0.01, Fold: reduce.FoldSum}, pipeline.StatSpec{Kind: pipeline.StatQuantile, Q: 1 - 1e-4, Fold: reduce.FoldSum}},
 		// A quantile type on the default preset gets DefaultOutlierProb.
 		{"override type", RangeEstimator{Max: &Estimator{Type: "abs_quantile", Aggregator: "median_no_outliers"}}, false,
 			est("min", "mean", 0), est("abs_quantile", "median_no_outliers", 1e-4),
-			pipeline.StatSpec{Kind: pipeline.StatMin}, pipeline.StatSpec{Kind: pipeline.StatAbsQuantile, Q: 1 - 1e-4}},
+			pipeline.StatSpec{Kind: pipeline.StatMin, Fold: reduce.FoldSum}, pipeline.StatSpec{Kind: pipeline.StatAbsQuantile, Q: 1 - 1e-4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +146,7 @@ func TestStatSpecUnresolvedQuantilePanics(t *testing.T) {
 
 func TestStatSpecUnresolvedSimple(t *testing.T) {
 	// Types whose statistic does not depend on the bound work unresolved.
-	if got := est("abs_quantile", "mean", 0.25).StatSpec(); got != (pipeline.StatSpec{Kind: pipeline.StatAbsQuantile, Q: 0.75}) {
+	if got := est("abs_quantile", "mean", 0.25).StatSpec(); got != (pipeline.StatSpec{Kind: pipeline.StatAbsQuantile, Q: 0.75, Fold: reduce.FoldSum}) {
 		t.Errorf("abs_quantile StatSpec = %+v, want Q 0.75", got)
 	}
 }
