@@ -305,7 +305,7 @@ func (e *Engine) checkIndices(batches [][]int) ([]int, error) {
 // feeds and returns its number of rows (the common size of its inputs'
 // axis 0), or -1 when the sample cannot be concatenated with others.
 func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
-	rows := -1
+	rows, scalar := -1, false
 	for i, info := range e.fed {
 		t, ok := s.Inputs[info.Name]
 		if !ok {
@@ -320,6 +320,8 @@ func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
 			}
 		}
 		switch {
+		case len(t.Shape) == 0:
+			scalar = true // a 0-d input has no batch axis
 		case i == 0:
 			rows = int(t.Shape[0])
 		case rows != int(t.Shape[0]):
@@ -333,7 +335,7 @@ func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
 			}
 		}
 	}
-	if !e.batch || rows < 1 {
+	if !e.batch || rows < 1 || scalar {
 		rows = -1
 	}
 	return rows, nil

@@ -210,9 +210,6 @@ func checkInput(info pipeline.TensorInfo, t pipeline.Tensor) error {
 	if t.DType() != info.DType {
 		return badInput("input %q: dtype %s, model wants %s", info.Name, t.DType(), info.DType)
 	}
-	if len(t.Shape) == 0 {
-		return badInput("input %q: scalar inputs are not supported", info.Name)
-	}
 	if info.Shape == nil {
 		return nil
 	}
@@ -287,6 +284,9 @@ func destroyAll(vs []ort.Value) {
 
 // toORT wraps t's data (not copied) as an ONNX Runtime tensor.
 func toORT(t pipeline.Tensor) (ort.Value, error) {
+	if len(t.Shape) == 0 {
+		return scalarToORT(t)
+	}
 	shape := ort.NewShape(t.Shape...)
 	switch d := t.Data.(type) {
 	case []float32:
@@ -333,4 +333,27 @@ func fromORT(v ort.Value) (pipeline.Tensor, error) {
 		return pipeline.Tensor{Shape: shape, Data: u}, nil
 	}
 	return pipeline.Tensor{}, fmt.Errorf("unsupported output type %s", ort.TensorElementDataType(v.DataType()))
+}
+
+// scalarToORT makes a 0-d tensor (an exported model's sample rate or step
+// count input): ONNX Runtime scalars are copies, not views.
+func scalarToORT(t pipeline.Tensor) (ort.Value, error) {
+	if t.Len() != 1 {
+		return nil, fmt.Errorf("%w: a scalar holds one value, got %d", pipeline.ErrBadTensor, t.Len())
+	}
+	switch d := t.Data.(type) {
+	case []float32:
+		return ort.NewScalar(d[0])
+	case []uint8:
+		return ort.NewScalar(d[0])
+	case []int8:
+		return ort.NewScalar(d[0])
+	case []int32:
+		return ort.NewScalar(d[0])
+	case []int64:
+		return ort.NewScalar(d[0])
+	case []float64:
+		return ort.NewScalar(d[0])
+	}
+	return nil, fmt.Errorf("%w: unsupported element type %T", pipeline.ErrBadTensor, t.Data)
 }

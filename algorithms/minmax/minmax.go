@@ -133,8 +133,12 @@ func Prepare(m *model.CompressedModel) (Prepared, error) {
 		if err != nil {
 			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
-		if err := model.UpgradeOpset(p, max(13, model.DefaultOpset(p))); err != nil {
-			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
+		// Opset 13 is the first with per-axis QuantizeLinear; newer models
+		// keep their opset.
+		if model.DefaultOpset(p) < 13 {
+			if err := model.UpgradeOpset(p, 13); err != nil {
+				return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
+			}
 		}
 		b, err := model.FoldBatchNorm(p)
 		if err != nil {

@@ -106,6 +106,17 @@ func (s *session) run(sample pipeline.Sample) ([][]float32, error) {
 }
 
 func toORT(t pipeline.Tensor) (ort.Value, error) {
+	if len(t.Shape) == 0 {
+		switch d := t.Data.(type) {
+		case []float32:
+			return ort.NewScalar(d[0])
+		case []int64:
+			return ort.NewScalar(d[0])
+		case []int32:
+			return ort.NewScalar(d[0])
+		}
+		return nil, fmt.Errorf("unsupported scalar type %T", t.Data)
+	}
 	shape := ort.NewShape(t.Shape...)
 	switch d := t.Data.(type) {
 	case []float32:
