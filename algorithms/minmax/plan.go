@@ -43,6 +43,10 @@ type layer struct {
 	weightAxis int
 	// perChannel tells whether the weight is quantized per channel.
 	perChannel bool
+	// first marks a first weighted layer: it has a weight and no other
+	// layer with a weight precedes it on any path from a graph input
+	// (saturation_fix "first_layer" gives it 7-bit weights).
+	first bool
 }
 
 // activation is a tensor that gets a QuantizeLinear/DequantizeLinear pair.
@@ -156,6 +160,8 @@ func makePlan(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, opt planOptions) 
 		p.layers = append(p.layers, l)
 	}
 
+	markFirstLayers(nodes, p.layers)
+
 	// Pass-through ops: their input is quantized when their output is, walking
 	// backwards so chains (MaxPool → Flatten → Gemm) resolve.
 	shares := map[string]string{}
@@ -212,6 +218,36 @@ func makePlan(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, opt planOptions) 
 		}
 	}
 	return p
+}
+
+// markFirstLayers sets first on the layers with a weight that no other
+// layer with a weight precedes: walking nodes in topological order, a
+// tensor is "after a weighted layer" when a weighted layer produced it or
+// any input of its producer is. Nodes outside the plan (float ones,
+// normalization, pass-through ops) neither start nor stop the marking.
+func markFirstLayers(nodes []*onnxpb.NodeProto, layers []layer) {
+	weighted := map[*onnxpb.NodeProto]*layer{}
+	for i := range layers {
+		if layers[i].weight != "" {
+			weighted[layers[i].node] = &layers[i]
+		}
+	}
+	after := map[string]bool{}
+	for _, n := range nodes {
+		reached := false
+		for _, in := range n.Input {
+			reached = reached || after[in]
+		}
+		l := weighted[n]
+		if l != nil && !reached {
+			l.first = true
+		}
+		if reached || l != nil {
+			for _, o := range n.Output {
+				after[o] = true
+			}
+		}
+	}
 }
 
 // resolveShare follows pass-through chains to the tensor with statistics.

@@ -58,6 +58,7 @@ func (a *Algorithm) planOptions(extra []string) planOptions {
 func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
 	c := a.last
 	a.report.Activations, a.report.Layers, a.report.FoldedRelus, a.report.FloatOps = nil, nil, 0, nil
+	a.report.SevenBitLayers = []string{}
 	minKey, maxKey := a.r.minEst.StatSpec().Key(), a.r.maxEst.StatSpec().Key()
 	var out []*model.Stage
 	for i, s := range c.fp.Models() {
