@@ -5,5 +5,9 @@
 // It runs after a quantizer in a pipeline (the quantized model carries its
 // float Reference); DefaultQuantization runs it when use_fast_bias is true.
 // The means are averaged in sample-index order, so the result does not
-// depend on how samples were split. Pure Go: never imports cgo or NATS.
+// depend on how samples were split. The INT8 means are measured on a copy
+// of the model with its weights dequantized to float (simulate.go), so
+// that ONNX Runtime runs the QDQ arithmetic in float instead of the
+// calibrating CPU's integer kernels, which saturate on x86 CPUs without
+// VNNI: the correction does not learn one CPU's saturation. Pure Go: never imports cgo or NATS.
 package fastbias

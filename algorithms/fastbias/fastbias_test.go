@@ -9,6 +9,7 @@ import (
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -116,5 +117,66 @@ func TestFastBiasCorrectionNeedsAQuantizedModel(t *testing.T) {
 	n := 0
 	if _, err := New(Params{StatSubsetSize: &n}, pipeline.AlgorithmEnv{Engine: eng}); err == nil {
 		t.Fatal("stat_subset_size 0 accepted")
+	}
+}
+
+// TestSimulatedModel: the copy FastBiasCorrection measures has no
+// DequantizeLinear on a weight (so ONNX Runtime cannot pick an integer
+// kernel, whose result depends on the CPU) and computes what the QDQ model
+// computes. With 7-bit weights the integer kernels are exact on every x86
+// CPU, so the two agree up to float rounding wherever this test runs.
+func TestSimulatedModel(t *testing.T) {
+	loader := randomSamples(16)
+	eng, err := engine.New(loader, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	fp, err := model.Load(model.Config{Name: "net", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm, err := minmax.New(minmax.Params{SaturationFix: minmax.SaturationFixAll}, pipeline.AlgorithmEnv{Engine: eng, DataLen: loader.Len()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := mm.Run(t.Context(), fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := simulated(q.Models()[0].Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(p *onnxpb.ModelProto) (dq, int8Inits int) {
+		for _, n := range p.GetGraph().GetNode() {
+			if n.GetOpType() == "DequantizeLinear" {
+				dq++
+			}
+		}
+		for _, in := range p.GetGraph().GetInitializer() {
+			if in.GetDataType() == int32(onnxpb.TensorProto_INT8) {
+				int8Inits++
+			}
+		}
+		return dq, int8Inits
+	}
+	qDQ, qInt8 := count(q.Models()[0].Proto)
+	sDQ, sInt8 := count(sp)
+	// convnet_op13 has 4 weights (3 Conv, 1 Gemm; see minmax's
+	// TestPlanConvnet), each with an int8 zero point.
+	if qInt8 != 8 || sInt8 != 0 || sDQ != qDQ-4 {
+		t.Errorf("quantized model: %d DequantizeLinear, %d int8 tensors; simulated: %d, %d; want 4 fewer DequantizeLinear and no int8 tensor", qDQ, qInt8, sDQ, sInt8)
+	}
+	st := *q.Models()[0]
+	st.Proto = sp
+	sim := model.NewCompressedModel(q.Name, false, &st)
+	diff := logitMeanError(t, eng, q, sim)
+	scale := logitMeanError(t, eng, q.Reference, sim) + logitMeanError(t, eng, q.Reference, q)
+	t.Logf("Σ|mean logit difference|: integer kernels vs simulated %.3g (FP32 vs either: %.3g in all)", diff, scale)
+	// Float rounding can move a requantized activation by one level now and
+	// then; a wrong dequantization moves every logit.
+	if diff > 1e-3 {
+		t.Errorf("integer kernels and simulated model differ by %g in Σ|mean logit|", diff)
 	}
 }
