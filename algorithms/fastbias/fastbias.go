@@ -76,6 +76,7 @@ func (a *Algorithm) Report() any { return a.report }
 
 // target is a quantized layer with an int32 bias.
 type target struct {
+	stage      int // index of its stage in the cascade
 	node       string
 	qOut, fOut string
 	bias       *onnxpb.TensorProto // the int32 initializer in the quantized copy
@@ -90,9 +91,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 	a.report = Report{}
 	out := make([]*model.Stage, len(m.Models()))
-	sims := make([]*model.Stage, len(m.Models()))
-	// simBias maps a corrected bias of out to the same tensor in sims.
-	simBias := map[*onnxpb.TensorProto]*onnxpb.TensorProto{}
 	var targets []target
 	fLayout := pipeline.StatsLayout{}
 	spec := pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
@@ -104,22 +102,9 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
-		sim := *s
-		if sim.Proto, err = simulated(cp.Proto); err != nil {
-			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
-		}
-		sims[i] = &sim
-		simInits := map[string]*onnxpb.TensorProto{}
-		for _, t := range sim.Proto.GetGraph().GetInitializer() {
-			simInits[t.GetName()] = t
-		}
-		for _, t := range ts {
-			fLayout[t.fOut] = []pipeline.StatSpec{spec}
-			sb := simInits[t.bias.GetName()]
-			if sb == nil {
-				return nil, fmt.Errorf("stage %s: node %q: bias %q missing from the simulated model", s.Name, t.node, t.bias.GetName())
-			}
-			simBias[t.bias] = sb
+		for k := range ts {
+			ts[k].stage = i
+			fLayout[ts[k].fOut] = []pipeline.StatSpec{spec}
 		}
 		targets = append(targets, ts...)
 	}
@@ -128,10 +113,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if len(targets) == 0 {
 		return result, nil
 	}
-	// The INT8 means are measured on the simulated model (see simulated):
-	// the correction, and so the output model, does not depend on the
-	// calibrating CPU's integer kernels.
-	sim := model.NewCompressedModel(m.Name, m.IsCascade(), sims...)
 	fStats, err := a.means(ctx, ref, fLayout, "bias correction (FP32)")
 	if err != nil {
 		return nil, err
@@ -141,6 +122,22 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	// one pass would count an upstream layer's error twice, once in its own
 	// bias and again in every layer downstream of it.
 	for i, t := range targets {
+		// The INT8 means are measured on a simulation (see simulated), so
+		// that neither the correction nor the output model depends on the
+		// calibrating CPU's integer kernels.
+		sims := make([]*model.Stage, len(out))
+		for j, s := range out {
+			node := ""
+			if j == t.stage {
+				node = t.node
+			}
+			cp := *s
+			if cp.Proto, err = simulated(s.Proto, node); err != nil {
+				return nil, fmt.Errorf("stage %s: %w", s.Name, err)
+			}
+			sims[j] = &cp
+		}
+		sim := model.NewCompressedModel(m.Name, m.IsCascade(), sims...)
 		qStats, err := a.means(ctx, sim, pipeline.StatsLayout{t.qOut: {spec}},
 			fmt.Sprintf("bias correction %d/%d", i+1, len(targets)))
 		if err != nil {
@@ -158,7 +155,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		if err != nil {
 			return nil, fmt.Errorf("node %q: %w", t.node, err)
 		}
-		simBias[t.bias].RawData = t.bias.RawData // correct replaces, never mutates, RawData
 		a.report.Layers = append(a.report.Layers, LayerShift{Node: t.node, MaxAbsShift: shift})
 	}
 	return result, nil

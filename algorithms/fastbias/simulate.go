@@ -9,31 +9,42 @@ import (
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 )
 
-// simulated returns a copy of the quantized model q in which every
-// DequantizeLinear of a constant int8 tensor (a quantized weight) is
-// replaced by the float initializer it computes, (w - zp)·scale, bit for
-// bit as DequantizeLinear computes it.
+// simulated returns a copy of the quantized model q in which the
+// DequantizeLinear nodes of some constant int8 tensors (quantized weights)
+// are replaced by the float initializers they compute, (w - zp)·scale, bit
+// for bit as DequantizeLinear computes it: the weight of the node named
+// node (if any), and every weight an x86 integer kernel might not compute
+// exactly (one with values beyond ±64 or a nonzero zero point).
 //
-// FastBiasCorrection measures the INT8 model's means on this copy. Without
-// a DequantizeLinear on its weight, ONNX Runtime cannot fuse a layer into an
-// integer kernel (QLinearConv, QGemm, ...): it runs DQ(activation) → float
-// op → Q, the quantized arithmetic the QDQ model defines, exact up to
-// float rounding. The integer kernels give the same values on CPUs with
-// VNNI but saturate int16 pair sums on x86 CPUs without it (vpmaddubsw) when
-// weights use 8 bits; measured through them, the correction would learn
-// the calibrating CPU's saturation, and the output model would depend on
-// which CPU calibrated it (a model corrected on a CPU without VNNI loses
-// accuracy on one with it). Activations keep their Q/DQ pairs, so rounding
-// and clipping of every quantized activation are still measured.
+// FastBiasCorrection measures the INT8 model's means on this copy. A layer
+// without a DequantizeLinear on its weight cannot be fused into an integer
+// kernel (QLinearConv, QGemm, ...): ONNX Runtime runs DQ(activation) →
+// float op → Q, the arithmetic the QDQ model defines, exact up to float
+// rounding. Integer kernels give the same values on CPUs with VNNI but, on
+// x86 CPUs without it, vpmaddubsw saturates int16 pair sums when weights
+// exceed ±64 (255·65·2 > 32767); measured through them, the correction
+// learns the calibrating CPU's saturation, and the output model depends on
+// which CPU calibrated it (a model corrected on a CPU without VNNI lost a
+// point on one with it). Weights within ±64 (saturation_fix's 7-bit grid)
+// keep their integer kernels, which are exact on every x86 CPU, so the
+// default model is measured at INT8 speed; the measured layer itself is
+// always simulated, because ONNX Runtime computes a fused layer's float
+// output (QGemm's) with CPU-specific rounding. Activations keep their Q/DQ
+// pairs, so every activation's rounding and clipping is still measured.
 //
-// The copy shares no tensor with q except the int32 biases named in
-// shared, which must be updated in both (see Run).
-func simulated(q *onnxpb.ModelProto) (*onnxpb.ModelProto, error) {
+// The copy shares no tensor with q.
+func simulated(q *onnxpb.ModelProto, node string) (*onnxpb.ModelProto, error) {
 	p := proto.Clone(q).(*onnxpb.ModelProto)
 	g := p.GetGraph()
 	inits := map[string]*onnxpb.TensorProto{}
 	for _, t := range g.GetInitializer() {
 		inits[t.GetName()] = t
+	}
+	force := map[string]bool{} // DequantizeLinear outputs to replace
+	for _, n := range g.GetNode() {
+		if node != "" && n.GetName() == node && len(n.Input) > 1 {
+			force[n.Input[1]] = true
+		}
 	}
 	keep := g.Node[:0:0]
 	replaced := map[string]bool{}
@@ -43,6 +54,10 @@ func simulated(q *onnxpb.ModelProto) (*onnxpb.ModelProto, error) {
 			x = inits[n.Input[0]]
 		}
 		if x == nil || x.GetDataType() != int32(onnxpb.TensorProto_INT8) {
+			keep = append(keep, n)
+			continue
+		}
+		if !force[n.Output[0]] && exactOnX86(n, x, inits) {
 			keep = append(keep, n)
 			continue
 		}
@@ -71,6 +86,37 @@ func simulated(q *onnxpb.ModelProto) (*onnxpb.ModelProto, error) {
 	}
 	g.Initializer = inits2
 	return p, nil
+}
+
+// exactOnX86 reports whether the int8 weight x of DequantizeLinear n has
+// zero point 0 and values within ±64, which no x86 integer kernel of ONNX
+// Runtime can saturate: u8·s8 pair sums stay within 255·64·2 = 32640.
+func exactOnX86(n *onnxpb.NodeProto, x *onnxpb.TensorProto, inits map[string]*onnxpb.TensorProto) bool {
+	if len(n.Input) > 2 && n.Input[2] != "" {
+		zt := inits[n.Input[2]]
+		if zt == nil {
+			return false
+		}
+		zp, err := int8Values(zt)
+		if err != nil {
+			return false
+		}
+		for _, z := range zp {
+			if z != 0 {
+				return false
+			}
+		}
+	}
+	v, err := int8Values(x)
+	if err != nil {
+		return false
+	}
+	for _, w := range v {
+		if w < -64 || w > 64 {
+			return false
+		}
+	}
+	return true
 }
 
 // dequantize computes DequantizeLinear(x, scale[, zp], axis) of a constant
