@@ -39,7 +39,9 @@ func TestQuantizeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The acceptance figure: top-1 on the 10,000 Fashion-MNIST test images
-	// within 0.5 points of FP32.
+	// within maxDropPoints (0.3) of FP32. The default saturation_fix keeps
+	// it on CPUs without VNNI too (TestSaturationWithoutVNNI checks that
+	// under qemu), so the bound does not depend on the CPU running the test.
 	evalCfg := "../examples/fashion-mnist/eval-config.json"
 	fpTest, err := Evaluate(t.Context(), EvaluateOptions{Config: evalCfg, Workers: 2})
 	if err != nil {
@@ -51,8 +53,8 @@ func TestQuantizeExample(t *testing.T) {
 	}
 	fa, qa := fpTest.Metrics["accuracy"], qTest.Metrics["accuracy"]
 	t.Logf("test set: FP32 %.4f INT8 %.4f over %d samples", fa, qa, qTest.Samples)
-	if qTest.Samples != 10000 || fa-qa > 0.005 {
-		t.Errorf("test set: FP32 %.4f, INT8 %.4f over %d samples: want 10000 samples within 0.5 points", fa, qa, qTest.Samples)
+	if qTest.Samples != 10000 || 100*(fa-qa) > maxDropPoints {
+		t.Errorf("test set: FP32 %.4f, INT8 %.4f over %d samples: want 10000 samples within %.2f points", fa, qa, qTest.Samples, maxDropPoints)
 	}
 	// Determinism: another run with a different number of workers writes
 	// the same bytes.

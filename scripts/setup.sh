@@ -4,7 +4,9 @@
 #     into .deps/onnxruntime/ (ignored by git);
 #   - the Go modules of go.mod.
 #   - with --test: Debian's python3-onnx and prometheus, whose model checker
-#     and promtool the tests run (the product itself needs neither).
+#     and promtool the tests run, and qemu-user, whose `qemu-x86_64 -cpu
+#     Haswell` runs the saturation test as a CPU without VNNI (the product
+#     itself needs none of them).
 # Set ONNXRUNTIME_LIB to use another copy of libonnxruntime.so instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +46,12 @@ go mod download
 
 if [ "${1:-}" = "--test" ]; then
   # Debian packages the tests use as outside checkers: python3-onnx (the ONNX
-  # model checker) and prometheus (promtool lints metrics and rule files).
+  # model checker), prometheus (promtool lints metrics and rule files) and
+  # qemu-user (qemu-x86_64 emulates an AVX2 CPU without VNNI).
   need=()
   /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
   command -v promtool >/dev/null || need+=(prometheus)
+  command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
   if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]} (checkers used by the tests)"
     if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi

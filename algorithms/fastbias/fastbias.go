@@ -76,6 +76,7 @@ func (a *Algorithm) Report() any { return a.report }
 
 // target is a quantized layer with an int32 bias.
 type target struct {
+	stage      int // index of its stage in the cascade
 	node       string
 	qOut, fOut string
 	bias       *onnxpb.TensorProto // the int32 initializer in the quantized copy
@@ -101,8 +102,9 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
-		for _, t := range ts {
-			fLayout[t.fOut] = []pipeline.StatSpec{spec}
+		for k := range ts {
+			ts[k].stage = i
+			fLayout[ts[k].fOut] = []pipeline.StatSpec{spec}
 		}
 		targets = append(targets, ts...)
 	}
@@ -120,7 +122,23 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	// one pass would count an upstream layer's error twice, once in its own
 	// bias and again in every layer downstream of it.
 	for i, t := range targets {
-		qStats, err := a.means(ctx, result, pipeline.StatsLayout{t.qOut: {spec}},
+		// The INT8 means are measured on a simulation (see simulated), so
+		// that neither the correction nor the output model depends on the
+		// calibrating CPU's integer kernels.
+		sims := make([]*model.Stage, len(out))
+		for j, s := range out {
+			node := ""
+			if j == t.stage {
+				node = t.node
+			}
+			cp := *s
+			if cp.Proto, err = simulated(s.Proto, node); err != nil {
+				return nil, fmt.Errorf("stage %s: %w", s.Name, err)
+			}
+			sims[j] = &cp
+		}
+		sim := model.NewCompressedModel(m.Name, m.IsCascade(), sims...)
+		qStats, err := a.means(ctx, sim, pipeline.StatsLayout{t.qOut: {spec}},
 			fmt.Sprintf("bias correction %d/%d", i+1, len(targets)))
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -116,5 +117,87 @@ func TestFastBiasCorrectionNeedsAQuantizedModel(t *testing.T) {
 	n := 0
 	if _, err := New(Params{StatSubsetSize: &n}, pipeline.AlgorithmEnv{Engine: eng}); err == nil {
 		t.Fatal("stat_subset_size 0 accepted")
+	}
+}
+
+// TestSimulatedModel: the copy FastBiasCorrection measures keeps integer
+// kernels only for weights no x86 kernel can saturate (7-bit ones) and
+// never for the measured layer, and computes what the QDQ model computes.
+func TestSimulatedModel(t *testing.T) {
+	loader := randomSamples(16)
+	eng, err := engine.New(loader, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	fp, err := model.Load(model.Config{Name: "net", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quantize := func(fix string) *model.CompressedModel {
+		mm, err := minmax.New(minmax.Params{SaturationFix: fix}, pipeline.AlgorithmEnv{Engine: eng, DataLen: loader.Len()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := mm.Run(t.Context(), fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	// weightDQs counts the DequantizeLinear nodes reading an int8 tensor.
+	weightDQs := func(p *onnxpb.ModelProto) int {
+		int8s := map[string]bool{}
+		for _, in := range p.GetGraph().GetInitializer() {
+			if in.GetDataType() == int32(onnxpb.TensorProto_INT8) {
+				int8s[in.GetName()] = true
+			}
+		}
+		n := 0
+		for _, nd := range p.GetGraph().GetNode() {
+			if nd.GetOpType() == "DequantizeLinear" && int8s[nd.Input[0]] {
+				n++
+			}
+		}
+		return n
+	}
+	// convnet_op13 has 4 weights: 3 Conv, 1 Gemm (minmax's TestPlanConvnet).
+	layers := []string{"conv_0", "conv_1", "conv_2", "gemm_0"}
+	eight, seven := quantize(minmax.SaturationFixNo), quantize(minmax.SaturationFixAll)
+	for _, tc := range []struct {
+		name string
+		q    *model.CompressedModel
+		node string
+		want int
+	}{
+		{"8-bit", eight, "", 0}, // every weight may saturate
+		{"7-bit", seven, "", 4}, // none can
+		{"7-bit, gemm_0 measured", seven, "gemm_0", 3},
+	} {
+		sp, err := simulated(tc.q.Models()[0].Proto, tc.node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := weightDQs(sp); weightDQs(tc.q.Models()[0].Proto) != 4 || got != tc.want {
+			t.Errorf("%s: %d weights left on integer kernels, want %d", tc.name, got, tc.want)
+		}
+	}
+	// Each layer simulated alone against the integer kernels, which are
+	// exact for 7-bit weights on every x86 CPU: equal up to float rounding
+	// (which can move a requantized activation by one level now and then;
+	// a wrong dequantization moves every logit).
+	for _, node := range layers {
+		sp, err := simulated(seven.Models()[0].Proto, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := *seven.Models()[0]
+		st.Proto = sp
+		sim := model.NewCompressedModel(seven.Name, false, &st)
+		diff := logitMeanError(t, eng, seven, sim)
+		t.Logf("%s simulated: Σ|mean logit difference| %.3g", node, diff)
+		if diff > 1e-3 {
+			t.Errorf("%s simulated: integer kernels and simulation differ by %g in Σ|mean logit|", node, diff)
+		}
 	}
 }

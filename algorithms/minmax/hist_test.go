@@ -3,11 +3,15 @@ package minmax
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -96,5 +100,60 @@ func TestHistogramEstimators(t *testing.T) {
 	}
 	if _, err := New(Params{HistogramEstimator: &HistogramEstimator{Type: "kl"}}, pipeline.AlgorithmEnv{Engine: &engine.Engine{}}); err == nil || !strings.Contains(err.Error(), `unknown type "kl"; valid: entropy, percentile`) {
 		t.Errorf("unknown histogram estimator: %v", err)
+	}
+}
+
+// TestSaturationFixWeights: each saturation_fix writes 7-bit weights
+// ([-64, 63]) on exactly the layers report.json names, 8-bit ones
+// elsewhere.
+func TestSaturationFixWeights(t *testing.T) {
+	// convnet_op13's weighted layers (see TestPlanConvnet); conv_0 is first.
+	all := []string{"conv_0", "conv_1", "conv_2", "gemm_0"}
+	for _, tc := range []struct {
+		fix  string
+		want []string
+	}{
+		{"no", []string{}},
+		{"first_layer", []string{"conv_0"}},
+		{"all", all},
+	} {
+		t.Run(tc.fix, func(t *testing.T) {
+			b, rep := quantize(t, Params{SaturationFix: tc.fix}, 1)
+			if rep.SaturationFix != tc.fix || !slices.Equal(rep.SevenBitLayers, tc.want) {
+				t.Fatalf("report: saturation_fix %q, 7-bit layers %v; want %q, %v", rep.SaturationFix, rep.SevenBitLayers, tc.fix, tc.want)
+			}
+			p := &onnxpb.ModelProto{}
+			if err := proto.Unmarshal(b, p); err != nil {
+				t.Fatal(err)
+			}
+			inits := map[string]*onnxpb.TensorProto{}
+			for _, in := range p.GetGraph().GetInitializer() {
+				inits[in.GetName()] = in
+			}
+			for _, l := range rep.Layers {
+				if l.Weight == "" {
+					continue
+				}
+				q := inits[l.Weight+"_quantized"]
+				if q == nil || q.GetDataType() != int32(onnxpb.TensorProto_INT8) {
+					t.Fatalf("layer %s: no int8 initializer %s_quantized", l.Node, l.Weight)
+				}
+				lo, hi := int8(0), int8(0)
+				for _, v := range q.GetRawData() {
+					lo, hi = min(lo, int8(v)), max(hi, int8(v))
+				}
+				seven := slices.Contains(tc.want, l.Node)
+				wantBits, wantLo, wantHi := 8, int8(-127), int8(127)
+				if seven {
+					wantBits, wantLo, wantHi = 7, -64, 63
+				}
+				// Per-channel symmetric weights reach the grid's end on the
+				// side of each channel's largest |w|; over channels both ends
+				// of [-127, 127] or [-64, 63] appear except by chance.
+				if l.WeightBits != wantBits || lo < wantLo || hi > wantHi || max(-int(lo), int(hi)) < int(wantHi)-1 {
+					t.Errorf("layer %s: weight_bits %d, values in [%d, %d]; want %d bits within [%d, %d]", l.Node, l.WeightBits, lo, hi, wantBits, wantLo, wantHi)
+				}
+			}
+		})
 	}
 }

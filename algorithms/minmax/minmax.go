@@ -78,6 +78,10 @@ type Report struct {
 	// type fleetcal could not infer (custom-domain producers, say): they are
 	// left in float rather than risk a statistic on a non-float tensor.
 	UntypedTensors []string `json:"untyped_tensors_left_in_float,omitempty"`
+	// SaturationFix is the saturation_fix used (defaults applied) and
+	// SevenBitLayers the nodes whose weights it made 7-bit, in graph order.
+	SaturationFix  string   `json:"saturation_fix"`
+	SevenBitLayers []string `json:"seven_bit_weight_layers"`
 }
 
 // ActivationEntry is one quantized activation tensor.
@@ -101,6 +105,8 @@ type LayerEntry struct {
 	MinScale    float32 `json:"min_scale"`
 	MaxScale    float32 `json:"max_scale"`
 	Bias        bool    `json:"int32_bias"`
+	// WeightBits is 7 for the weights saturation_fix narrowed, else 8.
+	WeightBits int `json:"weight_bits"`
 }
 
 // Report returns the details of the last Run.
@@ -183,7 +189,8 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 	fp := prep.Model
 	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: prep.BatchNorms, ConstantsUnfolded: prep.Constants,
-		CastsFolded: prep.Casts, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)}}
+		CastsFolded: prep.Casts, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
+		SaturationFix: a.r.saturationFix}
 
 	a.last = nil
 	plans := make([]plan, len(fp.Models()))
@@ -478,12 +485,19 @@ func (a *Algorithm) quantizeWeights(p *onnxpb.ModelProto, pl plan, params map[st
 		inits[t.GetName()] = t
 	}
 	done := map[string]bool{}
-	wspec := qmath.WeightSpec(a.r.reducedRange)
+	wspec := qmath.WeightSpec(false)
 	if l := a.r.weightLevels; l != nil {
 		wspec.Bits, wspec.LevelLow, wspec.LevelHigh = 8, l[0], l[1]
 	}
 	if err := wspec.Validate(); err != nil {
 		return fmt.Errorf("weights: %w", err)
+	}
+	// A weight shared by several layers is 7-bit when any of them needs it.
+	sevenBit := map[string]bool{}
+	for _, l := range pl.layers {
+		if l.weight != "" && (a.r.saturationFix == SaturationFixAll || a.r.saturationFix == SaturationFixFirstLayer && l.first) {
+			sevenBit[l.weight] = true
+		}
 	}
 	for _, l := range pl.layers {
 		if l.weight == "" || done[l.weight] {
@@ -499,7 +513,12 @@ func (a *Algorithm) quantizeWeights(p *onnxpb.ModelProto, pl plan, params map[st
 		if l.perChannel {
 			axis = l.weightAxis
 		}
-		q, scales, zps, err := qmath.QuantizeWeights(data, w.Dims, axis, wspec)
+		spec := wspec
+		if sevenBit[l.weight] {
+			spec = qmath.WeightSpec(true)
+			a.report.SevenBitLayers = append(a.report.SevenBitLayers, l.node.GetName())
+		}
+		q, scales, zps, err := qmath.QuantizeWeights(data, w.Dims, axis, spec)
 		if err != nil {
 			return fmt.Errorf("node %q: weight %q: %w", l.node.GetName(), l.weight, err)
 		}
@@ -508,7 +527,8 @@ func (a *Algorithm) quantizeWeights(p *onnxpb.ModelProto, pl plan, params map[st
 			return err
 		}
 		entry := LayerEntry{Node: l.node.GetName(), Op: l.node.GetOpType(), Weight: l.weight,
-			Granularity: "pertensor", Channels: len(scales), MinScale: slices.Min(scales), MaxScale: slices.Max(scales)}
+			Granularity: "pertensor", Channels: len(scales), MinScale: slices.Min(scales), MaxScale: slices.Max(scales),
+			WeightBits: spec.Bits}
 		if l.perChannel {
 			entry.Granularity = "perchannel"
 		}

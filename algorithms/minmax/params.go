@@ -35,7 +35,36 @@ type Params struct {
 	// HistogramEstimator replaces the max estimator by one read off a
 	// histogram of |x| collected in a second pass (fleetcal extension).
 	HistogramEstimator *HistogramEstimator `json:"histogram_estimator"`
+	// SaturationFix is POT's saturation_fix: which layers get 7-bit weights
+	// (qmath.WeightSpec(true)) so that ONNX Runtime's u8×s8 kernels on x86
+	// CPUs without VNNI cannot saturate. One of SaturationFixes; default
+	// DefaultSaturationFix.
+	//   - "no": 8-bit weights everywhere;
+	//   - "first_layer": 7-bit weights for the first weighted layers, the
+	//     quantized Conv/Gemm/MatMul nodes with a constant weight that no
+	//     other such quantized node precedes on any path from a graph input
+	//     (per model of a cascade; a first layer left in float by the
+	//     ignored scope passes the role on to the layers it feeds);
+	//   - "all": 7-bit weights for every weighted layer.
+	// weights.reduced_range is the older spelling: true is "all", false is
+	// "no"; setting both to different things is an error.
+	SaturationFix string `json:"saturation_fix"`
 }
+
+// Saturation fixes (POT's saturation_fix values).
+const (
+	SaturationFixNo         = "no"
+	SaturationFixFirstLayer = "first_layer"
+	SaturationFixAll        = "all"
+)
+
+// SaturationFixes are the valid saturation_fix values.
+var SaturationFixes = []string{SaturationFixAll, SaturationFixFirstLayer, SaturationFixNo}
+
+// DefaultSaturationFix is the saturation_fix used when neither it nor
+// weights.reduced_range nor custom weight levels are set. See BENCHMARKS.md
+// ("Saturation on CPUs without VNNI") for the measurements behind it.
+const DefaultSaturationFix = SaturationFixAll
 
 // HistogramEstimator estimates an activation's magnitude T from the
 // histogram of |x| over [0, max |x|) in Bins bins, filled in a second pass
@@ -93,7 +122,8 @@ type QuantConfig struct {
 	LevelHigh      *int32                `json:"level_high"`
 	RangeEstimator *qmath.RangeEstimator `json:"range_estimator"`
 	// ReducedRange (weights only) quantizes weights to 7 bits so AVX2
-	// integer kernels cannot saturate (fleetcal extension).
+	// integer kernels cannot saturate (fleetcal extension): true is
+	// saturation_fix "all", false is "no" (see Params.SaturationFix).
 	ReducedRange *bool `json:"reduced_range"`
 }
 
@@ -141,10 +171,11 @@ type resolved struct {
 	subsetSize, batchSize int
 	actSymmetric          bool
 	perChannelWeights     bool
-	reducedRange          bool
-	minEst, maxEst        qmath.Estimator
-	transformer           bool
-	hist                  *HistogramEstimator
+	// saturationFix is one of SaturationFixes, defaults applied.
+	saturationFix  string
+	minEst, maxEst qmath.Estimator
+	transformer    bool
+	hist           *HistogramEstimator
 	// weightLevels and actLevels override the 8-bit levels when set.
 	weightLevels, actLevels *[2]int32
 }
@@ -200,9 +231,6 @@ func (p *Params) resolve() (resolved, error) {
 		if w.Granularity != "" {
 			r.perChannelWeights = w.Granularity == "perchannel"
 		}
-		if w.ReducedRange != nil {
-			r.reducedRange = *w.ReducedRange
-		}
 		if w.RangeEstimator != nil {
 			return r, fmt.Errorf("weights.range_estimator: weights always use their exact min/max")
 		}
@@ -213,6 +241,9 @@ func (p *Params) resolve() (resolved, error) {
 		return r, err
 	}
 	if r.actLevels, err = p.Activations.levels("activations", 0, 255); err != nil {
+		return r, err
+	}
+	if r.saturationFix, err = p.resolveSaturationFix(r.weightLevels != nil); err != nil {
 		return r, err
 	}
 	if r.hist, err = p.HistogramEstimator.resolve(); err != nil {
@@ -226,6 +257,37 @@ func (p *Params) resolve() (resolved, error) {
 		return r, fmt.Errorf("range_estimator: %w", err)
 	}
 	return r, nil
+}
+
+// resolveSaturationFix applies saturation_fix's default and reconciles it
+// with weights.reduced_range (true is "all", false is "no") and custom
+// weight levels (which apply to every layer, so they mean "no"). An
+// explicit value that contradicts either is an error.
+func (p *Params) resolveSaturationFix(customLevels bool) (string, error) {
+	fix := p.SaturationFix
+	if fix != "" && !contains(SaturationFixes, fix) {
+		return "", fmt.Errorf("saturation_fix: unknown value %q; valid: %s", fix, strings.Join(SaturationFixes, ", "))
+	}
+	if w := p.Weights; w != nil && w.ReducedRange != nil {
+		implied := SaturationFixNo
+		if *w.ReducedRange {
+			implied = SaturationFixAll
+		}
+		if fix != "" && fix != implied {
+			return "", fmt.Errorf("weights.reduced_range: %t contradicts saturation_fix %q (reduced_range true is saturation_fix \"all\", false is \"no\"); set only saturation_fix", *w.ReducedRange, fix)
+		}
+		fix = implied
+	}
+	if customLevels {
+		if fix != "" && fix != SaturationFixNo {
+			return "", fmt.Errorf("weights.level_low/level_high: custom weight levels apply to every layer and contradict saturation_fix %q; set saturation_fix \"no\" with them", fix)
+		}
+		fix = SaturationFixNo
+	}
+	if fix == "" {
+		fix = DefaultSaturationFix
+	}
+	return fix, nil
 }
 
 func (q *QuantConfig) check(where string) error {

@@ -44,6 +44,10 @@ type layer struct {
 	weightAxis int
 	// perChannel tells whether the weight is quantized per channel.
 	perChannel bool
+	// first marks a first weighted layer: it has a weight and no other
+	// layer with a weight precedes it on any path from a graph input
+	// (saturation_fix "first_layer" gives it 7-bit weights).
+	first bool
 }
 
 // activation is a tensor that gets a QuantizeLinear/DequantizeLinear pair.
@@ -173,6 +177,8 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		p.layers = append(p.layers, l)
 	}
 
+	markFirstLayers(nodes, p.layers)
+
 	// A quantized Conv's output is quantized too, whatever reads it: ONNX
 	// Runtime fuses DQ → Conv → Q into QLinearConv only with the Q; without
 	// it, it runs a float Conv on weights dequantized at every inference,
@@ -268,6 +274,36 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		}
 	}
 	return p
+}
+
+// markFirstLayers sets first on the layers with a weight that no other
+// layer with a weight precedes: walking nodes in topological order, a
+// tensor is "after a weighted layer" when a weighted layer produced it or
+// any input of its producer is. Nodes outside the plan (float ones,
+// normalization, pass-through ops) neither start nor stop the marking.
+func markFirstLayers(nodes []*onnxpb.NodeProto, layers []layer) {
+	weighted := map[*onnxpb.NodeProto]*layer{}
+	for i := range layers {
+		if layers[i].weight != "" {
+			weighted[layers[i].node] = &layers[i]
+		}
+	}
+	after := map[string]bool{}
+	for _, n := range nodes {
+		reached := false
+		for _, in := range n.Input {
+			reached = reached || after[in]
+		}
+		l := weighted[n]
+		if l != nil && !reached {
+			l.first = true
+		}
+		if reached || l != nil {
+			for _, o := range n.Output {
+				after[o] = true
+			}
+		}
+	}
 }
 
 // resolveShare follows pass-through chains to the tensor with statistics.

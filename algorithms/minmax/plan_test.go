@@ -231,3 +231,80 @@ func TestPlanConvOutputQuantized(t *testing.T) {
 		}
 	}
 }
+
+// firstLayers names the layers a plan marks first (saturation_fix
+// "first_layer" gives them 7-bit weights).
+func firstLayers(pl plan) []string {
+	var out []string
+	for _, l := range pl.layers {
+		if l.first {
+			out = append(out, l.node.GetName())
+		}
+	}
+	return out
+}
+
+func TestPlanFirstLayers(t *testing.T) {
+	// Graphs: testdata/models/gen_models.py (see TestPlanConvnet for
+	// convnet_op13; two_inputs is a, b → Add → MatMul(4x3) → y).
+	for _, tc := range []struct {
+		model   string
+		ignored []string
+		want    []string
+	}{
+		{"convnet_op13.onnx", nil, []string{"conv_0"}},
+		// conv_0 left in float: conv_1, the first quantized weighted layer,
+		// reads the image's features through it.
+		{"convnet_op13.onnx", []string{"conv_0"}, []string{"conv_1"}},
+		// The Add before it is quantized but has no weight.
+		{"two_inputs.onnx", nil, []string{"matmul_0"}},
+	} {
+		t.Run(tc.model+strings.Join(tc.ignored, ","), func(t *testing.T) {
+			pl := planOf(t, loadPrepared(t, tc.model), planOptions{perChannelWeights: true, ignoredScope: tc.ignored})
+			if got := firstLayers(pl); !slices.Equal(got, tc.want) {
+				t.Errorf("first layers = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParamsSaturationFix(t *testing.T) {
+	yes, no := true, false
+	levels := &QuantConfig{LevelLow: ptr[int32](-127), LevelHigh: ptr[int32](127)}
+	for _, tc := range []struct {
+		name string
+		p    Params
+		want string // the resolved value, or an error substring after "error: "
+	}{
+		{"default", Params{}, DefaultSaturationFix},
+		{"no", Params{SaturationFix: "no"}, "no"},
+		{"first_layer", Params{SaturationFix: "first_layer"}, "first_layer"},
+		{"all", Params{SaturationFix: "all"}, "all"},
+		{"reduced_range true", Params{Weights: &QuantConfig{ReducedRange: &yes}}, "all"},
+		{"reduced_range false", Params{Weights: &QuantConfig{ReducedRange: &no}}, "no"},
+		{"both agree", Params{SaturationFix: "all", Weights: &QuantConfig{ReducedRange: &yes}}, "all"},
+		{"levels", Params{Weights: levels}, "no"},
+		{"levels and no", Params{SaturationFix: "no", Weights: levels}, "no"},
+		{"bad value", Params{SaturationFix: "first_layers"},
+			`error: saturation_fix: unknown value "first_layers"; valid: all, first_layer, no`},
+		{"reduced_range true, no", Params{SaturationFix: "no", Weights: &QuantConfig{ReducedRange: &yes}},
+			`error: weights.reduced_range: true contradicts saturation_fix "no"`},
+		{"reduced_range false, first_layer", Params{SaturationFix: "first_layer", Weights: &QuantConfig{ReducedRange: &no}},
+			`error: weights.reduced_range: false contradicts saturation_fix "first_layer"`},
+		{"levels and all", Params{SaturationFix: "all", Weights: levels},
+			`error: weights.level_low/level_high: custom weight levels apply to every layer and contradict saturation_fix "all"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := tc.p.resolve()
+			if want, ok := strings.CutPrefix(tc.want, "error: "); ok {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("resolve(%+v): err = %v, want %q", tc.p, err, want)
+				}
+				return
+			}
+			if err != nil || r.saturationFix != tc.want {
+				t.Errorf("resolve(%+v) = %q, %v; want %q", tc.p, r.saturationFix, err, tc.want)
+			}
+		})
+	}
+}

@@ -60,6 +60,7 @@ func (a *Algorithm) planOptions(extra []string) planOptions {
 func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
 	c := a.last
 	a.report.Activations, a.report.Layers, a.report.FoldedRelus, a.report.FloatOps = nil, nil, 0, nil
+	a.report.SevenBitLayers = []string{}
 	var out []*model.Stage
 	for i, s := range c.fp.Models() {
 		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
