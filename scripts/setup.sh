@@ -52,10 +52,18 @@ if [ "${1:-}" = "--test" ]; then
   /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
   command -v promtool >/dev/null || need+=(prometheus)
   command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
+  # The corpus of real exported models (scripts/corpus/build.sh) exports and
+  # samples with Debian's torch, torchvision and numpy.
+  for p in python3-torch python3-torchvision python3-numpy dataset-fashion-mnist; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+  done
   if [ ${#need[@]} -gt 0 ]; then
-    echo "setup: installing ${need[*]} (checkers used by the tests)"
+    echo "setup: installing ${need[*]} (checkers and corpus tools used by the tests)"
     if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
+  # The corpus models app's TestCorpusCI quantizes end to end (pinned by
+  # SHA-256 in testdata/corpus/manifest.json; skipped when already built).
+  scripts/corpus/build.sh ppocr_cls ppocr_det ppocr_rec silero_vad_v4 silero_vad_v5 unet_convtranspose encoder_opset13
 fi

@@ -80,8 +80,10 @@ type Report struct {
 	UntypedTensors []string `json:"untyped_tensors_left_in_float,omitempty"`
 	// SaturationFix is the saturation_fix used (defaults applied) and
 	// SevenBitLayers the nodes whose weights it made 7-bit, in graph order.
-	SaturationFix  string   `json:"saturation_fix"`
-	SevenBitLayers []string `json:"seven_bit_weight_layers"`
+	// NothingQuantized says why, when no layer was quantized.
+	NothingQuantized string   `json:"nothing_quantized,omitempty"`
+	SaturationFix    string   `json:"saturation_fix"`
+	SevenBitLayers   []string `json:"seven_bit_weight_layers"`
 }
 
 // ActivationEntry is one quantized activation tensor.
@@ -219,6 +221,20 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 	if len(a.report.UntypedTensors) > 0 {
 		a.env.Log.Warn("tensors of unknown element type are left in float", "tensors", a.report.UntypedTensors)
+	}
+	layers := 0
+	for _, pl := range plans {
+		layers += len(pl.layers)
+	}
+	if layers == 0 {
+		// Say why: the layers may all sit in If/Loop/Scan bodies, which
+		// are not quantized.
+		inside := 0
+		for _, s := range fp.Models() {
+			inside += quantizableInSubgraphs(s.Proto.GetGraph(), 0)
+		}
+		a.report.NothingQuantized = fmt.Sprintf("no layer to quantize in the top-level graph; %d Conv/Gemm/MatMul nodes inside If/Loop/Scan bodies stay in float", inside)
+		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
 	}
 	if len(a.report.UnmatchedIgnored) > 0 {
 		a.env.Log.Warn("ignored scope names match no node", "names", a.report.UnmatchedIgnored)
@@ -577,4 +593,30 @@ func describe(e qmath.Estimator) string {
 		return fmt.Sprintf("%s(%g), %s", e.Type, e.OutlierProb, e.Aggregator)
 	}
 	return e.Type + ", " + e.Aggregator
+}
+
+// quantizableInSubgraphs counts the Conv, Gemm and MatMul nodes inside the
+// sub-graphs (If branches, Loop and Scan bodies) of g's nodes, at any depth.
+func quantizableInSubgraphs(g *onnxpb.GraphProto, depth int) int {
+	if depth > 16 {
+		return 0
+	}
+	n := 0
+	for _, node := range g.GetNode() {
+		for _, a := range node.GetAttribute() {
+			gs := a.GetGraphs()
+			if a.G != nil {
+				gs = append(gs, a.G)
+			}
+			for _, sg := range gs {
+				for _, inner := range sg.GetNode() {
+					if weightedOps[inner.GetOpType()] {
+						n++
+					}
+				}
+				n += quantizableInSubgraphs(sg, depth+1)
+			}
+		}
+	}
+	return n
 }

@@ -179,12 +179,14 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 
 	markFirstLayers(nodes, p.layers)
 
-	// A quantized Conv's output is quantized too, whatever reads it: ONNX
-	// Runtime fuses DQ → Conv → Q into QLinearConv only with the Q; without
-	// it, it runs a float Conv on weights dequantized at every inference,
-	// slower than the FP32 model (exported Hardswish, Add/Clip/Div/Mul after
-	// a Conv, left the Conv so). A Conv whose only reader is a Relu has the
-	// Relu's output quantized instead, so that the Relu folds away below.
+	// A quantized Conv's (MatMul's, Gemm's) output is quantized too,
+	// whatever reads it: ONNX Runtime fuses DQ → Conv → Q into QLinearConv
+	// only with the Q; without it, it runs a float Conv on weights
+	// dequantized at every inference, slower than the FP32 model (exported
+	// Hardswish, Add/Clip/Div/Mul after a Conv, left the Conv so), and a
+	// MatMul followed by a bias Add becomes a float Gemm. A layer whose only
+	// reader is a Relu has the Relu's output quantized instead, so that the
+	// Relu folds away below.
 	// A tensor read by an ignored node stays float: ignoring a node (as
 	// AccuracyAwareQuantization does to a sensitive layer) keeps its
 	// inputs in full precision.
@@ -193,7 +195,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	}
 	for _, l := range p.layers {
 		n := l.node
-		if n.GetOpType() != "Conv" || len(n.Output) != 1 {
+		if !weightedOps[n.GetOpType()] || l.weight == "" || len(n.Output) != 1 {
 			continue
 		}
 		out := n.Output[0]
