@@ -33,7 +33,16 @@ func newProgress(w io.Writer) *progress {
 	return &progress{w: w, tty: tty}
 }
 
-// update reports done of total for stage.
+// eta is the time left at the pace so far ("" before the first sample).
+func eta(elapsed time.Duration, done, total int) string {
+	if done <= 0 || done >= total {
+		return ""
+	}
+	left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
+	return " ETA " + left.Round(time.Second).String()
+}
+
+// update reports done of total for stage: one bar per data pass.
 func (p *progress) update(stage string, done, total int) {
 	if p == nil || total <= 0 {
 		return
@@ -46,8 +55,9 @@ func (p *progress) update(stage string, done, total int) {
 	if p.tty {
 		const width = 30
 		filled := width * done / total
-		fmt.Fprintf(p.w, "\r%-24s [%s%s] %d/%d %s", stage, strings.Repeat("#", filled), strings.Repeat(".", width-filled),
-			done, total, time.Since(p.start).Round(100*time.Millisecond))
+		el := time.Since(p.start)
+		fmt.Fprintf(p.w, "\r%-24s [%s%s] %d/%d %s%s\x1b[K", stage, strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+			done, total, el.Round(100*time.Millisecond), eta(el, done, total))
 		if done == total {
 			fmt.Fprintln(p.w)
 		}
@@ -55,6 +65,7 @@ func (p *progress) update(stage string, done, total int) {
 	}
 	if done == total || time.Since(p.last) >= 10*time.Second {
 		p.last = time.Now()
-		fmt.Fprintf(p.w, "%s: %d/%d (%d%%) %s\n", stage, done, total, done*100/total, time.Since(p.start).Round(100*time.Millisecond))
+		el := time.Since(p.start)
+		fmt.Fprintf(p.w, "%s: %d/%d (%d%%) %s%s\n", stage, done, total, done*100/total, el.Round(100*time.Millisecond), eta(el, done, total))
 	}
 }

@@ -148,9 +148,14 @@ func (a *Algorithm) newBase(preset string) (*base, error) {
 	b := &base{mm: mm, preset: preset}
 	if a.r.fastBias {
 		b.fb, err = fastbias.New(fastbias.Params{StatSubsetSize: mp.StatSubsetSize, StatBatchSize: mp.StatBatchSize,
-			ShuffleData: mp.ShuffleData, Seed: mp.Seed}, a.env)
+			ShuffleData: mp.ShuffleData, Seed: mp.Seed, Mode: a.p.FastBiasMode}, a.env)
 		if err != nil {
 			return nil, err
+		}
+		if !b.fb.Sequential() {
+			// The input means come from MinMaxQuantization's pass, which
+			// Requantize reuses too.
+			mm.AddStats(fastbias.Layout)
 		}
 	}
 	return b, nil
@@ -169,7 +174,7 @@ func (b *base) correct(ctx context.Context, q *model.CompressedModel) (*model.Co
 	if b.fb == nil {
 		return q, nil
 	}
-	return b.fb.Run(ctx, q)
+	return b.fb.RunWithStats(ctx, q, b.mm.Stats())
 }
 
 // report is the base algorithm's report of its last model, corrected

@@ -20,6 +20,8 @@ func init() {
 type Params struct {
 	minmax.Params
 	UseFastBias *bool `json:"use_fast_bias"`
+	// FastBiasMode is FastBiasCorrection's mode ("fast" or "sequential").
+	FastBiasMode string `json:"fast_bias_mode"`
 }
 
 // Algorithm is DefaultQuantization.
@@ -38,9 +40,13 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 	if p.UseFastBias == nil || *p.UseFastBias {
 		a.fb, err = fastbias.New(fastbias.Params{
 			StatSubsetSize: p.StatSubsetSize, StatBatchSize: p.StatBatchSize,
-			ShuffleData: p.ShuffleData, Seed: p.Seed}, env)
+			ShuffleData: p.ShuffleData, Seed: p.Seed, Mode: p.FastBiasMode}, env)
 		if err != nil {
 			return nil, err
+		}
+		if !a.fb.Sequential() {
+			// The input means come from MinMaxQuantization's pass.
+			mm.AddStats(fastbias.Layout)
 		}
 	}
 	return a, nil
@@ -58,7 +64,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if a.fb == nil {
 		return q, nil
 	}
-	return a.fb.Run(ctx, q)
+	return a.fb.RunWithStats(ctx, q, a.mm.Stats())
 }
 
 // Report combines the reports of the chain.

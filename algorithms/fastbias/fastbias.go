@@ -28,7 +28,19 @@ type Params struct {
 	StatBatchSize  int    `json:"stat_batch_size"`
 	ShuffleData    bool   `json:"shuffle_data"`
 	Seed           uint64 `json:"seed"`
+	// Mode is "fast" (the default, POT's FastBiasCorrection: every layer
+	// corrected from the float model's mean input, no pass of its own when
+	// a quantizer collected Layout's statistics) or "sequential" (each
+	// layer measured on the whole model with every earlier correction
+	// applied: one pass over the subset per layer).
+	Mode string `json:"mode"`
 }
+
+// The modes.
+const (
+	ModeFast       = "fast"
+	ModeSequential = "sequential"
+)
 
 // Algorithm shifts the int32 bias of every quantized Conv and Gemm so that
 // the layer's mean output per channel, over the calibration subset, equals
@@ -59,6 +71,13 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 	if p.StatBatchSize < 0 {
 		return nil, fmt.Errorf("stat_batch_size: %d, want at least 1", p.StatBatchSize)
 	}
+	switch p.Mode {
+	case "":
+		p.Mode = ModeFast
+	case ModeFast, ModeSequential:
+	default:
+		return nil, fmt.Errorf("mode: %q, want %q or %q", p.Mode, ModeFast, ModeSequential)
+	}
 	if env.Log == nil {
 		env.Log = slog.New(slog.DiscardHandler)
 	}
@@ -83,8 +102,20 @@ type target struct {
 	scales     []float32
 }
 
-// Run corrects the biases of m, which must carry its float Reference.
+// Sequential reports whether the algorithm runs in sequential mode, which
+// needs passes of its own (RunWithStats then behaves as Run).
+func (a *Algorithm) Sequential() bool { return a.p.Mode == ModeSequential }
+
+// Run corrects the biases of m, which must carry its float Reference. In
+// fast mode it collects Layout's statistics in one pass over the float
+// model; RunWithStats reuses a quantizer's.
 func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.CompressedModel, error) {
+	return a.RunWithStats(ctx, m, nil)
+}
+
+// RunWithStats is Run with the float model's statistics of Layout(m.Reference)
+// already collected (nil: collect them). Sequential mode ignores stats.
+func (a *Algorithm) RunWithStats(ctx context.Context, m *model.CompressedModel, stats *reduce.Set) (*model.CompressedModel, error) {
 	ref := m.Reference
 	if ref == nil {
 		return nil, fmt.Errorf("the model is not quantized: put %s after MinMaxQuantization, or use DefaultQuantization", Name)
@@ -111,6 +142,18 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	result := model.NewCompressedModel(m.Name, m.IsCascade(), out...)
 	result.Reference = ref
 	if len(targets) == 0 {
+		return result, nil
+	}
+	if a.p.Mode == ModeFast {
+		if stats == nil {
+			var err error
+			if stats, err = a.means(ctx, ref, Layout(ref), "bias correction statistics"); err != nil {
+				return nil, err
+			}
+		}
+		if err := a.fastCorrect(out, ref, targets, stats); err != nil {
+			return nil, err
+		}
 		return result, nil
 	}
 	fStats, err := a.means(ctx, ref, fLayout, "bias correction (FP32)")

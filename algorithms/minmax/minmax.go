@@ -36,6 +36,24 @@ type Algorithm struct {
 	report Report
 	// last is what Run collected, kept for Requantize (reuse.go).
 	last *collected
+	// extra lists more statistics for the same pass (AddStats).
+	extra []func(fp *model.CompressedModel) pipeline.StatsLayout
+}
+
+// AddStats asks Run to collect, in its statistics pass, the statistics f
+// lists on the prepared float model (the Reference of Run's result), so
+// that an algorithm that runs after it (FastBiasCorrection) needs no pass
+// of its own; Stats returns them after Run.
+func (a *Algorithm) AddStats(f func(fp *model.CompressedModel) pipeline.StatsLayout) {
+	a.extra = append(a.extra, f)
+}
+
+// Stats returns the statistics the last Run collected (nil before Run).
+func (a *Algorithm) Stats() *reduce.Set {
+	if a.last == nil {
+		return nil
+	}
+	return a.last.stats
 }
 
 // New builds the algorithm from decoded params.
@@ -240,6 +258,16 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		a.env.Log.Warn("ignored scope names match no node", "names", a.report.UnmatchedIgnored)
 	}
 
+	ranges := maps.Clone(layout)
+	for _, f := range a.extra {
+		for tensor, specs := range f(fp) {
+			for _, spec := range specs {
+				if !slices.ContainsFunc(layout[tensor], func(s pipeline.StatSpec) bool { return s.Key() == spec.Key() }) {
+					layout[tensor] = append(slices.Clip(layout[tensor]), spec)
+				}
+			}
+		}
+	}
 	stats, n, err := a.collect(ctx, fp, layout)
 	if err != nil {
 		return nil, err
@@ -251,7 +279,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 
 	if a.r.hist != nil {
-		if err := a.collectHistograms(ctx, fp, layout, stats); err != nil {
+		if err := a.collectHistograms(ctx, fp, ranges, stats); err != nil {
 			return nil, err
 		}
 	}
