@@ -232,6 +232,15 @@ func TestQuantizeShapeArithmetic(t *testing.T) {
 			if rep.INT8 == nil || rep.FP32 == nil || rep.Latency == nil || len(rep.Latency.Speedup) != 1 {
 				t.Errorf("no FP32/INT8 evaluation or latency comparison in the report: %+v", rep)
 			}
+			// Every local worker reports this machine's CPU.
+			if rep.CPU.Model == "" || len(rep.WorkerCPUs) == 0 || rep.MixedCPUs {
+				t.Errorf("cpu %+v, worker cpus %v, mixed %v", rep.CPU, rep.WorkerCPUs, rep.MixedCPUs)
+			}
+			for w, c := range rep.WorkerCPUs {
+				if c != rep.CPU.String() {
+					t.Errorf("worker %s reported CPU %q, want this machine's %q", w, c, rep.CPU.String())
+				}
+			}
 		})
 	}
 }

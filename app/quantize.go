@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,8 +99,16 @@ type Report struct {
 	// with the INT8 one, alternated in one measurement (see
 	// engine.MeasureLatency); FP32.LatencyMs and INT8.LatencyMs are its
 	// medians.
-	Latency  *Latency `json:"latency,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Latency *Latency `json:"latency,omitempty"`
+	// CPU is the coordinator's processor (it measures latency); WorkerCPUs
+	// the processor each worker reported with its results (in process:
+	// the coordinator's). MixedCPUs is set when they differ in VNNI: the
+	// model is the same, but its INT8 speed and (without saturation_fix)
+	// its accuracy are not.
+	CPU        engine.CPU        `json:"cpu"`
+	WorkerCPUs map[string]string `json:"worker_cpus,omitempty"`
+	MixedCPUs  bool              `json:"mixed_cpus,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
 	// Stages holds each stage's report when a cascade's stages were
 	// calibrated on their own data.
 	Stages map[string]*Report `json:"stages,omitempty"`
@@ -314,6 +323,19 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	}
 	rep.Algorithms = p.Reports()
 	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
+	rep.CPU = engine.HostCPU()
+	if ce, ok := fl.engine.(interface{ WorkerCPUs() map[string]string }); ok {
+		rep.WorkerCPUs = ce.WorkerCPUs()
+	} else {
+		rep.WorkerCPUs = map[string]string{"in-process": rep.CPU.String()}
+	}
+	vnni := map[bool]bool{}
+	for _, c := range rep.WorkerCPUs {
+		vnni[strings.Contains(c, "vnni")] = true
+	}
+	if rep.MixedCPUs = len(vnni) > 1; rep.MixedCPUs {
+		log.Warn("the fleet mixes CPUs with and without VNNI: the model is the same, its INT8 speed on each is not", "cpus", rep.WorkerCPUs)
+	}
 
 	if evaluate {
 		t := time.Now()

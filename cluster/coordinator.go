@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,28 @@ type Engine struct {
 	// copies publishes every shard that many extra times (tests of
 	// duplicate results).
 	copies int
+
+	cpuMu sync.Mutex
+	cpus  map[string]string // worker name → CPU, from accepted results
+}
+
+// noteCPU records the CPU a worker reported with a result.
+func (e *Engine) noteCPU(worker, cpu string) {
+	e.cpuMu.Lock()
+	defer e.cpuMu.Unlock()
+	if e.cpus == nil {
+		e.cpus = map[string]string{}
+	}
+	e.cpus[worker] = cpu
+}
+
+// WorkerCPUs maps each worker that delivered a result to the CPU it
+// reported (see engine.CPU): a mixed fleet shows here. Results do not
+// depend on it.
+func (e *Engine) WorkerCPUs() map[string]string {
+	e.cpuMu.Lock()
+	defer e.cpuMu.Unlock()
+	return maps.Clone(e.cpus)
 }
 
 var _ pipeline.Engine = (*Engine)(nil)

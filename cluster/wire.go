@@ -172,8 +172,11 @@ type blob struct {
 // envelope is the value stored under "<predict>.<shard>" in ResultsBucket:
 // a result (Stats, Outputs) or a final failure (Error, Kind).
 type envelope struct {
-	V       int     `json:"v"`
-	Worker  string  `json:"worker"`
+	V      int    `json:"v"`
+	Worker string `json:"worker"`
+	// CPU is the worker's processor and the features that decide ONNX
+	// Runtime's INT8 kernels (engine.CPU.String).
+	CPU     string  `json:"cpu,omitempty"`
 	Samples int     `json:"samples"`
 	Seconds float64 `json:"seconds,omitempty"`
 	Stats   *blob   `json:"stats,omitempty"`

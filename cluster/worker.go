@@ -461,7 +461,7 @@ func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []
 // store puts the result under the shard's key; dup reports that another
 // delivery had stored it first (this result is then dropped).
 func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte, skipped []int, took time.Duration) (dup bool, err error) {
-	env := envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Seconds: took.Seconds(), Skipped: skipped}
+	env := envelope{V: wireVersion, Worker: w.opts.Name, CPU: engine.HostCPU().String(), Samples: len(job.Indices), Seconds: took.Seconds(), Skipped: skipped}
 	inline := len(stats)+len(outputs) <= w.inlineLimit
 	var objects []string
 	defer func() {

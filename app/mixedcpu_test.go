@@ -1,0 +1,78 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fleetcal/fleetcal/engine"
+)
+
+// TestMixedFleetCPUs: a fleet of one native worker and one worker run as an
+// AVX2 CPU without VNNI (qemu-x86_64 -cpu Haswell) writes the model an
+// in-process run writes, byte for byte, and report.json names both CPUs and
+// says the fleet is mixed. The default DefaultQuantization (saturation_fix
+// "all", bias correction computed in Go) does not depend on which CPU ran
+// which shard.
+func TestMixedFleetCPUs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs nats-server and two workers, one under qemu")
+	}
+	qemu := qemuHaswell(t)
+	natsBin, workerBin := fleetBinaries(t)
+	config := fixtureRun(t, "convnet_op13.onnx", 32, `{"stat_subset_size": 32}`, nil)
+	wantDir := t.TempDir()
+	if _, err := Quantize(t.Context(), QuantizeOptions{Config: config, OutputDir: wantDir, SkipEvaluation: true,
+		Fleet: FleetOptions{InProcess: true}}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(wantDir, "net.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	addr := fleetFreeAddr(t)
+	url := "nats://" + addr
+	fleetStartNATS(t, natsBin, addr, t.TempDir())
+	// The native worker is slowed down so that the emulated one, which
+	// needs seconds to start, gets shards too.
+	fleetStart(t, "native worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=150ms"}, workerBin, "--nats", url, "--name", "native")
+	emu := fleetStart(t, "haswell worker", nil, qemu, "-cpu", "Haswell", workerBin, "--nats", url, "--name", "haswell", "--log-level", "debug")
+	// Wait until the emulated worker has joined (it logs once connected).
+	fleetCheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		select {
+		case <-emu.exited:
+			t.Fatalf("the emulated worker exited: %v\n%s", emu.err, emu.out.String())
+		default:
+		}
+		if len(emu.out.String()) == 0 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	rep, err := Quantize(ctx, QuantizeOptions{Config: config, OutputDir: out, SkipEvaluation: true,
+		Fleet: FleetOptions{NATS: url, ShardSize: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "net.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("the mixed fleet's model differs from the in-process one (%d vs %d bytes)", len(got), len(want))
+	}
+	t.Logf("worker CPUs: %v", rep.WorkerCPUs)
+	if len(rep.WorkerCPUs) != 2 {
+		t.Fatalf("worker CPUs %v: want both workers (the emulated one took no shard?)", rep.WorkerCPUs)
+	}
+	if engine.HostCPU().VNNI && !rep.MixedCPUs {
+		t.Errorf("a VNNI host and an emulated Haswell: mixed_cpus = false, worker CPUs %v", rep.WorkerCPUs)
+	}
+}
