@@ -347,6 +347,11 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 		}
 		rep.FP32.LatencyMs, rep.FP32.LatencyRuns = rep.Latency.Models[0].MedianMs, rep.Latency.Rounds
 		rep.INT8.LatencyMs, rep.INT8.LatencyRuns = rep.Latency.Models[1].MedianMs, rep.Latency.Rounds
+		if sp := rep.Latency.Speedup[0]; sp.P90Ms < 1 {
+			// Slower in 90% of the alternated rounds: say so, with the CPU.
+			log.Warn(fmt.Sprintf("the INT8 model is slower than FP32 on %s: %.2fx (10th-90th percentile %.2f-%.2f); ignored.scope or ignored.operations can keep slow layers in float",
+				rep.CPU.Model, sp.MedianMs, sp.P10Ms, sp.P90Ms))
+		}
 		rep.StageSeconds["int8_evaluation"] = time.Since(t).Seconds()
 	}
 	return rep, qm, nil
