@@ -15,7 +15,7 @@ var inputSpec = pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
 
 // Layout lists the statistics the fast mode reads, on the prepared float
 // model fp (MinMaxQuantization's Reference): the per-channel mean of the
-// input of every Conv and Gemm with a constant weight. A quantizer adds them
+// float32 input of every Conv and Gemm with a constant weight. A quantizer adds them
 // to its own statistics pass (minmax.Algorithm.AddStats), so the correction
 // costs no pass of its own.
 func Layout(fp *model.CompressedModel) pipeline.StatsLayout {
@@ -26,8 +26,11 @@ func Layout(fp *model.CompressedModel) pipeline.StatsLayout {
 		for _, t := range g.GetInitializer() {
 			inits[t.GetName()] = true
 		}
+		// Only float32 layers are quantized (a float16 part of a mixed
+		// model stays as it is): no statistic of another type.
+		types := model.InferTypes(s.Proto)
 		for _, n := range g.GetNode() {
-			if in, ok := layerInput(n); ok && inits[n.Input[1]] {
+			if in, ok := layerInput(n); ok && inits[n.Input[1]] && types.IsFloat32(in) {
 				layout[in] = []pipeline.StatSpec{inputSpec}
 			}
 		}
