@@ -247,11 +247,16 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if layers == 0 {
 		// Say why: the layers may all sit in If/Loop/Scan bodies, which
 		// are not quantized.
-		inside := 0
-		for _, s := range fp.Models() {
+		inside, notF32 := 0, 0
+		for i, s := range fp.Models() {
 			inside += quantizableInSubgraphs(s.Proto.GetGraph(), 0)
+			for _, n := range s.Proto.GetGraph().GetNode() {
+				if weightedOps[n.GetOpType()] && len(n.GetInput()) > 0 && !types[i].IsFloat32(n.GetInput()[0]) {
+					notF32++
+				}
+			}
 		}
-		a.report.NothingQuantized = fmt.Sprintf("no layer to quantize in the top-level graph; %d Conv/Gemm/MatMul nodes inside If/Loop/Scan bodies stay in float", inside)
+		a.report.NothingQuantized = fmt.Sprintf("no float32 layer to quantize: %d Conv/Gemm/MatMul nodes read tensors of another type (float16 parts stay as they are), %d sit inside If/Loop/Scan bodies", notF32, inside)
 		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
 	}
 	if len(a.report.UnmatchedIgnored) > 0 {
