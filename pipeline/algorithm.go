@@ -38,6 +38,11 @@ type AlgorithmEnv struct {
 	// Metric is the config's engine.metric (nil without one, or without
 	// annotations); accuracy-driven algorithms evaluate with it.
 	Metric Metric
+	// Data is the engine's data loader, read on this machine (nil when the
+	// caller has none): latency-aware steps time models on one sample.
+	Data DataLoader
+	// Threads is the config's engine.threads (0: ONNX Runtime's default).
+	Threads int
 }
 
 // AlgorithmFactory builds an algorithm from its raw params (decode them with

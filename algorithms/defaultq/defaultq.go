@@ -2,6 +2,7 @@ package defaultq
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/fleetcal/fleetcal/algorithms/fastbias"
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
@@ -22,21 +23,46 @@ type Params struct {
 	UseFastBias *bool `json:"use_fast_bias"`
 	// FastBiasMode is FastBiasCorrection's mode ("fast" or "sequential").
 	FastBiasMode string `json:"fast_bias_mode"`
+	// LatencyAware turns on latency-aware placement (default false): layers
+	// that do not run faster in INT8 on this machine's CPU are left in float.
+	// Timing decides, so the output is not reproducible byte for byte.
+	LatencyAware bool `json:"latency_aware"`
+	// MinLayerSpeedup is how much faster (FP32 time / INT8 time, per layer)
+	// a layer must be in INT8 to stay INT8 under latency_aware (default 1):
+	// above 1 leaves more layers in float, keeping accuracy for a little
+	// speed.
+	MinLayerSpeedup *float64 `json:"min_layer_speedup"`
 }
 
 // Algorithm is DefaultQuantization.
 type Algorithm struct {
-	mm *minmax.Algorithm
-	fb *fastbias.Algorithm
+	mm  *minmax.Algorithm
+	fb  *fastbias.Algorithm
+	env pipeline.AlgorithmEnv
+	// latencyAware and minSpeedup are latency_aware and min_layer_speedup.
+	latencyAware bool
+	minSpeedup   float64
+	lat          *LatencyReport
 }
 
 // New builds the chain.
 func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
+	if p.MinLayerSpeedup != nil {
+		if !p.LatencyAware {
+			return nil, fmt.Errorf("%s: min_layer_speedup needs latency_aware: true", Name)
+		}
+		if !(*p.MinLayerSpeedup > 0) {
+			return nil, fmt.Errorf("%s: min_layer_speedup must be positive, got %g", Name, *p.MinLayerSpeedup)
+		}
+	}
 	mm, err := minmax.New(p.Params, env)
 	if err != nil {
 		return nil, err
 	}
-	a := &Algorithm{mm: mm}
+	a := &Algorithm{mm: mm, env: env, latencyAware: p.LatencyAware, minSpeedup: 1}
+	if p.MinLayerSpeedup != nil {
+		a.minSpeedup = *p.MinLayerSpeedup
+	}
 	if p.UseFastBias == nil || *p.UseFastBias {
 		a.fb, err = fastbias.New(fastbias.Params{
 			StatSubsetSize: p.StatSubsetSize, StatBatchSize: p.StatBatchSize,
@@ -61,10 +87,15 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if err != nil {
 		return nil, err
 	}
-	if a.fb == nil {
+	if a.fb != nil {
+		if q, err = a.fb.RunWithStats(ctx, q, a.mm.Stats()); err != nil {
+			return nil, err
+		}
+	}
+	if !a.latencyAware {
 		return q, nil
 	}
-	return a.fb.RunWithStats(ctx, q, a.mm.Stats())
+	return a.place(ctx, q)
 }
 
 // Report combines the reports of the chain.
@@ -72,6 +103,9 @@ func (a *Algorithm) Report() any {
 	r := map[string]any{minmax.Name: a.mm.Report()}
 	if a.fb != nil {
 		r[fastbias.Name] = a.fb.Report()
+	}
+	if a.lat != nil {
+		r["LatencyAwarePlacement"] = a.lat
 	}
 	return r
 }

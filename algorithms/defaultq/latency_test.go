@@ -1,0 +1,137 @@
+package defaultq
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+func images(n int) pipeline.SliceLoader {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out pipeline.SliceLoader
+	for range n {
+		d := make([]float32, 3*16*16)
+		for k := range d {
+			d[k] = rng.Float32()*2 - 1
+		}
+		out = append(out, pipeline.Sample{Inputs: map[string]pipeline.Tensor{"input": {Shape: []int64{1, 3, 16, 16}, Data: d}}})
+	}
+	return out
+}
+
+// quantize runs DefaultQuantization on the test convnet.
+func quantize(t *testing.T, p Params) ([]byte, *model.CompressedModel, *Algorithm) {
+	t.Helper()
+	data := images(4)
+	e, err := engine.New(data, engine.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	env := pipeline.AlgorithmEnv{Engine: e, DataLen: data.Len(), Log: slog.New(slog.DiscardHandler), Data: data, Threads: 1}
+	fm, err := model.Load(model.Config{Name: "m", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(p, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := a.Run(t.Context(), fm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Marshal(q.Models()[0].Proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, q, a
+}
+
+// fakeLatency makes every model after the first measure faster (candidate
+// wins) or slower (candidate loses) than the one before it, so that the
+// test checks the mechanism, not this machine's timings.
+func fakeLatency(t *testing.T, candidateWins bool) {
+	old := measureLatency
+	t.Cleanup(func() { measureLatency = old })
+	measureLatency = func(_ context.Context, models [][]byte, _ map[string]pipeline.Tensor, _ engine.LatencyOptions) (*engine.LatencyComparison, error) {
+		c := &engine.LatencyComparison{Rounds: 1}
+		for i := 1; i < len(models); i++ {
+			v := 0.5
+			if candidateWins {
+				v = float64(i)
+			} else if i > 1 {
+				v = 0.25
+			}
+			c.Speedup = append(c.Speedup, engine.LatencyStats{MedianMs: v, P10Ms: v, P90Ms: v})
+		}
+		return c, nil
+	}
+}
+
+func TestLatencyAwareOffUnchanged(t *testing.T) {
+	plain, _, a := quantize(t, Params{})
+	if _, ok := a.Report().(map[string]any)["LatencyAwarePlacement"]; ok {
+		t.Error("report has LatencyAwarePlacement with latency_aware off")
+	}
+	// A placement whose candidates never measure faster keeps the model.
+	fakeLatency(t, false)
+	kept, _, a := quantize(t, Params{LatencyAware: true})
+	if !bytes.Equal(plain, kept) {
+		t.Error("latency_aware with no faster placement changed the model")
+	}
+	r := a.Report().(map[string]any)["LatencyAwarePlacement"].(*LatencyReport)
+	if len(r.LeftInFloat) != 0 || r.Measurements < 2 || r.CPU == "" {
+		t.Errorf("report = %+v, want nothing left in float after >= 2 measurements", r)
+	}
+}
+
+func TestLatencyAwareRevertsLayers(t *testing.T) {
+	plain, _, _ := quantize(t, Params{})
+	fakeLatency(t, true)
+	huge := 1e9 // every layer found in both profiles is "not fast enough"
+	b, q, a := quantize(t, Params{LatencyAware: true, MinLayerSpeedup: &huge})
+	if bytes.Equal(plain, b) {
+		t.Fatal("latency_aware reverted nothing")
+	}
+	r := a.Report().(map[string]any)["LatencyAwarePlacement"].(*LatencyReport)
+	if len(r.LeftInFloat) == 0 || r.SpeedupAfter <= r.SpeedupBefore {
+		t.Fatalf("report = %+v", r)
+	}
+	g := q.Models()[0].Proto.GetGraph()
+	producer := map[string]string{}
+	for _, n := range g.GetNode() {
+		for _, o := range n.GetOutput() {
+			producer[o] = n.GetOpType()
+		}
+	}
+	for _, f := range r.LeftInFloat {
+		if f.Reason == "" || f.Node == "" {
+			t.Errorf("left_in_float entry %+v lacks node or reason", f)
+		}
+		for _, n := range g.GetNode() {
+			if n.GetName() != f.Node {
+				continue
+			}
+			for _, in := range n.GetInput() {
+				if producer[in] == "DequantizeLinear" {
+					t.Errorf("%s (left in float) reads %s from a DequantizeLinear", f.Node, in)
+				}
+			}
+		}
+	}
+}
+
+func TestMinLayerSpeedupNeedsLatencyAware(t *testing.T) {
+	v := 1.2
+	if _, err := New(Params{MinLayerSpeedup: &v}, pipeline.AlgorithmEnv{}); err == nil || !strings.Contains(err.Error(), "latency_aware") {
+		t.Error("min_layer_speedup without latency_aware: no error")
+	}
+}
