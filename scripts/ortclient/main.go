@@ -159,6 +159,33 @@ type result struct {
 	Speedup       float64    `json:"speedup_median_of_ratios"`
 	SpeedupSpread [2]float64 `json:"speedup_p10_p90"`
 	Profile       *profile   `json:"profile,omitempty"`
+	// Flips are the samples whose top-1 differs, with the FP32 model's
+	// margin between its two best scores there (a near-tie flips easily).
+	Flips []flip `json:"top1_flips,omitempty"`
+}
+
+type flip struct {
+	Sample     int     `json:"sample"`
+	FP32Margin float64 `json:"fp32_top2_margin"`
+}
+
+// margin is the difference between the two largest values of the first
+// row along the last axis.
+func margin(v []float32, info model.ValueInfo) float64 {
+	row := v
+	if k := len(info.Shape); k > 0 && info.Shape[k-1] > 0 && int(info.Shape[k-1]) <= len(v) {
+		row = v[:info.Shape[k-1]]
+	}
+	a, b := math.Inf(-1), math.Inf(-1)
+	for _, x := range row {
+		switch f := float64(x); {
+		case f > a:
+			a, b = f, a
+		case f > b:
+			b = f
+		}
+	}
+	return a - b
 }
 
 // profile is what ONNX Runtime's profiler saw the two models run as.
@@ -246,6 +273,8 @@ func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool) er
 		}
 		if argmaxLast(oa[0], a.outputs[0]) == argmaxLast(ob[0], a.outputs[0]) {
 			agree++
+		} else {
+			res.Flips = append(res.Flips, flip{Sample: i, FP32Margin: margin(oa[0], a.outputs[0])})
 		}
 		c := cosine(oa, ob)
 		res.CosineMean += c / float64(n)
