@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 )
 
@@ -156,4 +158,48 @@ func Float16ToFloat32(h uint16) float32 {
 		e--
 	}
 	return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
+}
+
+// FoldConstantIdentities replaces every top-level Identity whose input is
+// an initializer by a copy of that initializer named after the Identity's
+// output. torch.onnx deduplicates equal weights (the layers of an
+// nn.TransformerEncoder start as copies of one another) and reads the
+// copies through Identity nodes; folded, every layer reads a constant
+// weight of its own and can be quantized. An Identity that is a graph
+// output, or whose output is already an initializer, stays. It returns the
+// number of nodes folded.
+func FoldConstantIdentities(p *onnxpb.ModelProto) (int, error) {
+	g := p.GetGraph()
+	if g == nil {
+		return 0, ErrNoGraph
+	}
+	x := NewGraph(p)
+	drop := map[*onnxpb.NodeProto]bool{}
+	var added []*onnxpb.TensorProto
+	for _, n := range g.GetNode() {
+		if n.GetOpType() != "Identity" || !isDefaultDomain(n.GetDomain()) || len(n.GetInput()) != 1 || len(n.GetOutput()) != 1 {
+			continue
+		}
+		out := n.GetOutput()[0]
+		src := x.Initializer(n.GetInput()[0])
+		if out == "" || src == nil || x.IsGraphOutput(out) || x.Initializer(out) != nil || isExternal(src) {
+			continue
+		}
+		t := proto.Clone(src).(*onnxpb.TensorProto)
+		t.Name = proto.String(out)
+		drop[n] = true
+		added = append(added, t)
+	}
+	if len(drop) == 0 {
+		return 0, nil
+	}
+	g.Node = slices.DeleteFunc(g.Node, func(n *onnxpb.NodeProto) bool { return drop[n] })
+	for _, t := range added {
+		g.Initializer = append(g.Initializer, t)
+		if p.GetIrVersion() < 4 {
+			g.Input = append(g.Input, tensorValueInfo(t))
+		}
+	}
+	removeUnusedInitializers(p)
+	return len(drop), nil
 }

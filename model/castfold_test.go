@@ -116,3 +116,33 @@ func TestFoldConstantCasts(t *testing.T) {
 		t.Errorf("truncated FLOAT16 initializer: folded %d, err %v; want 0, nil", n, err)
 	}
 }
+
+func TestFoldConstantIdentities(t *testing.T) {
+	w := NewTensorFloat32("w", []int64{2, 2}, []float32{1, 2, 3, 4})
+	id := func(name, in, out string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{Name: proto.String(name), OpType: proto.String("Identity"), Input: []string{in}, Output: []string{out}}
+	}
+	mm := func(name, a, b string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{Name: proto.String(name), OpType: proto.String("MatMul"), Input: []string{a, b}, Output: []string{name}}
+	}
+	// Two MatMuls share w, the second through an Identity (torch's
+	// deduplicated weights); an Identity of the graph input and one that
+	// is a graph output stay.
+	nodes := []*onnxpb.NodeProto{
+		mm("m1", "x", "w"), id("alias", "w", "w_copy"), mm("m2", "m1", "w_copy"),
+		id("xid", "x", "x2"), mm("m3", "m2", "x2"), id("outid", "w", "wout"),
+	}
+	p := synth(13, []*onnxpb.ValueInfoProto{fvi("x", 2, 2)}, []*onnxpb.ValueInfoProto{fvi("m3"), fvi("wout")}, nodes, w)
+	n, err := FoldConstantIdentities(p)
+	if err != nil || n != 1 {
+		t.Fatalf("folded %d, err %v; want 1 (alias)", n, err)
+	}
+	x := NewGraph(p)
+	got, err := TensorFloat32(x.Initializer("w_copy"))
+	if err != nil || len(got) != 4 || got[3] != 4 {
+		t.Fatalf("w_copy = %v, %v; want a copy of w", got, err)
+	}
+	if countOp(p, "Identity") != 2 || x.Initializer("w") == nil {
+		t.Errorf("%d Identity nodes left (want 2: xid, outid), w kept %v", countOp(p, "Identity"), x.Initializer("w") != nil)
+	}
+}

@@ -92,6 +92,7 @@ type Report struct {
 	FoldedBatchNorms  int               `json:"folded_batch_norms"`
 	ConstantsUnfolded int               `json:"constants_to_initializers"`
 	CastsFolded       int               `json:"half_precision_weights_widened,omitempty"`
+	IdentitiesFolded  int               `json:"shared_weights_copied,omitempty"`
 	// UntypedTensors are tensors a quantized operator reads whose element
 	// type fleetcal could not infer (custom-domain producers, say): they are
 	// left in float rather than risk a statistic on a non-float tensor.
@@ -140,6 +141,9 @@ type Prepared struct {
 	// initializers, the Casts of half-precision (or double) initializers
 	// folded into float32 ones, and the BatchNormalizations folded.
 	Constants, Casts, BatchNorms int
+	// Identities counts the Identity nodes of initializers folded into
+	// initializers of their own (torch's deduplicated weights).
+	Identities int
 }
 
 // Prepare returns the float model statistics are collected on: constants
@@ -159,6 +163,11 @@ func Prepare(m *model.CompressedModel) (Prepared, error) {
 		if err != nil {
 			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
+		ids, err := model.FoldConstantIdentities(p)
+		if err != nil {
+			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		out.Identities += ids
 		// Opset 13 is the first with per-axis QuantizeLinear; newer models
 		// keep their opset.
 		if model.DefaultOpset(p) < 13 {
@@ -209,7 +218,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 	fp := prep.Model
 	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: prep.BatchNorms, ConstantsUnfolded: prep.Constants,
-		CastsFolded: prep.Casts, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
+		CastsFolded: prep.Casts, IdentitiesFolded: prep.Identities, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
 		SaturationFix: a.r.saturationFix}
 
 	a.last = nil
