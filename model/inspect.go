@@ -40,6 +40,41 @@ type InspectResult struct {
 	Parameters int64 `json:"parameters"`
 	// Quantizable names the nodes QuantizableNodes returns.
 	Quantizable []string `json:"quantizable"`
+	// Tensors, filled by WithTensors, lists every node output of the
+	// top-level graph in graph order with the node that makes it and its
+	// inferred type and shape (InferTypes): the names a statistics layout
+	// or an ignored scope takes.
+	Tensors []TensorEntry `json:"tensors,omitempty"`
+}
+
+// TensorEntry is one tensor of InspectResult.Tensors.
+type TensorEntry struct {
+	Name string `json:"name"`
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	// Type is the element type's ONNX name, "unknown" when InferTypes
+	// could not tell; Shape is "unknown" when the rank is not known.
+	Type  string `json:"type"`
+	Shape string `json:"shape"`
+}
+
+// WithTensors adds the tensor list of p to r.
+func (r *InspectResult) WithTensors(p *onnxpb.ModelProto) {
+	types := InferTypes(p)
+	r.Tensors = []TensorEntry{}
+	for _, n := range p.GetGraph().GetNode() {
+		for _, o := range n.GetOutput() {
+			if o == "" {
+				continue
+			}
+			e := TensorEntry{Name: o, Node: n.GetName(), Op: n.GetOpType(), Type: "unknown", Shape: "unknown"}
+			if tt, ok := types.Of(o); ok {
+				e.Type = ElemTypeName(tt.ElemType)
+				e.Shape = ValueInfo{Shape: tt.Shape}.ShapeString()
+			}
+			r.Tensors = append(r.Tensors, e)
+		}
+	}
 }
 
 // Inspect summarizes p: IR version, opsets, inputs and outputs with types
@@ -142,6 +177,13 @@ func (r InspectResult) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "\nquantizable nodes (%d):\n", len(r.Quantizable))
 	for _, q := range r.Quantizable {
 		fmt.Fprintf(tw, "  %s\n", q)
+	}
+	if r.Tensors != nil {
+		fmt.Fprintf(tw, "\ntensors (%d):\n", len(r.Tensors))
+		fmt.Fprintf(tw, "  NAME\tTYPE\tSHAPE\tNODE\tOP\n")
+		for _, t := range r.Tensors {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", t.Name, t.Type, t.Shape, t.Node, t.Op)
+		}
 	}
 	return tw.Flush()
 }

@@ -184,3 +184,25 @@ func TestHelpListsCommands(t *testing.T) {
 		t.Errorf("help (exit %d):\n%s", code, out)
 	}
 }
+
+// TestInspectTensors: --tensors lists every tensor with its inferred type
+// (gen_types.py: an int64 shape path, a boolean mask, a float Conv).
+func TestInspectTensors(t *testing.T) {
+	code, out, errOut := runCmd(t, "inspect", "--tensors", fixture("shape_arith_op13.onnx"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"tensors (", "conv2  ", "FLOAT    [1 4 8 8]", "s2  ", "INT64", "is_one", "BOOL"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect --tensors output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = runCmd(t, "inspect", "--json", "--tensors", fixture("shape_arith_op13.onnx"))
+	if code != 0 || !strings.Contains(out, `"tensors": [`) || !strings.Contains(out, `"type": "INT64"`) {
+		t.Errorf("inspect --json --tensors: exit %d, %s\n%s", code, errOut, out)
+	}
+	// Without the flag the output is unchanged (the golden test holds it).
+	if _, out, _ := runCmd(t, "inspect", fixture("shape_arith_op13.onnx")); strings.Contains(out, "tensors (") {
+		t.Errorf("inspect without --tensors lists tensors")
+	}
+}
