@@ -65,4 +65,19 @@
 // engine is the only package that imports onnxruntime_go (cgo). It must
 // never import nats.go (cluster/) and holds no global state besides the
 // ONNX Runtime environment.
+//
+// # Types, latency, kernels, the CPU
+//
+// Every tensor's element type comes from the model's declarations, else
+// from model.InferTypes: a statistic of a tensor that is not float32 is
+// refused (ErrBadStats) before ONNX Runtime sees the model. Inputs may be
+// 0-d (fed as ONNX Runtime scalars, never batched).
+//
+// MeasureLatency times models the way an independent client would (plain
+// sessions, default options but the thread count, models alternated
+// round by round) and reports medians and the spread of the per-round
+// ratios; ProfileKernels returns ONNX Runtime's own profile (which kernel
+// ran each node: QLinearConv, or a float Conv on dequantized weights);
+// HostCPU names the processor and the features that decide the INT8
+// kernels (VNNI or not).
 package engine
