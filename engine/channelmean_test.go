@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -44,5 +45,31 @@ func TestChannelMean(t *testing.T) {
 	_ = ts.emit(&r, func(pipeline.StatSpec, []float64) error { emitted = true; return nil })
 	if emitted {
 		t.Fatal("a channel without finite values must not produce a mean")
+	}
+}
+
+// TestChannelMeanFiniteBits checks that the interleaved sum of finite data
+// has the bits of the one-channel-at-a-time sum, on values of very different
+// magnitudes (where the order of float64 additions shows).
+func TestChannelMeanFiniteBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, shape := range [][]int64{{1, 7, 5, 3}, {3, 9, 11}, {2, 4, 0}, {1, 1, 1}, {2, 3}, {4, 5, 6, 7}} {
+		n := 1
+		for _, d := range shape {
+			n *= int(d)
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(r.NormFloat64() * math.Exp2(float64(r.IntN(60)-30)))
+		}
+		for axis := range shape {
+			want := channelMean(data, shape, axis)
+			got := channelMeanFinite(data, shape, axis)
+			for c := range want {
+				if math.Float64bits(got[c]) != math.Float64bits(want[c]) {
+					t.Fatalf("shape %v axis %d channel %d: %v, want %v", shape, axis, c, got[c], want[c])
+				}
+			}
+		}
 	}
 }

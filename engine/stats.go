@@ -262,7 +262,11 @@ func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult,
 		if r.chanMean == nil {
 			r.chanMean = map[int][]float64{}
 		}
-		r.chanMean[a] = channelMean(data, shape, a)
+		if finite {
+			r.chanMean[a] = channelMeanFinite(data, shape, a)
+		} else {
+			r.chanMean[a] = channelMean(data, shape, a)
+		}
 	}
 	if ts.values && r.finite > 0 {
 		r.sorted = sortedFinite(data, finite, false, &buf[0])
@@ -310,16 +314,61 @@ func channelMean(data []float32, shape []int64, axis int) []float64 {
 	cnt := make([]int, size)
 	for o := range outer {
 		for c := range size {
+			s, n := sum[c], cnt[c]
 			for _, v := range data[(o*size+c)*inner : (o*size+c+1)*inner] {
 				if math.Float32bits(v)&absMask < expAllOnes {
-					sum[c] += float64(v)
-					cnt[c]++
+					s += float64(v)
+					n++
 				}
 			}
+			sum[c], cnt[c] = s, n
 		}
 	}
 	for c := range sum {
 		sum[c] /= float64(cnt[c]) // 0/0 is NaN: no finite value
+	}
+	return sum
+}
+
+// channelMeanFinite is channelMean for data holding no NaN or ±Inf, with the
+// same bits: each channel is still summed in float64 in storage order, one
+// addition after the other, but four channels are summed side by side so
+// that their additions overlap in the CPU (a float64 sum chain is bound by
+// the latency of one addition).
+func channelMeanFinite(data []float32, shape []int64, axis int) []float64 {
+	outer, size, inner := axisSplit(shape, axis)
+	sum := make([]float64, size)
+	c := 0
+	for ; c+4 <= size; c += 4 {
+		var s0, s1, s2, s3 float64
+		for o := range outer {
+			base := (o*size + c) * inner
+			b0 := data[base : base+inner]
+			b1 := data[base+inner : base+2*inner]
+			b2 := data[base+2*inner : base+3*inner]
+			b3 := data[base+3*inner : base+4*inner]
+			b1, b2, b3 = b1[:len(b0)], b2[:len(b0)], b3[:len(b0)] // no bounds checks below
+			for i, v := range b0 {
+				s0 += float64(v)
+				s1 += float64(b1[i])
+				s2 += float64(b2[i])
+				s3 += float64(b3[i])
+			}
+		}
+		sum[c], sum[c+1], sum[c+2], sum[c+3] = s0, s1, s2, s3
+	}
+	for ; c < size; c++ {
+		var s float64
+		for o := range outer {
+			for _, v := range data[(o*size+c)*inner : (o*size+c+1)*inner] {
+				s += float64(v)
+			}
+		}
+		sum[c] = s
+	}
+	n := float64(outer * inner)
+	for c := range sum {
+		sum[c] /= n // 0/0 is NaN: an empty channel
 	}
 	return sum
 }
