@@ -21,6 +21,25 @@ import (
 // is a graph output, or whose output is already an initializer, stays. It
 // returns the number of Cast nodes folded.
 func FoldConstantCasts(p *onnxpb.ModelProto) (int, error) {
+	return foldUnaryOfInitializer(p, "Cast", func(n *onnxpb.NodeProto, src *onnxpb.TensorProto) *onnxpb.TensorProto {
+		if attrInt(n, "to", 0) != int64(TypeFloat) {
+			return nil
+		}
+		vals, ok := widenToFloat32(src)
+		if !ok {
+			return nil
+		}
+		return NewTensorFloat32("", slices.Clone(src.GetDims()), vals)
+	})
+}
+
+// foldUnaryOfInitializer replaces every top-level default-domain node of
+// opType with one input, an initializer, and one output by the initializer
+// value(n, input) returns, named after the output (nil: the node stays).
+// Nodes whose output is a graph output or already an initializer stay, as
+// do those reading external data. Initializers left unused are removed. It
+// returns the number of nodes folded.
+func foldUnaryOfInitializer(p *onnxpb.ModelProto, opType string, value func(n *onnxpb.NodeProto, src *onnxpb.TensorProto) *onnxpb.TensorProto) (int, error) {
 	g := p.GetGraph()
 	if g == nil {
 		return 0, ErrNoGraph
@@ -29,10 +48,7 @@ func FoldConstantCasts(p *onnxpb.ModelProto) (int, error) {
 	drop := map[*onnxpb.NodeProto]bool{}
 	var added []*onnxpb.TensorProto
 	for _, n := range g.GetNode() {
-		if n.GetOpType() != "Cast" || !isDefaultDomain(n.GetDomain()) || len(n.GetInput()) != 1 || len(n.GetOutput()) != 1 {
-			continue
-		}
-		if attrInt(n, "to", 0) != int64(TypeFloat) {
+		if n.GetOpType() != opType || !isDefaultDomain(n.GetDomain()) || len(n.GetInput()) != 1 || len(n.GetOutput()) != 1 {
 			continue
 		}
 		out := n.GetOutput()[0]
@@ -40,12 +56,13 @@ func FoldConstantCasts(p *onnxpb.ModelProto) (int, error) {
 		if out == "" || src == nil || x.IsGraphOutput(out) || x.Initializer(out) != nil || isExternal(src) {
 			continue
 		}
-		vals, ok := widenToFloat32(src)
-		if !ok {
+		t := value(n, src)
+		if t == nil {
 			continue
 		}
+		t.Name = proto.String(out)
 		drop[n] = true
-		added = append(added, NewTensorFloat32(out, slices.Clone(src.GetDims()), vals))
+		added = append(added, t)
 	}
 	if len(drop) == 0 {
 		return 0, nil
@@ -169,37 +186,7 @@ func Float16ToFloat32(h uint16) float32 {
 // output, or whose output is already an initializer, stays. It returns the
 // number of nodes folded.
 func FoldConstantIdentities(p *onnxpb.ModelProto) (int, error) {
-	g := p.GetGraph()
-	if g == nil {
-		return 0, ErrNoGraph
-	}
-	x := NewGraph(p)
-	drop := map[*onnxpb.NodeProto]bool{}
-	var added []*onnxpb.TensorProto
-	for _, n := range g.GetNode() {
-		if n.GetOpType() != "Identity" || !isDefaultDomain(n.GetDomain()) || len(n.GetInput()) != 1 || len(n.GetOutput()) != 1 {
-			continue
-		}
-		out := n.GetOutput()[0]
-		src := x.Initializer(n.GetInput()[0])
-		if out == "" || src == nil || x.IsGraphOutput(out) || x.Initializer(out) != nil || isExternal(src) {
-			continue
-		}
-		t := proto.Clone(src).(*onnxpb.TensorProto)
-		t.Name = proto.String(out)
-		drop[n] = true
-		added = append(added, t)
-	}
-	if len(drop) == 0 {
-		return 0, nil
-	}
-	g.Node = slices.DeleteFunc(g.Node, func(n *onnxpb.NodeProto) bool { return drop[n] })
-	for _, t := range added {
-		g.Initializer = append(g.Initializer, t)
-		if p.GetIrVersion() < 4 {
-			g.Input = append(g.Input, tensorValueInfo(t))
-		}
-	}
-	removeUnusedInitializers(p)
-	return len(drop), nil
+	return foldUnaryOfInitializer(p, "Identity", func(_ *onnxpb.NodeProto, src *onnxpb.TensorProto) *onnxpb.TensorProto {
+		return proto.Clone(src).(*onnxpb.TensorProto)
+	})
 }
