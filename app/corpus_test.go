@@ -127,36 +127,7 @@ func TestCorpusCI(t *testing.T) {
 				t.Errorf("cosine to FP32 %.4f over %d held-apart samples, want at least %.2f", cos, n, corpusFidelity[name])
 			}
 
-			raw, err := os.ReadFile(files[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			prof, err := engine.ProfileKernels(t.Context(), raw, first.Inputs, 1, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			convs := 0
-			for _, l := range mm.Layers {
-				if l.Op == "Conv" {
-					convs++
-				}
-			}
-			ops := prof.OpCounts()
-			if ops["QLinearConv"] < convs {
-				t.Errorf("%d Conv layers quantized, ONNX Runtime ran %d QLinearConv, %d Conv, %d FusedConv", convs, ops["QLinearConv"], ops["Conv"], ops["FusedConv"])
-			}
-			// No weight is dequantized at run time (a layer that did not fuse
-			// dequantizes its weight at every inference).
-			x := model.NewGraph(q)
-			inputs := map[string][]string{}
-			for _, n := range q.GetGraph().GetNode() {
-				inputs[n.GetName()] = n.GetInput()
-			}
-			for _, k := range prof.Kernels {
-				if in := inputs[k.Node]; k.Op == "DequantizeLinear" && len(in) > 0 && x.Initializer(in[0]) != nil {
-					t.Errorf("DequantizeLinear %q of the weight %q runs at inference time", k.Node, in[0])
-				}
-			}
+			checkInt8Kernels(t, files[0], first.Inputs, mm)
 		})
 	}
 }

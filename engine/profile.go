@@ -12,6 +12,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -127,4 +128,29 @@ func parseProfile(raw []byte, runs int) (*KernelProfile, error) {
 		p.Kernels = append(p.Kernels, *byNode[name])
 	}
 	return p, nil
+}
+
+// DequantizedWeights names the DequantizeLinear nodes of m (the model
+// profiled) whose input is an initializer, a weight, and that ran: each is
+// a layer ONNX Runtime did not fuse into an integer kernel, dequantizing
+// its weight at every inference.
+func (p *KernelProfile) DequantizedWeights(m *onnxpb.ModelProto) []string {
+	g := m.GetGraph()
+	inits := make(map[string]bool, len(g.GetInitializer()))
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = true
+	}
+	dq := map[string]bool{}
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "DequantizeLinear" && len(n.GetInput()) > 0 && inits[n.GetInput()[0]] {
+			dq[n.GetName()] = true
+		}
+	}
+	var out []string
+	for _, k := range p.Kernels {
+		if k.Op == "DequantizeLinear" && dq[k.Node] {
+			out = append(out, k.Node)
+		}
+	}
+	return out
 }

@@ -385,17 +385,9 @@ func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, thre
 			continue
 		}
 		out.INT8Ops, out.INT8Micros = kp.OpCounts(), kp.OpMicros()
-		x := model.NewGraph(p)
-		nodes := map[string][]string{}
-		for _, n := range p.GetGraph().GetNode() {
-			nodes[n.GetName()] = n.GetInput()
-		}
+		out.WeightDQ = kp.DequantizedWeights(p)
 		for _, k := range kp.Kernels {
 			switch k.Op {
-			case "DequantizeLinear":
-				if in := nodes[k.Node]; len(in) > 0 && x.Initializer(in[0]) != nil {
-					out.WeightDQ = append(out.WeightDQ, k.Node)
-				}
 			case "Conv", "FusedConv", "MatMul", "Gemm", "FusedMatMul", "ConvTranspose":
 				out.FloatCompute = append(out.FloatCompute, k.Node)
 			}
