@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/fleetcal/fleetcal/engine"
@@ -28,20 +27,23 @@ func main() {
 	if flag.NArg() == 0 {
 		log.Fatal("usage: go run scripts/latency_ab.go [-rounds N] A.onnx B.onnx ...")
 	}
-	var sess []*engine.Session
+	var models [][]byte
+	var first *model.CompressedModel
 	for _, p := range flag.Args() {
 		m, err := model.Load(model.Config{Name: "m", Model: p})
 		if err != nil {
 			log.Fatal(err)
 		}
-		s, err := engine.NewSession(m.Models()[0].Proto, 1)
+		raw, err := model.Marshal(m.Models()[0].Proto)
 		if err != nil {
 			log.Fatalf("%s: %v", p, err)
 		}
-		defer s.Close()
-		sess = append(sess, s)
+		models = append(models, raw)
+		if first == nil {
+			first = m
+		}
 	}
-	in := sess[0].Inputs()[0]
+	in := model.Inputs(first.Models()[0].Proto)[0]
 	shape, n := []int64{1, 3, 224, 224}, 40
 	if len(in.Shape) == 4 && in.Shape[1] == 1 {
 		shape, n = []int64{1, 1, 28, 28}, 3000
@@ -55,21 +57,14 @@ func main() {
 		d[i] = float32(r.NormFloat64())
 	}
 	inputs := map[string]pipeline.Tensor{in.Name: {Shape: shape, Data: d}}
-	ctx := context.Background()
-	times := make([][]time.Duration, len(sess))
-	for i := range n + 3 {
-		for j, s := range sess {
-			t := time.Now()
-			if _, err := s.Run(ctx, inputs); err != nil {
-				log.Fatal(err)
-			}
-			if i >= 3 { // 3 warm-up rounds
-				times[j] = append(times[j], time.Since(t))
-			}
-		}
+	// engine.MeasureLatency alternates the models round by round (the
+	// rounds are fixed here: the budget never ends them early).
+	c, err := engine.MeasureLatency(context.Background(), models, inputs,
+		engine.LatencyOptions{Threads: 1, MinRounds: n, MaxRounds: n, Budget: time.Nanosecond})
+	if err != nil {
+		log.Fatal(err)
 	}
-	for j, ts := range times {
-		slices.Sort(ts)
-		fmt.Printf("%-50s median %8.3f ms (%d runs)\n", flag.Arg(j), float64(ts[len(ts)/2].Microseconds())/1000, len(ts))
+	for j, st := range c.Models {
+		fmt.Printf("%-50s median %8.3f ms (%d runs)\n", flag.Arg(j), st.MedianMs, c.Rounds)
 	}
 }
