@@ -237,8 +237,8 @@ func TestQuantizeShapeArithmetic(t *testing.T) {
 				t.Errorf("cpu %+v, worker cpus %v, mixed %v", rep.CPU, rep.WorkerCPUs, rep.MixedCPUs)
 			}
 			for w, c := range rep.WorkerCPUs {
-				if c != rep.CPU.String() {
-					t.Errorf("worker %s reported CPU %q, want this machine's %q", w, c, rep.CPU.String())
+				if c.String() != rep.CPU.String() || c.VNNI != rep.CPU.VNNI {
+					t.Errorf("worker %s reported CPU %v, want this machine's %v", w, c, rep.CPU)
 				}
 			}
 		})

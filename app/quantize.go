@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -105,10 +104,10 @@ type Report struct {
 	// the coordinator's). MixedCPUs is set when they differ in VNNI: the
 	// model is the same, but its INT8 speed and (without saturation_fix)
 	// its accuracy are not.
-	CPU        engine.CPU        `json:"cpu"`
-	WorkerCPUs map[string]string `json:"worker_cpus,omitempty"`
-	MixedCPUs  bool              `json:"mixed_cpus,omitempty"`
-	Warnings   []string          `json:"warnings,omitempty"`
+	CPU        engine.CPU            `json:"cpu"`
+	WorkerCPUs map[string]engine.CPU `json:"worker_cpus,omitempty"`
+	MixedCPUs  bool                  `json:"mixed_cpus,omitempty"`
+	Warnings   []string              `json:"warnings,omitempty"`
 	// Stages holds each stage's report when a cascade's stages were
 	// calibrated on their own data.
 	Stages map[string]*Report `json:"stages,omitempty"`
@@ -325,14 +324,12 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	rep.Algorithms = p.Reports()
 	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
 	rep.CPU = engine.HostCPU()
-	if ce, ok := fl.engine.(interface{ WorkerCPUs() map[string]string }); ok {
+	if ce, ok := fl.engine.(interface{ WorkerCPUs() map[string]engine.CPU }); ok {
 		rep.WorkerCPUs = ce.WorkerCPUs()
-	} else {
-		rep.WorkerCPUs = map[string]string{"in-process": rep.CPU.String()}
 	}
 	vnni := map[bool]bool{}
 	for _, c := range rep.WorkerCPUs {
-		vnni[strings.Contains(c, "vnni")] = true
+		vnni[c.VNNI] = true
 	}
 	if rep.MixedCPUs = len(vnni) > 1; rep.MixedCPUs {
 		log.Warn("the fleet mixes CPUs with and without VNNI: the model is the same, its INT8 speed on each is not", "cpus", rep.WorkerCPUs)

@@ -103,15 +103,15 @@ type Engine struct {
 	copies int
 
 	cpuMu sync.Mutex
-	cpus  map[string]string // worker name → CPU, from accepted results
+	cpus  map[string]engine.CPU // worker name → CPU, from accepted results
 }
 
 // noteCPU records the CPU a worker reported with a result.
-func (e *Engine) noteCPU(worker, cpu string) {
+func (e *Engine) noteCPU(worker string, cpu engine.CPU) {
 	e.cpuMu.Lock()
 	defer e.cpuMu.Unlock()
 	if e.cpus == nil {
-		e.cpus = map[string]string{}
+		e.cpus = map[string]engine.CPU{}
 	}
 	e.cpus[worker] = cpu
 }
@@ -119,7 +119,7 @@ func (e *Engine) noteCPU(worker, cpu string) {
 // WorkerCPUs maps each worker that delivered a result to the CPU it
 // reported (see engine.CPU): a mixed fleet shows here. Results do not
 // depend on it.
-func (e *Engine) WorkerCPUs() map[string]string {
+func (e *Engine) WorkerCPUs() map[string]engine.CPU {
 	e.cpuMu.Lock()
 	defer e.cpuMu.Unlock()
 	return maps.Clone(e.cpus)

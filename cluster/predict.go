@@ -359,8 +359,8 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		return nil
 	}
 	st.rev = ent.Revision()
-	if env.CPU != "" {
-		p.e.noteCPU(env.Worker, env.CPU)
+	if env.CPU != nil {
+		p.e.noteCPU(env.Worker, *env.CPU)
 	}
 	if env.Error != "" {
 		re := &remoteError{msg: env.Error}

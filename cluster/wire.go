@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -175,14 +176,14 @@ type envelope struct {
 	V      int    `json:"v"`
 	Worker string `json:"worker"`
 	// CPU is the worker's processor and the features that decide ONNX
-	// Runtime's INT8 kernels (engine.CPU.String).
-	CPU     string  `json:"cpu,omitempty"`
-	Samples int     `json:"samples"`
-	Seconds float64 `json:"seconds,omitempty"`
-	Stats   *blob   `json:"stats,omitempty"`
-	Outputs *blob   `json:"outputs,omitempty"`
-	Error   string  `json:"error,omitempty"`
-	Kind    string  `json:"kind,omitempty"`
+	// Runtime's INT8 kernels.
+	CPU     *engine.CPU `json:"cpu,omitempty"`
+	Samples int         `json:"samples"`
+	Seconds float64     `json:"seconds,omitempty"`
+	Stats   *blob       `json:"stats,omitempty"`
+	Outputs *blob       `json:"outputs,omitempty"`
+	Error   string      `json:"error,omitempty"`
+	Kind    string      `json:"kind,omitempty"`
 	// Cause names the sentinel of a deterministic failure (see
 	// deterministicCauses).
 	Cause string `json:"cause,omitempty"`

@@ -461,7 +461,7 @@ func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []
 // store puts the result under the shard's key; dup reports that another
 // delivery had stored it first (this result is then dropped).
 func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte, skipped []int, took time.Duration) (dup bool, err error) {
-	env := envelope{V: wireVersion, Worker: w.opts.Name, CPU: engine.HostCPU().String(), Samples: len(job.Indices), Seconds: took.Seconds(), Skipped: skipped}
+	env := envelope{V: wireVersion, Worker: w.opts.Name, CPU: ptr(engine.HostCPU()), Samples: len(job.Indices), Seconds: took.Seconds(), Skipped: skipped}
 	inline := len(stats)+len(outputs) <= w.inlineLimit
 	var objects []string
 	defer func() {
@@ -550,3 +550,5 @@ func (c *captureMetric) Value() map[string]float64                        { retu
 func (c *captureMetric) AvgValue() map[string]float64                     { return nil }
 func (c *captureMetric) HigherBetter() bool                               { return true }
 func (c *captureMetric) Attributes() map[string]pipeline.MetricAttributes { return nil }
+
+func ptr[T any](v T) *T { return &v }

@@ -67,3 +67,7 @@ func cpuModel() string {
 	}
 	return "unknown"
 }
+
+// WorkerCPUs reports the one "worker" of an in-process engine: this CPU
+// (cluster.Engine reports each fleet worker's).
+func (e *Engine) WorkerCPUs() map[string]CPU { return map[string]CPU{"in-process": HostCPU()} }
