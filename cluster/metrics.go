@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -156,8 +157,9 @@ func MetricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-// ServeMetrics serves reg on http://addr/metrics until ctx ends, then
-// shuts the server down and returns nil.
+// ServeMetrics serves reg on http://addr/metrics, and "ok" on
+// http://addr/healthz for liveness and readiness probes, until ctx ends,
+// then shuts the server down and returns nil.
 func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
@@ -170,6 +172,9 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) er
 func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", MetricsHandler(reg))
+	// /healthz answers while the process serves; a worker serves only
+	// once it has connected to NATS (RunWorker), so it doubles as readiness.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -85,6 +85,16 @@ func TestServeMetricsPromtool(t *testing.T) {
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	health, herr := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if herr == nil {
+		hb, _ := io.ReadAll(health.Body)
+		health.Body.Close()
+		if health.StatusCode != http.StatusOK || string(hb) != "ok\n" {
+			t.Errorf("/healthz: %s %q, want 200 \"ok\\n\"", health.Status, hb)
+		}
+	} else {
+		t.Errorf("/healthz: %v", herr)
+	}
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("serve: %v", err)
