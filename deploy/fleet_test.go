@@ -239,41 +239,46 @@ func httpGet(ctx context.Context, url string) ([]byte, error) {
 	return b, err
 }
 
-// waitFor polls f every 50ms until it returns nil or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // process is a started binary with its output captured.
 type process struct {
+	name string
 	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan error
+	out  lockedBuffer
+	exit chan struct{} // closed when the process has exited, with err set
+	err  error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func start(t *testing.T, name string, cmd *exec.Cmd) *process {
 	t.Helper()
-	p := &process{cmd: cmd, done: make(chan error, 1)}
+	p := &process{name: name, cmd: cmd, exit: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { p.done <- cmd.Wait() }()
+	go func() { p.err = cmd.Wait(); close(p.exit) }()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-p.exit:
+		default:
 			_ = cmd.Process.Kill()
-			<-p.done
+			<-p.exit
 		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, p.out.String())
@@ -287,12 +292,36 @@ func (p *process) stop(t *testing.T) error {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-p.done:
-		return err
+	case <-p.exit:
+		return p.err
 	case <-time.After(30 * time.Second): // the worker unit's TimeoutStopSec
 		_ = p.cmd.Process.Kill()
-		<-p.done
+		<-p.exit
 		return errors.New("still running 30s after SIGTERM")
+	}
+}
+
+// waitFor polls f every 50ms until it returns nil; it fails the test after
+// d, or at once when p (if not nil) exits.
+func waitFor(t *testing.T, d time.Duration, what string, p *process, f func() error) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		var exited <-chan struct{}
+		if p != nil {
+			exited = p.exit
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s: %s exited (%v): %v", what, p.name, p.err, err)
+		case <-deadline:
+			t.Fatalf("%s: still failing after %v: %v", what, d, err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -343,7 +372,7 @@ func runFleet(t *testing.T) fleetScrape {
 	natsArgs[0] = filepath.Join(bin, "nats-server")
 	natsArgs = replaceArg(t, natsArgs, "/etc/nats/nats-server.conf", confPath)
 	ns := start(t, "nats-server", exec.CommandContext(t.Context(), natsArgs[0], natsArgs[1:]...))
-	waitFor(t, 20*time.Second, "nats-server listening", func() error {
+	waitFor(t, 20*time.Second, "nats-server listening", ns, func() error {
 		c, err := net.Dial("tcp", natsAddr)
 		if err == nil {
 			c.Close()
@@ -405,7 +434,7 @@ func runFleet(t *testing.T) fleetScrape {
 		t.Log("this kernel has no PR_SET_MDWE (Linux 6.3+): the worker runs without memory-deny-write-execute")
 	}
 	w := start(t, "worker", wcmd)
-	waitFor(t, 60*time.Second, "worker /healthz", func() error {
+	waitFor(t, 60*time.Second, "worker /healthz", w, func() error {
 		fs.health, err = httpGet(t.Context(), "http://"+workerMetrics+"/healthz")
 		return err
 	})
@@ -424,7 +453,8 @@ func runFleet(t *testing.T) fleetScrape {
 poll:
 	for {
 		select {
-		case coordErr = <-coord.done:
+		case <-coord.exit:
+			coordErr = coord.err
 			break poll
 		case <-time.After(50 * time.Millisecond):
 		}

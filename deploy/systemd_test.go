@@ -194,7 +194,7 @@ func TestSystemdRun(t *testing.T) {
 	}
 	systemctl := append(append([]string{}, scope...), "stop", name)
 	defer exec.Command("systemctl", systemctl...).Run()
-	waitFor(t, time.Minute, "worker /healthz under systemd", func() error {
+	waitFor(t, time.Minute, "worker /healthz under systemd", nil, func() error {
 		_, err := httpGet(t.Context(), "http://"+metrics+"/healthz")
 		return err
 	})
