@@ -3,10 +3,10 @@
 #   - the ONNX Runtime shared library (from the npm package onnxruntime-node, checked by SHA-256)
 #     into .deps/onnxruntime/ (ignored by git);
 #   - the Go modules of go.mod.
-#   - with --test: Debian's python3-onnx and prometheus, whose model checker
-#     and promtool the tests run, and qemu-user, whose `qemu-x86_64 -cpu
-#     Haswell` runs the saturation test as a CPU without VNNI (the product
-#     itself needs none of them).
+#   - with --test: Debian's python3-onnx, prometheus and systemd, whose model
+#     checker, promtool and systemd-analyze the tests run, and qemu-user,
+#     whose `qemu-x86_64 -cpu Haswell` runs the saturation test as a CPU
+#     without VNNI (the product itself needs none of them).
 # Set ONNXRUNTIME_LIB to use another copy of libonnxruntime.so instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,11 +46,13 @@ go mod download
 
 if [ "${1:-}" = "--test" ]; then
   # Debian packages the tests use as outside checkers: python3-onnx (the ONNX
-  # model checker), prometheus (promtool lints metrics and rule files) and
+  # model checker), prometheus (promtool lints metrics and rule files),
+  # systemd (systemd-analyze verifies deploy/systemd's units) and
   # qemu-user (qemu-x86_64 emulates an AVX2 CPU without VNNI).
   need=()
   /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
   command -v promtool >/dev/null || need+=(prometheus)
+  command -v systemd-analyze >/dev/null || need+=(systemd)
   command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
   # The corpus of real exported models (scripts/corpus/build.sh) exports and
   # samples with Debian's torch, torchvision and numpy.
