@@ -180,14 +180,24 @@ func TestSystemdRun(t *testing.T) {
 	args := append(append([]string{}, scope...), "--quiet", "--collect", "--unit", name)
 	for _, kv := range u["Service"] {
 		switch kv[0] {
-		case "ExecStart", "EnvironmentFile", "Type":
+		case "ExecStart", "EnvironmentFile", "Type", "Environment":
 		default:
 			args = append(args, "-p", kv[0]+"="+kv[1])
 		}
 	}
-	if lib := os.Getenv("ONNXRUNTIME_LIB"); lib != "" {
-		args = append(args, "-p", "Environment=ONNXRUNTIME_LIB="+lib)
+	// The unit's Environment=TMPDIR=%C/fleetcal-worker, expanded (transient
+	// units get no specifiers); the built binary and the library are made
+	// visible to the dynamic user through the private /tmp.
+	args = append(args, "-p", "Environment=TMPDIR=/var/cache/fleetcal-worker")
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	args = append(args, "-p", "BindReadOnlyPaths="+bin)
+	lib := os.Getenv("ONNXRUNTIME_LIB")
+	if lib == "" {
+		lib, _ = filepath.Abs("../.deps/onnxruntime/libonnxruntime.so.1")
+	}
+	args = append(args, "-p", "Environment=ONNXRUNTIME_LIB="+lib, "-p", "BindReadOnlyPaths="+lib)
 	args = append(args, filepath.Join(bin, "worker"), "--nats", "nats://"+natsAddr, "--metrics-addr", metrics)
 	if out, err := exec.CommandContext(t.Context(), sdrun, args...).CombinedOutput(); err != nil {
 		t.Fatalf("systemd-run %s: %v\n%s", strings.Join(args, " "), err, out)
