@@ -9,7 +9,8 @@
 //   - compose/: NATS, workers, a one-shot coordinator, Prometheus and Grafana
 //     (loaded with compose-go's schema validation);
 //   - k8s/: NATS as a StatefulSet, the worker Deployment, its
-//     PodDisruptionBudget and KEDA ScaledObject, a Secret, a coordinator Job
+//     PodDisruptionBudget and KEDA ScaledObject, a Secret; k8s/job/: a
+//     coordinator Job and its volume claim
 //     (decoded strictly into the k8s.io/api types);
 //   - grafana/: the dashboard and its provisioning; prometheus/: a scrape
 //     config and alerting rules (promtool). Every metric they query is checked

@@ -54,6 +54,8 @@ func newObject(tm metav1.TypeMeta) (any, error) {
 	switch tm.APIVersion + " " + tm.Kind {
 	case "v1 Secret":
 		return &corev1.Secret{}, nil
+	case "v1 PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}, nil
 	case "v1 ConfigMap":
 		return &corev1.ConfigMap{}, nil
 	case "v1 Service":
@@ -104,8 +106,9 @@ func decodeManifests(files map[string][]byte) ([]any, error) {
 func readManifests(t *testing.T) map[string][]byte {
 	t.Helper()
 	paths, err := filepath.Glob("k8s/*.yaml")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no k8s/*.yaml: %v", err)
+	jobs, jerr := filepath.Glob("k8s/job/*.yaml")
+	if paths = append(paths, jobs...); err != nil || jerr != nil || len(paths) == 0 {
+		t.Fatalf("no k8s/*.yaml: %v %v", err, jerr)
 	}
 	files := map[string][]byte{}
 	for _, p := range paths {
@@ -126,12 +129,13 @@ type manifests struct {
 	pdbs         map[string]*policyv1.PodDisruptionBudget
 	jobs         map[string]*batchv1.Job
 	scaled       map[string]*scaledObject
+	claims       map[string]*corev1.PersistentVolumeClaim
 }
 
 func index(objs []any) manifests {
 	m := manifests{map[string]*corev1.Secret{}, map[string]*corev1.ConfigMap{}, map[string]*corev1.Service{},
 		map[string]*appsv1.StatefulSet{}, map[string]*appsv1.Deployment{}, map[string]*policyv1.PodDisruptionBudget{},
-		map[string]*batchv1.Job{}, map[string]*scaledObject{}}
+		map[string]*batchv1.Job{}, map[string]*scaledObject{}, map[string]*corev1.PersistentVolumeClaim{}}
 	for _, o := range objs {
 		switch o := o.(type) {
 		case *corev1.Secret:
@@ -150,6 +154,8 @@ func index(objs []any) manifests {
 			m.jobs[o.Name] = o
 		case *scaledObject:
 			m.scaled[o.Name] = o
+		case *corev1.PersistentVolumeClaim:
+			m.claims[o.Name] = o
 		}
 	}
 	return m
@@ -186,6 +192,11 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if len(nats.Spec.VolumeClaimTemplates) != 1 {
 		t.Errorf("StatefulSet nats: want one volume claim template for the JetStream store")
+	}
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if c := v.PersistentVolumeClaim; c != nil && m.claims[c.ClaimName] == nil {
+			t.Errorf("Job fleetcal-quantize: volume %s claims %s, which k8s/ does not hold", v.Name, c.ClaimName)
+		}
 	}
 	if pdb.Spec.MaxUnavailable == nil && pdb.Spec.MinAvailable == nil {
 		t.Error("PodDisruptionBudget fleetcal-worker sets neither maxUnavailable nor minAvailable")
