@@ -125,7 +125,12 @@ func (e *Engine) WorkerCPUs() map[string]engine.CPU {
 	return maps.Clone(e.cpus)
 }
 
-var _ pipeline.Engine = (*Engine)(nil)
+var _ pipeline.ConcurrentEngine = (*Engine)(nil)
+
+// ConcurrentPredicts is 2: a second Predict carrying its model keeps the
+// workers busy while the first one's last shards finish (its tail) and
+// while they fetch the next model and build its session.
+func (e *Engine) ConcurrentPredicts() int { return 2 }
 
 // NewEngine creates (or updates) the stream, consumer and buckets on the
 // NATS server of nc and returns a coordinator for the run.
@@ -206,29 +211,39 @@ func randomID(n int) string {
 // of its bytes (skipped when already there), and makes m the model of
 // later Predicts.
 func (e *Engine) SetModel(m *model.CompressedModel) error {
-	if m == nil || len(m.Models()) == 0 {
-		return errors.New("cluster engine: set model: empty model")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	ref := &modelRef{Name: m.Name, Cascade: m.IsCascade()}
-	for _, st := range m.Models() {
-		start := time.Now()
-		b, err := model.Marshal(st.Proto)
-		if err != nil {
-			return fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
-		}
-		digest := sum(b)
-		if err := e.putModel(ctx, digest, b); err != nil {
-			return fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
-		}
-		e.m.ModelUploadSeconds.Observe(time.Since(start).Seconds())
-		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b), Path: st.Path})
+	ref, err := e.upload(ctx, m)
+	if err != nil {
+		return err
 	}
 	e.modelMu.Lock()
 	e.model = ref
 	e.modelMu.Unlock()
 	return nil
+}
+
+// upload stores every stage of m in the models bucket (unless stored
+// already) and returns the reference shards carry.
+func (e *Engine) upload(ctx context.Context, m *model.CompressedModel) (*modelRef, error) {
+	if m == nil || len(m.Models()) == 0 {
+		return nil, errors.New("cluster engine: set model: empty model")
+	}
+	ref := &modelRef{Name: m.Name, Cascade: m.IsCascade()}
+	for _, st := range m.Models() {
+		start := time.Now()
+		b, err := model.Marshal(st.Proto)
+		if err != nil {
+			return nil, fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
+		}
+		digest := sum(b)
+		if err := e.putModel(ctx, digest, b); err != nil {
+			return nil, fmt.Errorf("cluster engine: set model: stage %s: %w", st.Name, err)
+		}
+		e.m.ModelUploadSeconds.Observe(time.Since(start).Seconds())
+		ref.Stages = append(ref.Stages, stageRef{Name: st.Name, Digest: digest, Size: len(b), Path: st.Path})
+	}
+	return ref, nil
 }
 
 // putModel stores b under digest unless an object of that name and size

@@ -39,6 +39,12 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	e.modelMu.RLock()
 	ref := e.model
 	e.modelMu.RUnlock()
+	if opts.Model != nil {
+		var err error
+		if ref, err = e.upload(ctx, opts.Model); err != nil {
+			return pipeline.PredictResult{}, err
+		}
+	}
 	if ref == nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", ErrNoModel)
 	}

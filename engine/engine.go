@@ -47,6 +47,12 @@ type Engine struct {
 
 	mu     sync.RWMutex // SetModel and Close (write) against Predict (read)
 	closed bool
+	cur    *modelState // the model of SetModel
+}
+
+// modelState is a model loaded into ONNX Runtime: the sessions of its
+// stages, the plans built on them and the runners of finished Predicts.
+type modelState struct {
 	stages []*stage
 	fed    []pipeline.TensorInfo // inputs that come from samples
 	batch  bool                  // samples of a batch can be concatenated along axis 0
@@ -72,7 +78,7 @@ func New(loader pipeline.DataLoader, opts Options) (*Engine, error) {
 	}
 	opts.Threads = max(opts.Threads, 1)
 	opts.Requests = max(opts.Requests, 1)
-	return &Engine{loader: loader, opts: opts, plans: map[string]*plan{}}, nil
+	return &Engine{loader: loader, opts: opts}, nil
 }
 
 // SetModel loads every stage of m into ONNX Runtime. For a cascade, the
@@ -80,124 +86,131 @@ func New(loader pipeline.DataLoader, opts Options) (*Engine, error) {
 // stages by name; the samples provide the other inputs. An error names the
 // stage and file ONNX Runtime rejected.
 func (e *Engine) SetModel(m *model.CompressedModel) error {
+	ms, err := e.load(m)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		ms.close()
+		return fmt.Errorf("engine: %w", ErrClosed)
+	}
+	if e.cur != nil {
+		e.cur.close()
+	}
+	e.cur = ms
+	return nil
+}
+
+// load creates the sessions of every stage of m.
+func (e *Engine) load(m *model.CompressedModel) (*modelState, error) {
 	if m == nil || len(m.Models()) == 0 {
-		return fmt.Errorf("%w: empty model", ErrBadModel)
+		return nil, fmt.Errorf("%w: empty model", ErrBadModel)
 	}
-	var stages []*stage
-	closeAll := func() {
-		for _, st := range stages {
-			_ = st.plain.Close()
-		}
-	}
+	ms := &modelState{batch: true, plans: map[string]*plan{}}
 	produced := map[string]bool{}
-	var fed []pipeline.TensorInfo
-	batch := true
-	for _, ms := range m.Models() {
-		st := &stage{name: ms.Name, path: ms.Path, proto: ms.Proto}
-		if ms.Proto.GetGraph() == nil {
-			closeAll()
-			return fmt.Errorf("stage %s: %w: no graph", st.label(), ErrBadModel)
+	for _, mst := range m.Models() {
+		st := &stage{name: mst.Name, path: mst.Path, proto: mst.Proto}
+		if mst.Proto.GetGraph() == nil {
+			ms.close()
+			return nil, fmt.Errorf("stage %s: %w: no graph", st.label(), ErrBadModel)
 		}
-		data, err := marshalModel(ms.Proto)
+		data, err := marshalModel(mst.Proto)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("stage %s: %w: %v", st.label(), ErrBadModel, err)
+			ms.close()
+			return nil, fmt.Errorf("stage %s: %w: %v", st.label(), ErrBadModel, err)
 		}
-		st.catalog = newCatalog(ms.Proto)
-		st.opset = opsetVersion(ms.Proto)
-		st.inputs, st.outputs = graphIO(ms.Proto)
+		st.catalog = newCatalog(mst.Proto)
+		st.opset = opsetVersion(mst.Proto)
+		st.inputs, st.outputs = graphIO(mst.Proto)
 		if st.plain, err = newSession(data, st.inputs, st.outputs, e.opts.Threads); err != nil {
-			closeAll()
-			return fmt.Errorf("stage %s: %w", st.label(), err)
+			ms.close()
+			return nil, fmt.Errorf("stage %s: %w", st.label(), err)
 		}
-		stages = append(stages, st)
+		ms.stages = append(ms.stages, st)
 		for _, in := range st.inputs {
 			if len(in.Shape) == 0 || in.Shape[0] >= 0 {
-				batch = false
+				ms.batch = false
 			}
-			if !produced[in.Name] && !slices.ContainsFunc(fed, func(f pipeline.TensorInfo) bool { return f.Name == in.Name }) {
-				fed = append(fed, in)
+			if !produced[in.Name] && !slices.ContainsFunc(ms.fed, func(f pipeline.TensorInfo) bool { return f.Name == in.Name }) {
+				ms.fed = append(ms.fed, in)
 			}
 		}
 		for _, o := range st.outputs {
 			produced[o.Name] = true
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		closeAll()
-		return fmt.Errorf("engine: %w", ErrClosed)
-	}
-	e.closeModel()
-	e.stages, e.fed, e.batch = stages, fed, batch
-	return nil
+	return ms, nil
 }
 
 // takeRunners returns a set of idle runners, or a new empty one.
-func (e *Engine) takeRunners() map[*Session]*runner {
-	e.idleMu.Lock()
-	defer e.idleMu.Unlock()
-	if n := len(e.idle); n > 0 {
-		r := e.idle[n-1]
-		e.idle = e.idle[:n-1]
+func (ms *modelState) takeRunners() map[*Session]*runner {
+	ms.idleMu.Lock()
+	defer ms.idleMu.Unlock()
+	if n := len(ms.idle); n > 0 {
+		r := ms.idle[n-1]
+		ms.idle = ms.idle[:n-1]
 		return r
 	}
 	return map[*Session]*runner{}
 }
 
 // putRunners makes runners available to the next Predict.
-func (e *Engine) putRunners(r map[*Session]*runner) {
-	e.idleMu.Lock()
-	defer e.idleMu.Unlock()
-	e.idle = append(e.idle, r)
+func (ms *modelState) putRunners(r map[*Session]*runner) {
+	ms.idleMu.Lock()
+	defer ms.idleMu.Unlock()
+	ms.idle = append(ms.idle, r)
 }
 
-// closeModel destroys the sessions of the current model. e.mu is held.
-func (e *Engine) closeModel() {
-	e.idleMu.Lock()
-	for _, rs := range e.idle {
+// close destroys the sessions of the model; no Predict may be using it.
+func (ms *modelState) close() {
+	ms.idleMu.Lock()
+	for _, rs := range ms.idle {
 		for _, r := range rs {
 			r.close()
 		}
 	}
-	e.idle = nil
-	e.idleMu.Unlock()
-	e.planMu.Lock()
-	for k, p := range e.plans {
+	ms.idle = nil
+	ms.idleMu.Unlock()
+	ms.planMu.Lock()
+	for k, p := range ms.plans {
 		p.close()
-		delete(e.plans, k)
+		delete(ms.plans, k)
 	}
-	e.planMu.Unlock()
-	for _, st := range e.stages {
+	ms.planMu.Unlock()
+	for _, st := range ms.stages {
 		_ = st.plain.Close()
 	}
-	e.stages, e.fed = nil, nil
+	ms.stages, ms.fed = nil, nil
 }
 
 // Close destroys every ONNX Runtime session of the engine.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.closeModel()
+	if e.cur != nil {
+		e.cur.close()
+		e.cur = nil
+	}
 	e.closed = true
 	return nil
 }
 
-// planFor returns the (cached) plan computing layout.
-func (e *Engine) planFor(layout pipeline.StatsLayout) (*plan, error) {
+// planFor returns the (cached) plan computing layout on ms.
+func (e *Engine) planFor(ms *modelState, layout pipeline.StatsLayout) (*plan, error) {
 	s := e.opts.Strategy.resolve()
 	key := layoutKey(layout, s)
-	e.planMu.Lock()
-	defer e.planMu.Unlock()
-	if p, ok := e.plans[key]; ok {
+	ms.planMu.Lock()
+	defer ms.planMu.Unlock()
+	if p, ok := ms.plans[key]; ok {
 		return p, nil
 	}
-	p, err := buildPlan(e.stages, layout, s, true, e.opts.Threads)
+	p, err := buildPlan(ms.stages, layout, s, true, e.opts.Threads)
 	if err != nil {
 		return nil, err
 	}
-	e.plans[key] = p
+	ms.plans[key] = p
 	return p, nil
 }
 
@@ -212,10 +225,19 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if e.closed {
 		return pipeline.PredictResult{}, fmt.Errorf("engine: %w", ErrClosed)
 	}
-	if e.stages == nil {
+	ms := e.cur
+	if opts.Model != nil {
+		// A model of this call only: its sessions live as long as the call.
+		var err error
+		if ms, err = e.load(opts.Model); err != nil {
+			return pipeline.PredictResult{}, err
+		}
+		defer ms.close()
+	}
+	if ms == nil {
 		return pipeline.PredictResult{}, fmt.Errorf("engine: %w", ErrNoModel)
 	}
-	p, err := e.planFor(opts.StatsLayout)
+	p, err := e.planFor(ms, opts.StatsLayout)
 	if err != nil {
 		return pipeline.PredictResult{}, err
 	}
@@ -239,10 +261,10 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	var next atomic.Int64
 	workers := make([]*worker, min(e.opts.Requests, len(batches)))
 	for i := range workers {
-		w := &worker{e: e, p: p, col: col, set: reduce.NewSet(), runners: e.takeRunners()}
+		w := &worker{e: e, m: ms, p: p, col: col, set: reduce.NewSet(), runners: ms.takeRunners()}
 		workers[i] = w
 		g.Go(func() error {
-			defer e.putRunners(w.runners)
+			defer ms.putRunners(w.runners)
 			for {
 				b := int(next.Add(1) - 1)
 				if b >= len(batches) {
@@ -304,12 +326,12 @@ func (e *Engine) checkIndices(batches [][]int) ([]int, error) {
 // checkSample validates a sample's inputs against the model inputs it
 // feeds and returns its number of rows (the common size of its inputs'
 // axis 0), or -1 when the sample cannot be concatenated with others.
-func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
+func (e *Engine) checkSample(ms *modelState, s pipeline.Sample) (int, error) {
 	rows, scalar := -1, false
-	for i, info := range e.fed {
+	for i, info := range ms.fed {
 		t, ok := s.Inputs[info.Name]
 		if !ok {
-			return 0, badInput("input %q missing (model inputs: %s)", info.Name, infoNames(e.fed))
+			return 0, badInput("input %q missing (model inputs: %s)", info.Name, infoNames(ms.fed))
 		}
 		if err := checkInput(info, t); err != nil {
 			return 0, err
@@ -328,14 +350,14 @@ func (e *Engine) checkSample(s pipeline.Sample) (int, error) {
 			rows = -1
 		}
 	}
-	if len(s.Inputs) != len(e.fed) {
+	if len(s.Inputs) != len(ms.fed) {
 		for name := range s.Inputs {
-			if !slices.ContainsFunc(e.fed, func(f pipeline.TensorInfo) bool { return f.Name == name }) {
-				return 0, badInput("input %q is not a model input (model inputs: %s)", name, infoNames(e.fed))
+			if !slices.ContainsFunc(ms.fed, func(f pipeline.TensorInfo) bool { return f.Name == name }) {
+				return 0, badInput("input %q is not a model input (model inputs: %s)", name, infoNames(ms.fed))
 			}
 		}
 	}
-	if !e.batch || rows < 1 || scalar {
+	if !ms.batch || rows < 1 || scalar {
 		rows = -1
 	}
 	return rows, nil

@@ -21,6 +21,7 @@ var errNonFinite = errors.New("non-finite values")
 // worker runs batches one after the other; Predict runs Requests workers.
 type worker struct {
 	e       *Engine
+	m       *modelState
 	p       *plan
 	col     *collector
 	set     *reduce.Set
@@ -72,7 +73,7 @@ func (w *worker) item(ctx context.Context, batch []int) error {
 		}
 		rows := 0
 		if err == nil {
-			if rows, err = w.e.checkSample(s); err != nil {
+			if rows, err = w.e.checkSample(w.m, s); err != nil {
 				err = sampleErr(idx, s.Metadata, err)
 			}
 		}
@@ -112,7 +113,7 @@ func (w *worker) concatenable(a, b loaded) bool {
 	if a.rows < 1 || b.rows < 1 {
 		return false
 	}
-	for _, in := range w.e.fed {
+	for _, in := range w.m.fed {
 		if !slices.Equal(a.s.Inputs[in.Name].Shape[1:], b.s.Inputs[in.Name].Shape[1:]) {
 			return false
 		}
@@ -192,8 +193,8 @@ func (w *worker) run(ctx context.Context, p *plan, ss []loaded) error {
 			rows[i] = s.rows
 		}
 	}
-	pool := make(map[string]pipeline.Tensor, len(w.e.fed))
-	for _, in := range w.e.fed {
+	pool := make(map[string]pipeline.Tensor, len(w.m.fed))
+	for _, in := range w.m.fed {
 		if len(ss) == 1 {
 			pool[in.Name] = ss[0].s.Inputs[in.Name]
 			continue

@@ -102,6 +102,9 @@ func newAccuracy(raw json.RawMessage) (pipeline.Metric, error) {
 // NewAccuracy returns a top-k accuracy metric.
 func NewAccuracy(k int) *Accuracy { return &Accuracy{TopK: k} }
 
+// Clone returns a new, reset accuracy metric with a's parameters.
+func (a *Accuracy) Clone() pipeline.Metric { return &Accuracy{TopK: a.TopK, Output: a.Output} }
+
 func (a *Accuracy) name() string {
 	if a.TopK == 1 {
 		return "accuracy"

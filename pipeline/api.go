@@ -68,6 +68,11 @@ type Sampler interface {
 // PredictOptions is what Predict does: which statistics to collect, over
 // which samples, and whether to keep the metric per sample.
 type PredictOptions struct {
+	// Model, when set, is the model this call runs instead of the one
+	// SetModel set (which it leaves as it is): calls that carry their
+	// models, and metrics of their own, may run at the same time on one
+	// engine, so that a fleet overlaps their tails.
+	Model *model.CompressedModel
 	// StatsLayout names the tensors to observe and the statistics on each;
 	// nil collects nothing.
 	StatsLayout StatsLayout
@@ -79,6 +84,22 @@ type PredictOptions struct {
 	MetricPerSample bool
 	// Progress, when set, is called after each batch with the samples done so far.
 	Progress func(done, total int)
+}
+
+// ConcurrentEngine is implemented by engines whose Predict honours
+// PredictOptions.Model and may run such calls at the same time.
+// ConcurrentPredicts is how many are worth keeping in flight (1: none
+// gained).
+type ConcurrentEngine interface {
+	Engine
+	ConcurrentPredicts() int
+}
+
+// MetricCloner is implemented by metrics that can make a new, reset metric
+// of the same kind and parameters: callers that run several Predicts at
+// once give each its own (a Metric holds the state of one pass).
+type MetricCloner interface {
+	Clone() Metric
 }
 
 // PerSampleMetric is one sample's metric values.
@@ -104,6 +125,9 @@ type PredictResult struct {
 
 // Engine runs a model over a data set (POT's Engine). The ONNX Runtime engine
 // runs in this process; the cluster engine spreads the same work over workers.
+//
+// Predict may be called from several goroutines when each call carries its
+// model (PredictOptions.Model) and its own Metric.
 type Engine interface {
 	SetModel(m *model.CompressedModel) error
 	Predict(ctx context.Context, opts PredictOptions) (PredictResult, error)

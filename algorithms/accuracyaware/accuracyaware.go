@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetcal/fleetcal/algorithms/fastbias"
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
@@ -211,7 +214,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		a.report.DropType = "relative"
 	}
 	rep := &a.report
-	defer func() { rep.Evaluations = ev.calls }()
+	defer func() { rep.Evaluations = int(ev.calls.Load()) }()
 
 	fpV, fpPS, err := ev.baseline(ctx, m)
 	if err != nil {
@@ -393,20 +396,45 @@ func (a *Algorithm) search(ctx context.Context, b *base, ev *evaluator, fpV floa
 		}
 		return refV - v
 	}
-	ranking := make([]RankEntry, 0, len(layers))
+	// The candidates are independent: up to ev.inFlight() of them are
+	// measured at once (each Predict carries its model), so a fleet's
+	// workers take the next one's shards while the last of one finish. The
+	// ranking does not depend on the order they finish in.
+	ranking := make([]RankEntry, len(layers))
+	eval := ev.eval
+	n := ev.inFlight()
+	if n > 1 {
+		eval = ev.evalConcurrent
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	var progMu sync.Mutex
+	done := 0
 	for i, name := range layers {
-		cand, err := b.mm.Requantize(ctx, []string{name})
+		cand, err := b.mm.Requantize(gctx, []string{name})
 		if err != nil {
+			if werr := g.Wait(); werr != nil {
+				return cur, werr // the first failure, not its cancellation
+			}
 			return cur, err
 		}
-		v, _, err := ev.eval(ctx, cand, idx, "ranking "+name)
-		if err != nil {
-			return cur, err
-		}
-		ranking = append(ranking, RankEntry{Node: name, Sensitivity: better(v)})
-		if a.env.Progress != nil {
-			a.env.Progress("ranking", i+1, len(layers))
-		}
+		g.Go(func() error {
+			v, _, err := eval(gctx, cand, idx, "ranking "+name)
+			if err != nil {
+				return err
+			}
+			ranking[i] = RankEntry{Node: name, Sensitivity: better(v)}
+			if a.env.Progress != nil {
+				progMu.Lock()
+				done++
+				a.env.Progress("ranking", done, len(layers))
+				progMu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return cur, err
 	}
 	slices.SortStableFunc(ranking, func(x, y RankEntry) int {
 		return cmp.Or(cmp.Compare(y.Sensitivity, x.Sensitivity), cmp.Compare(x.Node, y.Node))

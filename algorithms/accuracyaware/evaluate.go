@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/fleetcal/fleetcal/metric"
 	"github.com/fleetcal/fleetcal/model"
@@ -32,7 +33,21 @@ type evaluator struct {
 
 	name         string // the metric value optimized
 	higherBetter bool
-	calls        int // Predict calls
+	calls        atomic.Int64 // Predict calls
+}
+
+// inFlight is how many evaluations may run at once: the engine's
+// ConcurrentPredicts when it has that capability and each evaluation can
+// have a metric of its own (annotation-free, or a MetricCloner), else 1.
+func (e *evaluator) inFlight() int {
+	ce, ok := e.env.Engine.(pipeline.ConcurrentEngine)
+	if !ok {
+		return 1
+	}
+	if _, cl := e.cfg.(pipeline.MetricCloner); !cl && !e.annotationFree() {
+		return 1
+	}
+	return max(ce.ConcurrentPredicts(), 1)
 }
 
 // annotationFree reports whether the evaluator compares with FP32 outputs.
@@ -102,10 +117,24 @@ func (e *evaluator) skip(skipped []int) {
 // eval measures m on the samples idx (sorted, a subset of all; nil for
 // all). The per-sample values follow idx.
 func (e *evaluator) eval(ctx context.Context, m *model.CompressedModel, idx []int, stage string) (float64, []float64, error) {
+	return e.evalAt(ctx, m, idx, stage, false)
+}
+
+// evalConcurrent is eval for calls running at the same time (inFlight > 1):
+// the Predict carries m and a metric of its own, the engine's model is
+// left as it is.
+func (e *evaluator) evalConcurrent(ctx context.Context, m *model.CompressedModel, idx []int, stage string) (float64, []float64, error) {
+	return e.evalAt(ctx, m, idx, stage, true)
+}
+
+func (e *evaluator) evalAt(ctx context.Context, m *model.CompressedModel, idx []int, stage string, carry bool) (float64, []float64, error) {
 	if idx == nil {
 		idx = e.all
 	}
 	met := e.cfg
+	if carry && !e.annotationFree() {
+		met = e.cfg.(pipeline.MetricCloner).Clone()
+	}
 	if e.annotationFree() {
 		refs := make([]pipeline.Tensor, len(idx))
 		for k, i := range idx {
@@ -117,26 +146,36 @@ func (e *evaluator) eval(ctx context.Context, m *model.CompressedModel, idx []in
 		}
 		met = metric.NewFidelity(e.output, refs)
 	}
-	res, err := e.predict(ctx, m, idx, met, true, stage)
+	var res pipeline.PredictResult
+	var err error
+	if carry {
+		res, err = e.run(ctx, pipeline.PredictOptions{Model: m}, idx, met, true, stage)
+	} else {
+		res, err = e.predict(ctx, m, idx, met, true, stage)
+	}
 	if err != nil {
 		return 0, nil, err
 	}
 	return e.value(res, idx, stage)
 }
 
+// predict makes m the engine's model and measures it.
 func (e *evaluator) predict(ctx context.Context, m *model.CompressedModel, idx []int, met pipeline.Metric, perSample bool, stage string) (pipeline.PredictResult, error) {
 	if err := e.env.Engine.SetModel(m); err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("%s: %w", stage, err)
 	}
-	opts := pipeline.PredictOptions{
-		Sampler:         pipeline.NewBatchSampler(e.n, 1, idx),
-		Metric:          met,
-		MetricPerSample: perSample,
-	}
+	return e.run(ctx, pipeline.PredictOptions{}, idx, met, perSample, stage)
+}
+
+// run is one Predict over idx with met, from opts.
+func (e *evaluator) run(ctx context.Context, opts pipeline.PredictOptions, idx []int, met pipeline.Metric, perSample bool, stage string) (pipeline.PredictResult, error) {
+	opts.Sampler = pipeline.NewBatchSampler(e.n, 1, idx)
+	opts.Metric = met
+	opts.MetricPerSample = perSample
 	if e.env.Progress != nil && len(idx) == len(e.all) {
 		opts.Progress = func(done, total int) { e.env.Progress("accuracy-aware "+stage, done, total) }
 	}
-	e.calls++
+	e.calls.Add(1)
 	res, err := e.env.Engine.Predict(ctx, opts)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", stage, err)
