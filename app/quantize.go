@@ -64,6 +64,9 @@ func (o *QuantizeOptions) Validate() error {
 	if o.Workers < 0 {
 		return fmt.Errorf("quantize: --workers %d: want at least 1", o.Workers)
 	}
+	if _, err := engine.CheckWorkers("--workers", o.Workers); err != nil {
+		return fmt.Errorf("quantize: %w", err)
+	}
 	if o.Fleet.NATS != "" && o.Fleet.Listen != "" {
 		return errors.New("quantize: --listen starts an embedded server; it does not go with --nats")
 	}
@@ -150,6 +153,8 @@ type job struct {
 	requests int
 	// fleet runs calibration (and the report's histogram pass), once started.
 	fleet *fleet
+	// warnings found while opening (a capped thread count), for the log.
+	warnings []string
 }
 
 func (j *job) Close() error {
@@ -177,6 +182,9 @@ func open(ctx context.Context, configPath, modelOverride string, requests int) (
 func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOverride string, requests int) (*job, error) {
 	var err error
 	j := &job{cfg: cfg}
+	if err := j.checkParallelism(configPath, requests); err != nil {
+		return nil, err
+	}
 	mc := model.Config{Name: cfg.ModelName(), Model: cfg.Model.Model, Weights: cfg.Model.Weights, BaseDir: cfg.Dir}
 	for _, s := range cfg.Model.Cascade {
 		mc.Cascade = append(mc.Cascade, model.StageConfig{Name: s.Name, Model: s.Model, Weights: s.Weights})
@@ -231,6 +239,35 @@ func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOver
 		return nil, err
 	}
 	return j, nil
+}
+
+// checkParallelism checks engine.threads and the parallel requests
+// (--workers when set, else engine.requests) against the machine (see
+// engine.CheckThreads and engine.CheckWorkers): too many is an error,
+// threads beyond the cores are capped in j.cfg, and both are warned about.
+func (j *job) checkParallelism(configPath string, requests int) error {
+	threads, warn, err := engine.CheckThreads("engine.threads", j.cfg.Engine.Threads)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", configPath, err)
+	}
+	j.cfg.Engine.Threads = threads
+	what := "--workers"
+	if requests == 0 {
+		what, requests = "engine.requests", j.cfg.Engine.Requests
+	}
+	wwarn, err := engine.CheckWorkers(what, requests)
+	if err != nil {
+		if what == "engine.requests" {
+			return fmt.Errorf("config %s: %w", configPath, err)
+		}
+		return err
+	}
+	for _, w := range []string{warn, wwarn} {
+		if w != "" {
+			j.warnings = append(j.warnings, w)
+		}
+	}
+	return nil
 }
 
 // Quantize runs `coordinator quantize`: calibration, the algorithms, and
@@ -293,6 +330,9 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
 		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
 		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
+	for _, w := range j.warnings {
+		log.Warn(w)
+	}
 	var err error
 	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
 	if evaluate {

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetcal/fleetcal/engine"
 )
 
 // WorkerConfig is what `worker` runs: where NATS is, how to authenticate,
@@ -34,6 +36,9 @@ func (c *WorkerConfig) Validate() error {
 	}
 	if c.Worker.Threads < 1 {
 		return fmt.Errorf("%w: --threads %d: want at least 1", ErrBadSpec, c.Worker.Threads)
+	}
+	if err := c.checkParallelism(); err != nil {
+		return err
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
@@ -87,4 +92,25 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// checkParallelism checks --concurrency and --threads against the machine
+// (engine.CheckWorkers, engine.CheckThreads): too many is an error, more
+// threads than cores are capped, and both are warned about in the log.
+func (c *WorkerConfig) checkParallelism() error {
+	warn, err := engine.CheckWorkers("--concurrency", c.Worker.Concurrency)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	threads, twarn, err := engine.CheckThreads("--threads", c.Worker.Threads)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	c.Worker.Threads = threads
+	for _, w := range []string{warn, twarn} {
+		if w != "" && c.Worker.Log != nil {
+			c.Worker.Log.Warn(w)
+		}
+	}
+	return nil
 }
