@@ -333,17 +333,8 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	for _, w := range j.warnings {
 		log.Warn(w)
 	}
-	var err error
-	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
-	if evaluate {
-		t := time.Now()
-		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
-			return nil, nil, fmt.Errorf("FP32 evaluation: %w", err)
-		}
-		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
-	}
-
-	t := time.Now()
+	// Everything that can fail without inference is checked before the
+	// first one: the fleet (addresses, NATS), the algorithms' parameters.
 	fl, err := startFleet(ctx, j, o.Fleet, j.requests, log)
 	if err != nil {
 		return nil, nil, err
@@ -357,6 +348,17 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	if err != nil {
 		return nil, nil, err
 	}
+
+	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
+	if evaluate {
+		t := time.Now()
+		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
+			return nil, nil, fmt.Errorf("FP32 evaluation: %w", err)
+		}
+		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
+	}
+
+	t := time.Now()
 	qm, err := p.Run(ctx, j.model)
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -62,5 +63,56 @@ func TestParallelismBounds(t *testing.T) {
 	want := fmt.Sprintf("engine.threads %d: capped to %d, the number of CPU cores of this machine", cores+1, cores)
 	if !slices.Contains(rep.Warnings, want) {
 		t.Errorf("warnings %q; want %q", rep.Warnings, want)
+	}
+}
+
+// quantizeBeforeInference runs Quantize with evaluation on and returns its
+// error; it fails the test if the FP32 evaluation (the first inference)
+// started, as its progress lines show.
+func quantizeBeforeInference(t *testing.T, o QuantizeOptions) error {
+	t.Helper()
+	var prog lockedBuffer
+	o.Progress = &prog
+	if o.OutputDir == "" {
+		o.OutputDir = filepath.Join(t.TempDir(), "out")
+	}
+	_, err := Quantize(t.Context(), o)
+	if strings.Contains(prog.String(), "FP32 evaluation") {
+		t.Errorf("the FP32 evaluation ran before the error %v:\n%s", err, prog.String())
+	}
+	return err
+}
+
+// TestBusyAddresses: --listen and --metrics-addr on a taken port fail
+// before the first inference, saying "address in use" and naming it.
+func TestBusyAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	cfg := validationConfig(t, "", defaultQ32)
+	for _, tc := range []struct {
+		fleet FleetOptions
+		want  string
+	}{
+		{FleetOptions{Listen: addr}, "embedded NATS server: nats server: listen " + addr + ": address in use"},
+		{FleetOptions{MetricsAddr: addr}, "metrics: listen " + addr + ": address in use"},
+	} {
+		err := quantizeBeforeInference(t, QuantizeOptions{Config: cfg, Workers: 1, Fleet: tc.fleet})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v; want %q", tc.fleet, err, tc.want)
+		}
+	}
+}
+
+// TestBadAlgorithmParamsBeforeInference: a bad algorithm parameter is
+// reported before the FP32 evaluation.
+func TestBadAlgorithmParamsBeforeInference(t *testing.T) {
+	cfg := validationConfig(t, "", `[{"name": "DefaultQuantization", "params": {"preset": "fastest"}}]`)
+	err := quantizeBeforeInference(t, QuantizeOptions{Config: cfg, Workers: 1, Fleet: FleetOptions{InProcess: true}})
+	if want := `compression.algorithms[0]: `; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"fastest"`) {
+		t.Errorf("%v; want an error naming %s and \"fastest\"", err, want)
 	}
 }

@@ -61,6 +61,14 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 			cfg.Conn.Name += " " + cfg.Worker.Name
 		}
 	}
+	var ln net.Listener // opened first: a busy address fails at once
+	if cfg.MetricsAddr != "" {
+		var err error
+		if ln, err = ListenMetrics(ctx, cfg.MetricsAddr); err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
 	nc, err := Connect(ctx, cfg.NATS, cfg.Conn)
 	if err != nil {
 		return err
@@ -74,12 +82,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	if cfg.MetricsAddr != "" {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
-		}
+	if ln != nil {
 		g.Go(func() error { return serveMetrics(gctx, ln, reg) })
 	}
 	g.Go(func() error {

@@ -168,6 +168,22 @@ func TestParallelismBounds(t *testing.T) {
 	}
 }
 
+// TestMetricsAddrBusy: --metrics-addr on a taken port fails at once, before
+// connecting, saying "address in use" and naming the address.
+func TestMetricsAddrBusy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	code, stderr := runCmd(t, t.Context(), "--nats", "nats://127.0.0.1:1", "--metrics-addr", addr)
+	want := "worker: metrics: listen " + addr + ": address in use (another process listens there; choose another port)\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, want)
+	}
+}
+
 // TestUnreachable: a URL where nothing listens fails within seconds, in one
 // line naming the URL.
 func TestUnreachable(t *testing.T) {
