@@ -116,3 +116,15 @@ func TestBadAlgorithmParamsBeforeInference(t *testing.T) {
 		t.Errorf("%v; want an error naming %s and \"fastest\"", err, want)
 	}
 }
+
+// TestUnknownIgnoredOperation: an ignored.operations type no ONNX operator
+// has is an error naming it, with the closest known type, before the
+// first inference.
+func TestUnknownIgnoredOperation(t *testing.T) {
+	cfg := validationConfig(t, "", `[{"name": "DefaultQuantization", "params": {"ignored": {"operations": [{"type": "Gemm"}, {"type": "Convv"}]}}}]`)
+	err := quantizeBeforeInference(t, QuantizeOptions{Config: cfg, Workers: 1, Fleet: FleetOptions{InProcess: true}})
+	want := `compression.algorithms[0]: algorithm DefaultQuantization: ignored.operations[1]: unknown operator type "Convv" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul"); did you mean "Conv"?`
+	if err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("%v; want an error ending %q", err, want)
+	}
+}
