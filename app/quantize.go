@@ -283,6 +283,9 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	}
 	warn := newWarnings(o.Log.Handler())
 	log := slog.New(warn)
+	if err := checkBeforeRun(o, cfg, log); err != nil {
+		return nil, err
+	}
 	if stageData(cfg) {
 		return quantizeStages(ctx, o, cfg, warn, start)
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // validationConfig is exampleConfig with engine keys added (engine, e.g.
@@ -127,4 +130,79 @@ func TestUnknownIgnoredOperation(t *testing.T) {
 	if err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("%v; want an error ending %q", err, want)
 	}
+}
+
+// TestOutputDirNotWritable: an output folder that cannot be written is
+// reported before the first inference, and nothing is created.
+func TestOutputDirNotWritable(t *testing.T) {
+	cfg := validationConfig(t, "", defaultQ32)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ out, want string }{
+		{filepath.Join(file, "out"), "output " + filepath.Join(file, "out") + ": " + file + " is not a folder"},
+		// /proc takes no file, even from root (tests may run as root).
+		{"/proc/fleetcal-test/out", "output /proc/fleetcal-test/out: cannot write in /proc: "},
+	} {
+		err := quantizeBeforeInference(t, QuantizeOptions{Config: cfg, OutputDir: tc.out, Workers: 1, Fleet: FleetOptions{InProcess: true}})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error starting %q", tc.out, err, tc.want)
+		}
+	}
+	// A folder to be created is fine, and the check leaves nothing behind.
+	parent := t.TempDir()
+	if err := checkOutputDir(filepath.Join(parent, "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Errorf("the check left %v in %s", entries, parent)
+	}
+}
+
+// TestDuplicateAlgorithms: an algorithm listed twice, or two quantizers,
+// are refused before the first inference naming the entries;
+// FastBiasCorrection after DefaultQuantization (which POT runs) is a
+// warning, and none when DefaultQuantization's own correction is off.
+func TestDuplicateAlgorithms(t *testing.T) {
+	for _, tc := range []struct{ algs, want string }{
+		{`[{"name": "DefaultQuantization", "params": {"stat_subset_size": 32}}, {"name": "DefaultQuantization", "params": {"stat_subset_size": 32}}]`,
+			"compression.algorithms[0] and [1] are both DefaultQuantization: list it once"},
+		{`[{"name": "MinMaxQuantization"}, {"name": "FastBiasCorrection"}, {"name": "AccuracyAwareQuantization"}]`,
+			"compression.algorithms[0] (MinMaxQuantization) and [2] (AccuracyAwareQuantization) both quantize the model: keep one"},
+	} {
+		err := quantizeBeforeInference(t, QuantizeOptions{Config: validationConfig(t, "", tc.algs), Workers: 1, Fleet: FleetOptions{InProcess: true}})
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %q", tc.algs, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		useFastBias string
+		want        []string
+	}{
+		{"", []string{`compression.algorithms[1] (FastBiasCorrection) runs after [0] (DefaultQuantization), which already corrects the bias: it is corrected twice (set "use_fast_bias": false in [0] to correct it once)`}},
+		{`, "use_fast_bias": false`, nil},
+	} {
+		algs := fmt.Sprintf(`[{"name": "DefaultQuantization", "params": {"stat_subset_size": 32%s}}, {"name": "FastBiasCorrection", "params": {"stat_subset_size": 32}}]`, tc.useFastBias)
+		warnings, err := checkAlgorithms(mustParse(t, algs))
+		if err != nil || !slices.Equal(warnings, tc.want) {
+			t.Errorf("%s: %q %v; want %q", algs, warnings, err, tc.want)
+		}
+	}
+	rep, err := Quantize(t.Context(), QuantizeOptions{Config: validationConfig(t, "",
+		`[{"name": "DefaultQuantization", "params": {"stat_subset_size": 32}}, {"name": "FastBiasCorrection", "params": {"stat_subset_size": 32}}]`),
+		OutputDir: t.TempDir(), Workers: 1, SkipEvaluation: true, Fleet: FleetOptions{InProcess: true}})
+	if err != nil || !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "it is corrected twice") }) {
+		t.Errorf("DefaultQuantization then FastBiasCorrection: %v; want a warning in report.json", err)
+	}
+}
+
+// mustParse decodes a JSON list of algorithm entries.
+func mustParse(t *testing.T, algs string) []pipeline.AlgorithmConfig {
+	t.Helper()
+	var out []pipeline.AlgorithmConfig
+	if err := json.Unmarshal([]byte(algs), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
