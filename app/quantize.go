@@ -84,19 +84,24 @@ func (o *QuantizeOptions) Validate() error {
 
 // Report is report.json.
 type Report struct {
-	Model              string                     `json:"model"`
-	Config             string                     `json:"config"`
-	FleetcalVersion    string                     `json:"fleetcal_version"`
-	OnnxRuntimeVersion string                     `json:"onnxruntime_version"`
-	Samples            int                        `json:"samples"`
-	Workers            int                        `json:"workers"`
-	NATS               string                     `json:"nats,omitempty"`
-	LocalWorkers       int                        `json:"local_workers,omitempty"`
-	Files              []model.SavedFile          `json:"files"`
-	Algorithms         []pipeline.AlgorithmReport `json:"algorithms"`
-	StageSeconds       map[string]float64         `json:"stage_seconds"`
-	FP32               *Evaluation                `json:"fp32,omitempty"`
-	INT8               *Evaluation                `json:"int8,omitempty"`
+	Model              string `json:"model"`
+	Config             string `json:"config"`
+	FleetcalVersion    string `json:"fleetcal_version"`
+	OnnxRuntimeVersion string `json:"onnxruntime_version"`
+	Samples            int    `json:"samples"`
+	// CalibrationSamples is how many samples the quantizer calibrated on
+	// (stat_subset_size of Samples, less those skipped).
+	CalibrationSamples int `json:"calibration_samples"`
+	// NothingQuantized says why, when the output is the float model.
+	NothingQuantized string                     `json:"nothing_quantized,omitempty"`
+	Workers          int                        `json:"workers"`
+	NATS             string                     `json:"nats,omitempty"`
+	LocalWorkers     int                        `json:"local_workers,omitempty"`
+	Files            []model.SavedFile          `json:"files"`
+	Algorithms       []pipeline.AlgorithmReport `json:"algorithms"`
+	StageSeconds     map[string]float64         `json:"stage_seconds"`
+	FP32             *Evaluation                `json:"fp32,omitempty"`
+	INT8             *Evaluation                `json:"int8,omitempty"`
 	// Latency compares the user's FP32 model (as loaded, not normalized)
 	// with the INT8 one, alternated in one measurement (see
 	// engine.MeasureLatency); FP32.LatencyMs and INT8.LatencyMs are its
@@ -367,6 +372,9 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 		return nil, nil, err
 	}
 	rep.Algorithms = p.Reports()
+	if mm, _ := quantizerReports(rep.Algorithms); mm != nil {
+		rep.CalibrationSamples, rep.NothingQuantized = mm.CalibrationSize, mm.NothingQuantized
+	}
 	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
 	rep.CPU = engine.HostCPU()
 	if ce, ok := fl.engine.(interface{ WorkerCPUs() map[string]engine.CPU }); ok {

@@ -80,7 +80,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 func printSummary(w io.Writer, r *app.Report) {
-	fmt.Fprintf(w, "quantized %s on %d calibration samples in %.1fs\n", r.Model, r.Samples, r.StageSeconds["total"])
+	switch total := r.StageSeconds["total"]; {
+	case r.NothingQuantized != "":
+		fmt.Fprintf(w, "nothing quantized in %s: the output is the float model (%s) in %.1fs\n", r.Model, r.NothingQuantized, total)
+	default:
+		fmt.Fprintf(w, "quantized %s on %d calibration samples (of %d) in %.1fs\n", r.Model, r.CalibrationSamples, r.Samples, total)
+	}
 	switch {
 	case r.NATS != "" && r.LocalWorkers > 0:
 		fmt.Fprintf(w, "  calibrated by %d local workers over embedded NATS at %s\n", r.LocalWorkers, r.NATS)
