@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -205,4 +206,34 @@ func mustParse(t *testing.T, algs string) []pipeline.AlgorithmConfig {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestOversizedSampleFailsAtOnce: a sample above data_source's
+// max_decoded_bytes is a deterministic error: a fleet run fails on its
+// first delivery with the in-process message, without retries or warnings.
+func TestOversizedSampleFailsAtOnce(t *testing.T) {
+	cfg := fixtureRun(t, "convnet_op13.onnx", 32, `{"stat_subset_size": 32}`, func(dir string) {
+		// 3x32x32 float32 (12416 bytes with its header) where 3x16x16 fit.
+		writeNpy(t, filepath.Join(dir, "calib", "005.npy"), []int{1, 3, 32, 32}, make([]float32, 3*32*32))
+		path := filepath.Join(dir, "config.json")
+		text := strings.Replace(string(mustRead(t, path)), `"path": "calib"`, `"path": "calib", "max_decoded_bytes": 4000`, 1)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	want := "sample 5 (calib/005.npy): npy: decodes to 12416 bytes, more than data_source.max_decoded_bytes (4000); raise it if the data is real"
+	_, inproc := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 2, SkipEvaluation: true,
+		Fleet: FleetOptions{InProcess: true}})
+	if inproc == nil || !strings.HasSuffix(inproc.Error(), want) {
+		t.Fatalf("in process: %v; want it to end with %q", inproc, want)
+	}
+	var logs lockedBuffer
+	_, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 2, SkipEvaluation: true,
+		Fleet: FleetOptions{ShardSize: 4}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err == nil || !strings.HasSuffix(err.Error(), "(worker local-0): "+want) && !strings.HasSuffix(err.Error(), "(worker local-1): "+want) {
+		t.Errorf("fleet error\n%v\nwant \"shard 1 (worker local-W): %s\"", err, want)
+	}
+	if s := logs.String(); strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") {
+		t.Errorf("warnings or errors logged (retries?), want none:\n%s", s)
+	}
 }
