@@ -269,8 +269,14 @@ func TestIdxStream(t *testing.T) {
 		labels[i] = byte(i % 10)
 	}
 	input := []pipeline.TensorInfo{in("x", 0, 1, side*side)}
-	for _, gz := range []bool{false, true} {
-		t.Run(fmt.Sprintf("gz=%v", gz), func(t *testing.T) {
+	for _, tc := range []struct {
+		gz     bool
+		window int // records the stream keeps
+	}{{false, 1 << 20}, {true, 1 << 20}, {false, 7}, {true, 7}, {true, 1}} {
+		gz := tc.gz
+		t.Run(fmt.Sprintf("gz=%v/window=%d", gz, tc.window), func(t *testing.T) {
+			defer func(w int) { idxWindowBytes = w }(idxWindowBytes)
+			idxWindowBytes = tc.window * side * side
 			base := t.TempDir()
 			ext := map[bool]string{true: ".gz"}[gz]
 			writeFile(t, base, "train-images-idx3-ubyte"+ext, idxBytes(t, []uint32{n, side, side}, pix, gz))

@@ -24,8 +24,8 @@ const idxMaxBytes = 1 << 34
 
 // idxWindowBytes bounds the images an IDX file read as a stream keeps
 // decoded (the last ones read), so that requests running in parallel,
-// slightly out of order, do not restart the stream.
-const idxWindowBytes = 16 << 20
+// slightly out of order, do not restart the stream. A variable for tests.
+var idxWindowBytes = 16 << 20
 
 // isIdxImages reports whether name is an IDX images file (*idx3-ubyte[.gz]).
 func isIdxImages(name string) bool {
