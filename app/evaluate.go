@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 )
 
@@ -27,6 +28,9 @@ func (o *EvaluateOptions) Validate() error {
 	if o.Workers < 0 {
 		return fmt.Errorf("evaluate: --workers %d: want at least 1", o.Workers)
 	}
+	if _, err := engine.CheckWorkers("--workers", o.Workers); err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
 	return nil
 }
 
@@ -37,6 +41,8 @@ type EvaluationReport struct {
 	// (Models[0]) against the --model one (Models[1]), alternated.
 	Latency *Latency `json:"latency"`
 	Seconds float64  `json:"seconds"`
+	// Warnings: settings adjusted to the machine (a capped engine.threads).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Evaluate runs the config's metric over every sample of its data with the
@@ -69,5 +75,5 @@ func Evaluate(ctx context.Context, o EvaluateOptions) (*EvaluationReport, error)
 		return nil, fmt.Errorf("latency: %w", err)
 	}
 	ev.LatencyMs, ev.LatencyRuns = lat.Models[len(lat.Models)-1].MedianMs, lat.Rounds
-	return &EvaluationReport{Evaluation: *ev, Latency: lat, Seconds: time.Since(start).Seconds()}, nil
+	return &EvaluationReport{Evaluation: *ev, Latency: lat, Seconds: time.Since(start).Seconds(), Warnings: j.warnings}, nil
 }

@@ -67,6 +67,19 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	}
 	reg := prometheus.NewRegistry()
 	cm := cluster.NewCoordinatorMetrics(reg)
+	if o.MetricsAddr != "" { // first: a busy address fails at once
+		ln, err := cluster.ListenMetrics(ctx, o.MetricsAddr)
+		if err != nil {
+			return fail(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cluster.ServeMetricsOn(ctx, ln, reg); err != nil && ctx.Err() == nil {
+				log.Error("metrics server stopped", "addr", o.MetricsAddr, "err", err)
+			}
+		}()
+	}
 	url := o.NATS
 	if url == "" {
 		var err error
@@ -112,15 +125,6 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 		<-ctx.Done()
 		nc.Close()
 	}()
-	if o.MetricsAddr != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cluster.ServeMetrics(ctx, o.MetricsAddr, reg); err != nil && ctx.Err() == nil {
-				log.Error("metrics server stopped", "addr", o.MetricsAddr, "err", err)
-			}
-		}()
-	}
 	f.engine, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
 		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
 		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples},

@@ -64,6 +64,9 @@ func (o *QuantizeOptions) Validate() error {
 	if o.Workers < 0 {
 		return fmt.Errorf("quantize: --workers %d: want at least 1", o.Workers)
 	}
+	if _, err := engine.CheckWorkers("--workers", o.Workers); err != nil {
+		return fmt.Errorf("quantize: %w", err)
+	}
 	if o.Fleet.NATS != "" && o.Fleet.Listen != "" {
 		return errors.New("quantize: --listen starts an embedded server; it does not go with --nats")
 	}
@@ -81,19 +84,24 @@ func (o *QuantizeOptions) Validate() error {
 
 // Report is report.json.
 type Report struct {
-	Model              string                     `json:"model"`
-	Config             string                     `json:"config"`
-	FleetcalVersion    string                     `json:"fleetcal_version"`
-	OnnxRuntimeVersion string                     `json:"onnxruntime_version"`
-	Samples            int                        `json:"samples"`
-	Workers            int                        `json:"workers"`
-	NATS               string                     `json:"nats,omitempty"`
-	LocalWorkers       int                        `json:"local_workers,omitempty"`
-	Files              []model.SavedFile          `json:"files"`
-	Algorithms         []pipeline.AlgorithmReport `json:"algorithms"`
-	StageSeconds       map[string]float64         `json:"stage_seconds"`
-	FP32               *Evaluation                `json:"fp32,omitempty"`
-	INT8               *Evaluation                `json:"int8,omitempty"`
+	Model              string `json:"model"`
+	Config             string `json:"config"`
+	FleetcalVersion    string `json:"fleetcal_version"`
+	OnnxRuntimeVersion string `json:"onnxruntime_version"`
+	Samples            int    `json:"samples"`
+	// CalibrationSamples is how many samples the quantizer calibrated on
+	// (stat_subset_size of Samples, less those skipped).
+	CalibrationSamples int `json:"calibration_samples"`
+	// NothingQuantized says why, when the output is the float model.
+	NothingQuantized string                     `json:"nothing_quantized,omitempty"`
+	Workers          int                        `json:"workers"`
+	NATS             string                     `json:"nats,omitempty"`
+	LocalWorkers     int                        `json:"local_workers,omitempty"`
+	Files            []model.SavedFile          `json:"files"`
+	Algorithms       []pipeline.AlgorithmReport `json:"algorithms"`
+	StageSeconds     map[string]float64         `json:"stage_seconds"`
+	FP32             *Evaluation                `json:"fp32,omitempty"`
+	INT8             *Evaluation                `json:"int8,omitempty"`
 	// Latency compares the user's FP32 model (as loaded, not normalized)
 	// with the INT8 one, alternated in one measurement (see
 	// engine.MeasureLatency); FP32.LatencyMs and INT8.LatencyMs are its
@@ -150,6 +158,8 @@ type job struct {
 	requests int
 	// fleet runs calibration (and the report's histogram pass), once started.
 	fleet *fleet
+	// warnings found while opening (a capped thread count), for the log.
+	warnings []string
 }
 
 func (j *job) Close() error {
@@ -177,6 +187,9 @@ func open(ctx context.Context, configPath, modelOverride string, requests int) (
 func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOverride string, requests int) (*job, error) {
 	var err error
 	j := &job{cfg: cfg}
+	if err := j.checkParallelism(configPath, requests); err != nil {
+		return nil, err
+	}
 	mc := model.Config{Name: cfg.ModelName(), Model: cfg.Model.Model, Weights: cfg.Model.Weights, BaseDir: cfg.Dir}
 	for _, s := range cfg.Model.Cascade {
 		mc.Cascade = append(mc.Cascade, model.StageConfig{Name: s.Name, Model: s.Model, Weights: s.Weights})
@@ -233,6 +246,35 @@ func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOver
 	return j, nil
 }
 
+// checkParallelism checks engine.threads and the parallel requests
+// (--workers when set, else engine.requests) against the machine (see
+// engine.CheckThreads and engine.CheckWorkers): too many is an error,
+// threads beyond the cores are capped in j.cfg, and both are warned about.
+func (j *job) checkParallelism(configPath string, requests int) error {
+	threads, warn, err := engine.CheckThreads("engine.threads", j.cfg.Engine.Threads)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", configPath, err)
+	}
+	j.cfg.Engine.Threads = threads
+	what := "--workers"
+	if requests == 0 {
+		what, requests = "engine.requests", j.cfg.Engine.Requests
+	}
+	wwarn, err := engine.CheckWorkers(what, requests)
+	if err != nil {
+		if what == "engine.requests" {
+			return fmt.Errorf("config %s: %w", configPath, err)
+		}
+		return err
+	}
+	for _, w := range []string{warn, wwarn} {
+		if w != "" {
+			j.warnings = append(j.warnings, w)
+		}
+	}
+	return nil
+}
+
 // Quantize runs `coordinator quantize`: calibration, the algorithms, and
 // OUTPUT_DIR/<model_name>.onnx plus report.json, written atomically.
 func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
@@ -246,6 +288,9 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	}
 	warn := newWarnings(o.Log.Handler())
 	log := slog.New(warn)
+	if err := checkBeforeRun(o, cfg, log); err != nil {
+		return nil, err
+	}
 	if stageData(cfg) {
 		return quantizeStages(ctx, o, cfg, warn, start)
 	}
@@ -293,17 +338,11 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
 		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
 		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
-	var err error
-	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
-	if evaluate {
-		t := time.Now()
-		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
-			return nil, nil, fmt.Errorf("FP32 evaluation: %w", err)
-		}
-		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
+	for _, w := range j.warnings {
+		log.Warn(w)
 	}
-
-	t := time.Now()
+	// Everything that can fail without inference is checked before the
+	// first one: the fleet (addresses, NATS), the algorithms' parameters.
 	fl, err := startFleet(ctx, j, o.Fleet, j.requests, log)
 	if err != nil {
 		return nil, nil, err
@@ -317,11 +356,25 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	if err != nil {
 		return nil, nil, err
 	}
+
+	evaluate := !o.SkipEvaluation && !j.model.IsCascade()
+	if evaluate {
+		t := time.Now()
+		if rep.FP32, err = j.evaluate(ctx, j.model, "FP32 evaluation", prog); err != nil {
+			return nil, nil, fmt.Errorf("FP32 evaluation: %w", err)
+		}
+		rep.StageSeconds["fp32_evaluation"] = time.Since(t).Seconds()
+	}
+
+	t := time.Now()
 	qm, err := p.Run(ctx, j.model)
 	if err != nil {
 		return nil, nil, err
 	}
 	rep.Algorithms = p.Reports()
+	if mm, _ := quantizerReports(rep.Algorithms); mm != nil {
+		rep.CalibrationSamples, rep.NothingQuantized = mm.CalibrationSize, mm.NothingQuantized
+	}
 	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
 	rep.CPU = engine.HostCPU()
 	if ce, ok := fl.engine.(interface{ WorkerCPUs() map[string]engine.CPU }); ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -52,6 +53,12 @@ func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config
 		}
 		rep.Stages[st.Name] = srep
 		rep.Samples += srep.Samples
+		rep.CalibrationSamples += srep.CalibrationSamples
+		if srep.NothingQuantized != "" && (i == 0 || rep.NothingQuantized != "") { // every stage so far
+			rep.NothingQuantized += fmt.Sprintf("stage %s: %s; ", st.Name, srep.NothingQuantized)
+		} else {
+			rep.NothingQuantized = ""
+		}
 		rep.Workers, rep.OnnxRuntimeVersion = srep.Workers, srep.OnnxRuntimeVersion
 		for k, v := range srep.StageSeconds {
 			rep.StageSeconds[st.Name+"/"+k] = v
@@ -60,6 +67,7 @@ func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config
 		s.Name = st.Name
 		stages = append(stages, &s)
 	}
+	rep.NothingQuantized = strings.TrimSuffix(rep.NothingQuantized, "; ")
 	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,12 +162,38 @@ func MetricsHandler(reg *prometheus.Registry) http.Handler {
 // http://addr/healthz for liveness and readiness probes, until ctx ends,
 // then shuts the server down and returns nil.
 func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+	ln, err := ListenMetrics(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return serveMetrics(ctx, ln, reg)
+}
+
+// ListenMetrics opens addr for ServeMetricsOn, so that a caller fails at
+// once, before anything runs, when the address is taken: the error then
+// says "address in use" and names it.
+func ListenMetrics(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics: listen %s: %w", addr, err)
+		return nil, listenError("metrics", addr, err)
 	}
+	return ln, nil
+}
+
+// ServeMetricsOn is ServeMetrics on a listener from ListenMetrics; it
+// closes ln.
+func ServeMetricsOn(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
 	return serveMetrics(ctx, ln, reg)
+}
+
+// listenError describes a failure to listen on addr for what; a busy
+// address says so in words.
+func listenError(what, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s: listen %s: address in use (another process listens there; choose another port)", what, addr)
+	}
+	return fmt.Errorf("%s: listen %s: %w", what, addr, err)
 }
 
 func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {

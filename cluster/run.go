@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetcal/fleetcal/engine"
 )
 
 // WorkerConfig is what `worker` runs: where NATS is, how to authenticate,
@@ -35,6 +37,9 @@ func (c *WorkerConfig) Validate() error {
 	if c.Worker.Threads < 1 {
 		return fmt.Errorf("%w: --threads %d: want at least 1", ErrBadSpec, c.Worker.Threads)
 	}
+	if err := c.checkParallelism(); err != nil {
+		return err
+	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("%w: --metrics-addr %q: %v", ErrBadSpec, c.MetricsAddr, err)
@@ -56,6 +61,14 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 			cfg.Conn.Name += " " + cfg.Worker.Name
 		}
 	}
+	var ln net.Listener // opened first: a busy address fails at once
+	if cfg.MetricsAddr != "" {
+		var err error
+		if ln, err = ListenMetrics(ctx, cfg.MetricsAddr); err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
 	nc, err := Connect(ctx, cfg.NATS, cfg.Conn)
 	if err != nil {
 		return err
@@ -69,12 +82,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	if cfg.MetricsAddr != "" {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
-		}
+	if ln != nil {
 		g.Go(func() error { return serveMetrics(gctx, ln, reg) })
 	}
 	g.Go(func() error {
@@ -87,4 +95,25 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// checkParallelism checks --concurrency and --threads against the machine
+// (engine.CheckWorkers, engine.CheckThreads): too many is an error, more
+// threads than cores are capped, and both are warned about in the log.
+func (c *WorkerConfig) checkParallelism() error {
+	warn, err := engine.CheckWorkers("--concurrency", c.Worker.Concurrency)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	threads, twarn, err := engine.CheckThreads("--threads", c.Worker.Threads)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	c.Worker.Threads = threads
+	for _, w := range []string{warn, twarn} {
+		if w != "" && c.Worker.Log != nil {
+			c.Worker.Log.Warn(w)
+		}
+	}
+	return nil
 }

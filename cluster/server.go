@@ -75,6 +75,13 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if port > 0 { // the server only logs a busy port, then never gets ready
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, portStr))
+		if err != nil {
+			return nil, listenError("nats server", o.Listen, err)
+		}
+		ln.Close()
+	}
 	s := &Server{}
 	dir := o.StoreDir
 	if dir == "" {

@@ -53,6 +53,12 @@ type Config struct {
 	// Subset picks, for idx, the images file whose name starts with it (e.g.
 	// "train" or "t10k") when Path is a folder holding several.
 	Subset string `json:"subset,omitempty"`
+	// MaxDecodedBytes bounds what one sample file may decode to (a .npy
+	// file, one array of a .npz file), checked against the declared size
+	// before anything is allocated; an IDX file declaring more is read as
+	// a stream (only the images used are decoded) instead of in memory.
+	// 0: DefaultMaxDecodedBytes (256 MiB).
+	MaxDecodedBytes int64 `json:"max_decoded_bytes,omitempty"`
 }
 
 // UnmarshalJSON decodes POT's data_source: an object with the keys of Config
@@ -145,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Scale >= 0) {
 		return bad("scale", "%v; want a positive number (0 for the default)", c.Scale)
+	}
+	if c.MaxDecodedBytes < 0 {
+		return bad("max_decoded_bytes", "%d; want a positive number of bytes (0 for the default, %d)", c.MaxDecodedBytes, DefaultMaxDecodedBytes)
 	}
 	if c.DType != "" {
 		if _, err := parseDType(c.DType); err != nil {

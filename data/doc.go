@@ -22,9 +22,17 @@
 //	"data_source": {"type": "images", "path": "calib/", "size": [224, 224],
 //	                "layout": "NCHW", "channel_order": "RGB", "grayscale": false,
 //	                "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
-//	                "scale": 1, "dtype": "float32", "subset": ""}
+//	                "scale": 1, "dtype": "float32", "subset": "",
+//	                "max_decoded_bytes": 268435456}
 //	"data_source": "calib/"              // POT's string form: type guessed
 //	"annotations": {"path": "labels.json"} // {"name": label} or name,label CSV
+//
+// Sizes are checked before allocating: a .npy file or a .npz array decoding
+// to more than max_decoded_bytes (default 256 MiB) is an error, as is a zip
+// or gzip size deflate cannot produce from the compressed bytes (1032:1).
+// Only the .npz arrays feeding the model are decoded. An IDX file larger
+// than the limit is read as a stream, decoding only up to the images asked
+// for (the last 16 MiB of them kept for requests slightly out of order).
 //
 // Opening and reading a loader:
 //

@@ -23,7 +23,7 @@ func in(name string, dt pipeline.DType, shape ...int64) pipeline.TensorInfo {
 }
 
 // writeFile writes b to dir/name, creating dir.
-func writeFile(t *testing.T, dir, name string, b []byte) string {
+func writeFile(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func pngBytes(t *testing.T, img image.Image) []byte {
 }
 
 // idxBytes builds an IDX file of unsigned bytes, gzipped when gz is set.
-func idxBytes(t *testing.T, dims []uint32, data []byte, gz bool) []byte {
+func idxBytes(t testing.TB, dims []uint32, data []byte, gz bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	buf.Write([]byte{0, 0, 0x08, byte(len(dims))})

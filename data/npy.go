@@ -15,9 +15,6 @@ import (
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
-// maxNpzEntry bounds the uncompressed size of one array of a .npz file.
-const maxNpzEntry = 1 << 31
-
 // npyLoader reads one sample per .npy or .npz file of a folder.
 type npyLoader struct {
 	dir, display string // resolved folder; folder as configured, for messages
@@ -26,12 +23,13 @@ type npyLoader struct {
 	inputs       []pipeline.TensorInfo
 	labels       []any
 	cast         pipeline.DType // 0: no conversion
+	maxBytes     int64          // data_source.max_decoded_bytes in effect
 }
 
 // openNpy is the "npy" Factory: a folder of .npy files (single-input models)
 // or of .npz files whose array names are the model's input names.
 func openNpy(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.TensorInfo, ann map[string]any) (pipeline.DataLoader, error) {
-	l := &npyLoader{dir: resolve(baseDir, cfg.Path), display: cfg.Path, inputs: inputs}
+	l := &npyLoader{dir: resolve(baseDir, cfg.Path), display: cfg.Path, inputs: inputs, maxBytes: cfg.maxDecoded()}
 	files, err := listFiles(l.dir, l.display, isNpy, ".npy or .npz")
 	if err != nil {
 		return nil, err
@@ -92,7 +90,7 @@ func (l *npyLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
 			return fail(err)
 		}
 	} else {
-		b, err := os.ReadFile(file)
+		b, err := l.readNpyFile(file)
 		if err != nil {
 			return fail(err)
 		}
@@ -132,68 +130,104 @@ func (l *npyLoader) Item(ctx context.Context, i int) (pipeline.Sample, error) {
 	return s, nil
 }
 
-// readNpz reads the arrays of a .npz file and names them after the model's
-// inputs: by array name (with or without ".npy"), by position when the
-// arrays are numpy's default arr_0, arr_1, ..., or the only array of the
-// file for a single-input model.
+// readNpyFile reads a .npy file whose size is within the limit.
+func (l *npyLoader) readNpyFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > l.maxBytes {
+		return nil, tooLarge("npy", uint64(st.Size()), l.maxBytes)
+	}
+	b := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readNpz reads the arrays of a .npz file that feed the model's inputs,
+// named after them: by array name (with or without ".npy"), by position
+// when the arrays are numpy's default arr_0, arr_1, ..., or the only array
+// of the file for a single-input model. Arrays are matched by the names in
+// the zip directory and only those matched are decoded, each after its
+// declared size is checked (see checkZipMember).
 func (l *npyLoader) readNpz(file string) (map[string]pipeline.Tensor, error) {
 	zr, err := zip.OpenReader(file)
 	if err != nil {
 		return nil, errorf(ErrBadFile, "npz: %w", err)
 	}
 	defer zr.Close()
-	byKey := map[string]pipeline.Tensor{}
+	byKey := map[string]*zip.File{}
 	for _, f := range zr.File {
 		key := strings.TrimSuffix(f.Name, ".npy")
-		if f.UncompressedSize64 > maxNpzEntry {
-			return nil, errorf(ErrBadFile, "npz: array %q: %d bytes", key, f.UncompressedSize64)
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, errorf(ErrBadFile, "npz: array %q: %w", key, err)
-		}
-		b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
-		rc.Close()
-		if err == nil && uint64(len(b)) != f.UncompressedSize64 {
-			err = fmt.Errorf("size %d, zip directory says %d", len(b), f.UncompressedSize64)
-		}
-		if err != nil {
-			return nil, errorf(ErrBadFile, "npz: array %q: %w", key, err)
-		}
-		t, err := readNpy(b)
-		if err != nil {
-			return nil, fmt.Errorf("array %q: %w", key, err)
-		}
 		if _, dup := byKey[key]; dup {
 			return nil, errorf(ErrBadFile, "npz: array %q twice", key)
 		}
-		byKey[key] = t
+		byKey[key] = f
 	}
 	keys := slices.Sorted(maps.Keys(byKey))
-	out := map[string]pipeline.Tensor{}
+	pick := map[string]string{} // input → array
 	switch {
 	case len(l.inputs) == 1 && len(byKey) == 1:
-		out[l.inputs[0].Name] = byKey[keys[0]]
-		return out, nil
+		pick[l.inputs[0].Name] = keys[0]
 	case positional(keys, len(l.inputs)) && !anyInput(keys, l.inputs):
 		for i, in := range l.inputs {
-			out[in.Name] = byKey["arr_"+strconv.Itoa(i)]
+			pick[in.Name] = "arr_" + strconv.Itoa(i)
 		}
-		return out, nil
+	default:
+		for _, in := range l.inputs {
+			if _, ok := byKey[in.Name]; !ok {
+				return nil, errorf(ErrMismatch, "no array for input %q; arrays: %s", in.Name, strings.Join(keys, ", "))
+			}
+			pick[in.Name] = in.Name
+		}
+		for _, k := range keys {
+			if _, ok := pick[k]; !ok {
+				return nil, errorf(ErrMismatch, "array %q is not a model input; inputs: %s", k, inputNames(l.inputs))
+			}
+		}
 	}
+	out := map[string]pipeline.Tensor{}
 	for _, in := range l.inputs {
-		t, ok := byKey[in.Name]
-		if !ok {
-			return nil, errorf(ErrMismatch, "no array for input %q; arrays: %s", in.Name, strings.Join(keys, ", "))
+		key := pick[in.Name]
+		t, err := l.readNpzArray(byKey[key], key)
+		if err != nil {
+			return nil, err
 		}
 		out[in.Name] = t
 	}
-	for _, k := range keys {
-		if _, ok := out[k]; !ok {
-			return nil, errorf(ErrMismatch, "array %q is not a model input; inputs: %s", k, inputNames(l.inputs))
-		}
-	}
 	return out, nil
+}
+
+// readNpzArray decodes one array of a .npz file.
+func (l *npyLoader) readNpzArray(f *zip.File, key string) (pipeline.Tensor, error) {
+	what := fmt.Sprintf("npz: array %q", key)
+	if err := checkZipMember(f, what, l.maxBytes); err != nil {
+		return pipeline.Tensor{}, err
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return pipeline.Tensor{}, errorf(ErrBadFile, "%s: %w", what, err)
+	}
+	defer rc.Close()
+	b := make([]byte, f.UncompressedSize64)
+	if n, err := io.ReadFull(rc, b); err != nil {
+		return pipeline.Tensor{}, errorf(ErrBadFile, "%s: size %d, zip directory says %d: %w", what, n, len(b), err)
+	}
+	if n, _ := rc.Read(make([]byte, 1)); n > 0 {
+		return pipeline.Tensor{}, errLonger(what, f.UncompressedSize64)
+	}
+	t, err := readNpy(b)
+	if err != nil {
+		return pipeline.Tensor{}, fmt.Errorf("array %q: %w", key, err)
+	}
+	return t, nil
 }
 
 // positional reports whether keys are exactly arr_0 ... arr_{n-1}.

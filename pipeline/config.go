@@ -100,6 +100,9 @@ func ParseConfig(raw []byte, ext string) (*Config, error) {
 			return nil, err
 		}
 	}
+	if err := CheckDuplicateKeys(raw); err != nil {
+		return nil, err
+	}
 	var cfg Config
 	if err := DecodeStrict(raw, &cfg, ""); err != nil {
 		return nil, err

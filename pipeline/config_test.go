@@ -67,10 +67,20 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad device", `{"model": {"model": "a.onnx"}, "compression": {"target_device": "GPU"}}`, `"GPU" is not supported; valid: ANY, CPU`},
 		{"not an object", `[1]`, `config: want an object`},
 		{"algorithm without name", `{"model": {"model": "a.onnx"}, "compression": {"algorithms": [{"params": {}}]}}`, `compression.algorithms[0]: "name" is required`},
+		{"duplicate top key", `{"model": {"model": "a.onnx"}, "model": {"model": "b.onnx"}}`, `model: key given twice (JSON would keep the last one silently); remove one`},
+		{"duplicate nested key", `{"model": {"model": "a.onnx"}, "engine": {"threads": 1, "threads": 2}}`, `engine.threads: key given twice`},
+		{"duplicate key in params", `{"model": {"model": "a.onnx"}, "compression": {"algorithms": [{"name": "DefaultQuantization"},
+			{"name": "MinMaxQuantization", "params": {"preset": "mixed", "preset": "performance"}}]}}`, `compression.algorithms[1].params.preset: key given twice`},
+		{"duplicate key in data_source", `{"model": {"model": "a.onnx"}, "engine": {"data_source": {"path": "a", "path": "b"}}}`, `engine.data_source.path: key given twice`},
+		{"duplicate yaml key", "model: {model: a.onnx}\nmodel: {model: b.onnx}\n", `"model" already defined`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tc.json), ".json")
+			ext := ".json"
+			if strings.Contains(tc.name, "yaml") {
+				ext = ".yaml"
+			}
+			_, err := ParseConfig([]byte(tc.json), ext)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ParseConfig(%s): err = %v, want it to contain %q", tc.json, err, tc.want)
 			}

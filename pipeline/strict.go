@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -142,4 +143,57 @@ func orTop(path string) string {
 		return "config"
 	}
 	return path
+}
+
+// CheckDuplicateKeys returns an error naming the path of the first key an
+// object of the JSON document raw repeats (e.g. "engine.threads: key given
+// twice"): encoding/json keeps the last value silently. A document that is
+// not valid JSON passes; the decoder reports its syntax.
+func CheckDuplicateKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := walkKeys(dec, ""); err != nil && err != errSyntax {
+		return err
+	}
+	return nil
+}
+
+// errSyntax stops walkKeys on a malformed document.
+var errSyntax = errors.New("syntax")
+
+func walkKeys(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return errSyntax
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return errSyntax
+			}
+			k, _ := kt.(string)
+			if seen[k] {
+				return fmt.Errorf("%s: key given twice (JSON would keep the last one silently); remove one", join(path, k))
+			}
+			seen[k] = true
+			if err := walkKeys(dec, join(path, k)); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := walkKeys(dec, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return errSyntax
+	}
+	return nil
 }

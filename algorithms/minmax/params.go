@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fleetcal/fleetcal/algorithms/qmath"
+	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -133,6 +134,22 @@ type Ignored struct {
 	Operations []IgnoredOpType `json:"operations"`
 }
 
+// check refuses an operation type no ONNX operator has (a typo would
+// silently ignore nothing), naming it and the closest known type.
+func (ig Ignored) check() error {
+	for i, o := range ig.Operations {
+		if model.IsKnownOpType(o.Type) {
+			continue
+		}
+		hint := ""
+		if s := model.SuggestOpType(o.Type); s != "" {
+			hint = fmt.Sprintf("; did you mean %q?", s)
+		}
+		return fmt.Errorf("ignored.operations[%d]: unknown operator type %q (ONNX operator types, case-sensitive, e.g. \"Conv\", \"MatMul\")%s", i, o.Type, hint)
+	}
+	return nil
+}
+
 // IgnoredOpType is {"type": "Add"} (POT's form) or the plain string "Add".
 type IgnoredOpType struct {
 	Type string `json:"type"`
@@ -206,6 +223,9 @@ func (p *Params) resolve() (resolved, error) {
 		return r, fmt.Errorf("model_type: unknown model type %q; valid: %s", p.ModelType, strings.Join(ModelTypes, ", "))
 	}
 	r.transformer = p.ModelType == "transformer"
+	if err := p.Ignored.check(); err != nil {
+		return r, err
+	}
 	rangeEst := p.RangeEst
 	if a := p.Activations; a != nil {
 		if err := a.check("activations"); err != nil {

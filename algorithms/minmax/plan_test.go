@@ -141,6 +141,9 @@ func TestParamsErrors(t *testing.T) {
 		{Params{Weights: &QuantConfig{LevelLow: ptr[int32](-200), LevelHigh: ptr[int32](127)}}, "weights: levels [-200, 127] must hold 0 and lie within [-128, 127]"},
 		{Params{Weights: &QuantConfig{LevelLow: ptr[int32](-127)}}, "set both level_low and level_high"},
 		{Params{Activations: &QuantConfig{LevelLow: ptr[int32](-1), LevelHigh: ptr[int32](255)}}, "within [0, 255]"},
+		{Params{Ignored: Ignored{Operations: []IgnoredOpType{{"Gemm"}, {"Convv"}}}}, `ignored.operations[1]: unknown operator type "Convv" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul"); did you mean "Conv"?`},
+		{Params{Ignored: Ignored{Operations: []IgnoredOpType{{"matmul"}}}}, `unknown operator type "matmul" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul"); did you mean "MatMul"?`},
+		{Params{Ignored: Ignored{Operations: []IgnoredOpType{{"Xyzzy"}}}}, `unknown operator type "Xyzzy" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul")`},
 	} {
 		_, err := tc.p.resolve()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

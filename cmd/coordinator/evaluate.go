@@ -33,6 +33,6 @@ func newEvaluateCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&o.Config, "config", "c", "", "POT config file (JSON or YAML)")
 	f.StringVar(&o.Model, "model", "", "model to evaluate instead of the config's (e.g. a quantized one)")
-	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core)")
+	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core; at most 4 per core)")
 	return cmd
 }

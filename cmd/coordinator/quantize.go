@@ -44,7 +44,7 @@ func newQuantizeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&o.Config, "config", "c", "", "POT config file (JSON or YAML)")
 	f.StringVarP(&o.OutputDir, "output", "o", "", "output folder for <model_name>.onnx and report.json")
-	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core)")
+	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core; at most 4 per core)")
 	f.BoolVar(&o.SkipEvaluation, "skip-eval", false, "skip the FP32/INT8 metric and latency comparison")
 	f.BoolVar(&o.ReportHTML, "report-html", true, "write OUTPUT_DIR/report.html with histograms of the quantized activations (--report-html=false: skip)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -80,7 +80,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 func printSummary(w io.Writer, r *app.Report) {
-	fmt.Fprintf(w, "quantized %s on %d calibration samples in %.1fs\n", r.Model, r.Samples, r.StageSeconds["total"])
+	switch total := r.StageSeconds["total"]; {
+	case r.NothingQuantized != "":
+		fmt.Fprintf(w, "nothing quantized in %s: the output is the float model (%s) in %.1fs\n", r.Model, r.NothingQuantized, total)
+	default:
+		fmt.Fprintf(w, "quantized %s on %d calibration samples (of %d) in %.1fs\n", r.Model, r.CalibrationSamples, r.Samples, total)
+	}
 	switch {
 	case r.NATS != "" && r.LocalWorkers > 0:
 		fmt.Fprintf(w, "  calibrated by %d local workers over embedded NATS at %s\n", r.LocalWorkers, r.NATS)

@@ -92,8 +92,8 @@ func newCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.NATS, "nats", "", "NATS server URL, e.g. nats://host:4222 (comma-separated for several)")
-	f.IntVar(&cfg.Worker.Concurrency, "concurrency", 1, "shards run in parallel")
-	f.IntVar(&cfg.Worker.Threads, "threads", 1, "ONNX Runtime intra-op threads per shard")
+	f.IntVar(&cfg.Worker.Concurrency, "concurrency", 1, "shards run in parallel (at most 4 per CPU core)")
+	f.IntVar(&cfg.Worker.Threads, "threads", 1, "ONNX Runtime intra-op threads per shard (capped to the CPU cores, at most 4 per core)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on host:port/metrics (and \"ok\" on /healthz for probes)")
 	f.StringVar(&cfg.Worker.Name, "name", "", "worker name in logs and errors (default: host name and a random suffix)")
 	f.StringVar(&cfg.Conn.User, "user", "", "NATS user (with --password)")

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,6 +145,42 @@ func TestFlags(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestParallelismBounds: --threads or --concurrency beyond MaxPerCore per
+// CPU core is refused at once; more threads than cores are capped with a
+// warning (the worker then tries to connect, and fails on the dead URL).
+func TestParallelismBounds(t *testing.T) {
+	cores := runtime.NumCPU()
+	for _, flag := range []string{"--threads", "--concurrency"} {
+		code, stderr := runCmd(t, t.Context(), "--nats", "nats://127.0.0.1:1", flag, "100000")
+		want := fmt.Sprintf("worker: invalid configuration: %s 100000: too many for this machine: at most %d (4 per CPU core, %d cores)\n", flag, 4*cores, cores)
+		if code != 1 || stderr != want {
+			t.Errorf("%s 100000: exit %d, stderr %q; want 1, %q", flag, code, stderr, want)
+		}
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	code, stderr := runCmd(t, t.Context(), "--nats", url, "--threads", strconv.Itoa(cores+1))
+	want := fmt.Sprintf("--threads %d: capped to %d, the number of CPU cores of this machine", cores+1, cores)
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "worker: connect "+url) {
+		t.Errorf("exit %d, stderr %q; want 1, a warning %q and the connect error", code, stderr, want)
+	}
+}
+
+// TestMetricsAddrBusy: --metrics-addr on a taken port fails at once, before
+// connecting, saying "address in use" and naming the address.
+func TestMetricsAddrBusy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	code, stderr := runCmd(t, t.Context(), "--nats", "nats://127.0.0.1:1", "--metrics-addr", addr)
+	want := "worker: metrics: listen " + addr + ": address in use (another process listens there; choose another port)\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, want)
 	}
 }
 

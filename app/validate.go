@@ -1,0 +1,117 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/fleetcal/fleetcal/algorithms/accuracyaware"
+	"github.com/fleetcal/fleetcal/algorithms/defaultq"
+	"github.com/fleetcal/fleetcal/algorithms/fastbias"
+	"github.com/fleetcal/fleetcal/algorithms/minmax"
+	"github.com/fleetcal/fleetcal/pipeline"
+)
+
+// checkBeforeRun checks what Quantize can check before it opens anything:
+// the output folder can be written and the algorithm list makes sense.
+func checkBeforeRun(o QuantizeOptions, cfg *pipeline.Config, log *slog.Logger) error {
+	if err := checkOutputDir(o.OutputDir); err != nil {
+		return err
+	}
+	warnings, err := checkAlgorithms(cfg.Compression.Algorithms)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", o.Config, err)
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	return nil
+}
+
+// checkOutputDir checks that dir can be written: it is a folder, or the
+// nearest existing folder above it is, and a file can be created there.
+// The probe file is removed and no folder is created.
+func checkOutputDir(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("output %s: %s is not a folder", dir, p)
+			}
+			break
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || parent == p {
+			return fmt.Errorf("output %s: %w", dir, err)
+		}
+		p = parent
+	}
+	f, err := os.CreateTemp(p, ".fleetcal-write-check-*")
+	if err != nil {
+		return fmt.Errorf("output %s: cannot write in %s: %w", dir, p, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// quantizers are the algorithms that turn a float model into a quantized
+// one; a list holds at most one.
+var quantizers = map[string]bool{defaultq.Name: true, minmax.Name: true, accuracyaware.Name: true}
+
+// checkAlgorithms refuses an algorithm listed twice and two quantizers in
+// one list (each entry is named), and warns about combinations POT runs
+// but that repeat work: FastBiasCorrection after a quantizer that already
+// corrects the bias corrects it twice.
+func checkAlgorithms(algs []pipeline.AlgorithmConfig) (warnings []string, err error) {
+	seen := map[string]int{}
+	quantizer, corrected := -1, -1
+	for i, a := range algs {
+		if j, dup := seen[a.Name]; dup {
+			return nil, fmt.Errorf("compression.algorithms[%d] and [%d] are both %s: list it once", j, i, a.Name)
+		}
+		seen[a.Name] = i
+		switch {
+		case quantizers[a.Name] && quantizer >= 0:
+			return nil, fmt.Errorf("compression.algorithms[%d] (%s) and [%d] (%s) both quantize the model: keep one (DefaultQuantization is MinMaxQuantization then FastBiasCorrection)",
+				quantizer, algs[quantizer].Name, i, a.Name)
+		case quantizers[a.Name]:
+			quantizer = i
+			if correctsBias(a) {
+				corrected = i
+			}
+		case a.Name == fastbias.Name && corrected >= 0:
+			warnings = append(warnings, fmt.Sprintf("compression.algorithms[%d] (%s) runs after [%d] (%s), which already corrects the bias: it is corrected twice (set \"use_fast_bias\": false in [%d] to correct it once)",
+				i, a.Name, corrected, algs[corrected].Name, corrected))
+		}
+	}
+	return warnings, nil
+}
+
+// correctsBias reports whether a quantizer entry applies FastBiasCorrection
+// itself: DefaultQuantization, and AccuracyAwareQuantization on its default
+// base, unless use_fast_bias is false. Parameters that do not decode are
+// left to the algorithm, which reports them.
+func correctsBias(a pipeline.AlgorithmConfig) bool {
+	var p struct {
+		UseFastBias   *bool  `json:"use_fast_bias"`
+		BaseAlgorithm string `json:"base_algorithm"`
+	}
+	if len(a.Params) > 0 && json.Unmarshal(a.Params, &p) != nil {
+		return false
+	}
+	switch {
+	case p.UseFastBias != nil && !*p.UseFastBias:
+		return false
+	case a.Name == defaultq.Name:
+		return true
+	case a.Name == accuracyaware.Name:
+		return p.BaseAlgorithm == "" || p.BaseAlgorithm == defaultq.Name
+	}
+	return false
+}
