@@ -185,8 +185,18 @@ func TestNATSServerRestart(t *testing.T) {
 		t.Skip("builds and runs nats-server and a worker")
 	}
 	natsBin, workerBin := fleetBinaries(t)
-	// 48 samples, one statistics pass (no bias correction), in shards of 4.
-	config := fixtureRun(t, "convnet_op13.onnx", 48, `{"preset": "performance", "stat_subset_size": 48, "use_fast_bias": false}`, nil)
+	// 48 samples, one statistics pass (MinMaxQuantization: no bias
+	// correction), in shards of 4.
+	config := fixtureRun(t, "convnet_op13.onnx", 48, `{"preset": "performance", "stat_subset_size": 48}`, func(dir string) {
+		path := filepath.Join(dir, "config.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, bytes.Replace(b, []byte(`"DefaultQuantization"`), []byte(`"MinMaxQuantization"`), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	wantDir := t.TempDir()
 	if _, err := Quantize(t.Context(), QuantizeOptions{Config: config, OutputDir: wantDir, SkipEvaluation: true,

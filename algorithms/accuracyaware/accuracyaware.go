@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetcal/fleetcal/algorithms/defaultq"
 	"github.com/fleetcal/fleetcal/algorithms/fastbias"
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/metric"
@@ -130,8 +131,9 @@ type Step struct {
 // Report returns the details of the last Run.
 func (a *Algorithm) Report() any { return a.report }
 
-// base is the base quantizer: MinMaxQuantization, then FastBiasCorrection
-// for DefaultQuantization with use_fast_bias.
+// base is the base quantizer: MinMaxQuantization, then, for
+// DefaultQuantization, its bias correction (FastBiasCorrection, or
+// BiasCorrection with use_fast_bias false).
 type base struct {
 	mm     *minmax.Algorithm
 	fb     *fastbias.Algorithm
@@ -149,13 +151,13 @@ func (a *Algorithm) newBase(preset string) (*base, error) {
 		preset = "performance"
 	}
 	b := &base{mm: mm, preset: preset}
-	if a.r.fastBias {
-		b.fb, err = fastbias.New(fastbias.Params{StatSubsetSize: mp.StatSubsetSize, StatBatchSize: mp.StatBatchSize,
-			ShuffleData: mp.ShuffleData, Seed: mp.Seed, Mode: a.p.FastBiasMode}, a.env)
-		if err != nil {
+	if a.r.biasCorrection {
+		dp := a.p.Params
+		dp.Params = mp
+		if b.fb, err = defaultq.NewBiasCorrection(dp, a.env); err != nil {
 			return nil, err
 		}
-		if !b.fb.Sequential() {
+		if !b.fb.OwnPasses() {
 			// The input means come from MinMaxQuantization's pass, which
 			// Requantize reuses too.
 			mm.AddStats(fastbias.Layout)
@@ -185,7 +187,7 @@ func (b *base) correct(ctx context.Context, q *model.CompressedModel) (*model.Co
 func (b *base) report(corrected bool) any {
 	r := map[string]any{minmax.Name: b.mm.Report()}
 	if b.fb != nil && corrected {
-		r[fastbias.Name] = b.fb.Report()
+		r[b.fb.Name()] = b.fb.Report()
 	}
 	return r
 }
@@ -332,7 +334,7 @@ func (a *Algorithm) revert(ctx context.Context, b *base, ev *evaluator, fpV floa
 			return initial, err
 		}
 		fin := state{model: q, value: v, drop: dropOf(v), reverted: found.reverted,
-			base: map[string]any{minmax.Name: mmReport, fastbias.Name: b.fb.Report()}}
+			base: map[string]any{minmax.Name: mmReport, b.fb.Name(): b.fb.Report()}}
 		rep.BiasCorrected = &Try{Metric: v, Drop: fin.drop}
 		cands = append(cands, fin)
 	}

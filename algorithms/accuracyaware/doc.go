@@ -35,7 +35,8 @@
 //     With use_prev_if_drop_increase a step that makes the drop larger is
 //     undone and the next layer is tried. The search stops at
 //     drop ≤ maximal_drop.
-//  5. With DefaultQuantization, FastBiasCorrection then runs once on the
+//  5. With DefaultQuantization, its bias correction (FastBiasCorrection, or
+//     BiasCorrection with use_fast_bias false) then runs once on the
 //     layers the search settled on, and that model is evaluated. The result
 //     is the bias-corrected model if it is within maximal_drop, else the
 //     search's model if it is; else the measured model with the smallest

@@ -61,16 +61,16 @@ const (
 
 // resolved is Params with defaults applied and checked.
 type resolved struct {
-	maximalDrop  float64
-	relative     bool
-	base         string
-	rankingSize  int
-	maxIter      int // -1: the number of quantized layers
-	subsetRatio  float64
-	usePrev      bool
-	fastBias     bool
-	toMixed      bool
-	presetIsPerf bool
+	maximalDrop    float64
+	relative       bool
+	base           string
+	rankingSize    int
+	maxIter        int // -1: the number of quantized layers
+	subsetRatio    float64
+	usePrev        bool
+	biasCorrection bool
+	toMixed        bool
+	presetIsPerf   bool
 }
 
 func (p *Params) resolve() (resolved, error) {
@@ -95,7 +95,7 @@ func (p *Params) resolve() (resolved, error) {
 	if r.base != defaultq.Name && r.base != minmax.Name {
 		return r, fmt.Errorf("base_algorithm: base algorithm %q is not a quantizer; valid: %s", r.base, strings.Join(BaseAlgorithms, ", "))
 	}
-	r.fastBias = r.base == defaultq.Name && (p.UseFastBias == nil || *p.UseFastBias)
+	r.biasCorrection = r.base == defaultq.Name
 	if r.base == minmax.Name && p.UseFastBias != nil && *p.UseFastBias {
 		return r, fmt.Errorf("use_fast_bias: applies to base_algorithm %s, not %s", defaultq.Name, minmax.Name)
 	}

@@ -7,6 +7,6 @@ package all
 import (
 	_ "github.com/fleetcal/fleetcal/algorithms/accuracyaware" // AccuracyAwareQuantization
 	_ "github.com/fleetcal/fleetcal/algorithms/defaultq"      // DefaultQuantization
-	_ "github.com/fleetcal/fleetcal/algorithms/fastbias"      // FastBiasCorrection
+	_ "github.com/fleetcal/fleetcal/algorithms/fastbias"      // FastBiasCorrection, BiasCorrection
 	_ "github.com/fleetcal/fleetcal/algorithms/minmax"        // MinMaxQuantization
 )

@@ -63,19 +63,30 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 	if p.MinLayerSpeedup != nil {
 		a.minSpeedup = *p.MinLayerSpeedup
 	}
-	if p.UseFastBias == nil || *p.UseFastBias {
-		a.fb, err = fastbias.New(fastbias.Params{
-			StatSubsetSize: p.StatSubsetSize, StatBatchSize: p.StatBatchSize,
-			ShuffleData: p.ShuffleData, Seed: p.Seed, Mode: p.FastBiasMode}, env)
-		if err != nil {
-			return nil, err
-		}
-		if !a.fb.Sequential() {
-			// The input means come from MinMaxQuantization's pass.
-			mm.AddStats(fastbias.Layout)
-		}
+	if a.fb, err = NewBiasCorrection(p, env); err != nil {
+		return nil, err
+	}
+	if !a.fb.OwnPasses() {
+		// The input means come from MinMaxQuantization's pass.
+		mm.AddStats(fastbias.Layout)
 	}
 	return a, nil
+}
+
+// NewBiasCorrection is DefaultQuantization's bias correction, as in POT:
+// FastBiasCorrection (fast_bias_mode) when use_fast_bias is true (the
+// default), BiasCorrection when it is false.
+func NewBiasCorrection(p Params, env pipeline.AlgorithmEnv) (*fastbias.Algorithm, error) {
+	if p.UseFastBias == nil || *p.UseFastBias {
+		return fastbias.New(fastbias.Params{
+			StatSubsetSize: p.StatSubsetSize, StatBatchSize: p.StatBatchSize,
+			ShuffleData: p.ShuffleData, Seed: p.Seed, Mode: p.FastBiasMode}, env)
+	}
+	if p.FastBiasMode != "" {
+		return nil, fmt.Errorf("%s: fast_bias_mode applies to use_fast_bias: true", Name)
+	}
+	return fastbias.NewBiasCorrection(fastbias.BiasCorrectionParams{
+		StatSubsetSize: p.StatSubsetSize, StatBatchSize: p.StatBatchSize, ShuffleData: p.ShuffleData, Seed: p.Seed}, env)
 }
 
 // Name is "DefaultQuantization".
@@ -102,7 +113,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 func (a *Algorithm) Report() any {
 	r := map[string]any{minmax.Name: a.mm.Report()}
 	if a.fb != nil {
-		r[fastbias.Name] = a.fb.Report()
+		r[a.fb.Name()] = a.fb.Report()
 	}
 	if a.lat != nil {
 		r["LatencyAwarePlacement"] = a.lat

@@ -1,6 +1,8 @@
-// Package fastbias is POT's FastBiasCorrection: after quantization, each
-// quantized Conv/Gemm's int32 bias is shifted so that the layer's mean
-// output per channel matches the float model's.
+// Package fastbias is POT's FastBiasCorrection and BiasCorrection: after
+// quantization, each quantized Conv/Gemm's int32 bias is shifted so that
+// the layer's mean output per channel matches the float model's.
+// BiasCorrection (precise.go; DefaultQuantization with use_fast_bias false)
+// measures every layer on every sample in one pass of its own; see precise.
 //
 // It runs after a quantizer in a pipeline (the quantized model carries its
 // float Reference); DefaultQuantization runs it when use_fast_bias is true.

@@ -49,11 +49,16 @@ type Algorithm struct {
 	p      Params
 	env    pipeline.AlgorithmEnv
 	report Report
+	// name is Name, or BiasCorrectionName; threshold is BiasCorrection's.
+	name      string
+	threshold float64
 }
 
 // Report lists the corrected layers.
 type Report struct {
 	Layers []LayerShift `json:"layers"`
+	// Skipped lists the layers BiasCorrection left as they were.
+	Skipped []SkippedLayer `json:"skipped,omitempty"`
 }
 
 // LayerShift is one layer's correction.
@@ -84,11 +89,11 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 	if env.Engine == nil {
 		return nil, fmt.Errorf("%s needs an engine", Name)
 	}
-	return &Algorithm{p: p, env: env}, nil
+	return &Algorithm{p: p, env: env, name: Name}, nil
 }
 
-// Name is "FastBiasCorrection".
-func (a *Algorithm) Name() string { return Name }
+// Name is "FastBiasCorrection" or "BiasCorrection".
+func (a *Algorithm) Name() string { return a.name }
 
 // Report returns the corrections of the last Run.
 func (a *Algorithm) Report() any { return a.report }
@@ -106,6 +111,11 @@ type target struct {
 // needs passes of its own (RunWithStats then behaves as Run).
 func (a *Algorithm) Sequential() bool { return a.p.Mode == ModeSequential }
 
+// OwnPasses reports whether the algorithm needs passes of its own after
+// quantization (sequential mode, BiasCorrection): a quantizer then need not
+// collect Layout's statistics for it.
+func (a *Algorithm) OwnPasses() bool { return a.p.Mode != ModeFast }
+
 // Run corrects the biases of m, which must carry its float Reference. In
 // fast mode it collects Layout's statistics in one pass over the float
 // model; RunWithStats reuses a quantizer's.
@@ -118,7 +128,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 func (a *Algorithm) RunWithStats(ctx context.Context, m *model.CompressedModel, stats *reduce.Set) (*model.CompressedModel, error) {
 	ref := m.Reference
 	if ref == nil {
-		return nil, fmt.Errorf("the model is not quantized: put %s after MinMaxQuantization, or use DefaultQuantization", Name)
+		return nil, fmt.Errorf("the model is not quantized: put %s after MinMaxQuantization, or use DefaultQuantization", a.name)
 	}
 	a.report = Report{}
 	out := make([]*model.Stage, len(m.Models()))
@@ -142,6 +152,12 @@ func (a *Algorithm) RunWithStats(ctx context.Context, m *model.CompressedModel, 
 	result := model.NewCompressedModel(m.Name, m.IsCascade(), out...)
 	result.Reference = ref
 	if len(targets) == 0 {
+		return result, nil
+	}
+	if a.p.Mode == modePrecise {
+		if err := a.precise(ctx, out, m, ref, targets); err != nil {
+			return nil, err
+		}
 		return result, nil
 	}
 	if a.p.Mode == ModeFast {

@@ -53,25 +53,7 @@ func logitMeanError(t *testing.T, eng *engine.Engine, fp, q *model.CompressedMod
 }
 
 func TestFastBiasCorrectionShrinksMeanError(t *testing.T) {
-	loader := randomSamples(32)
-	eng, err := engine.New(loader, engine.Options{Requests: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	fp, err := model.Load(model.Config{Name: "net", Model: "../../testdata/models/convnet_op13.onnx"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := pipeline.AlgorithmEnv{Engine: eng, DataLen: loader.Len()}
-	mm, err := minmax.New(minmax.Params{}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := mm.Run(t.Context(), fp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, eng, env := quantizedConvnet(t, randomSamples(32))
 	before := logitMeanError(t, eng, q.Reference, q)
 	fb, err := New(Params{}, env)
 	if err != nil {
