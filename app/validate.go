@@ -66,8 +66,8 @@ var quantizers = map[string]bool{defaultq.Name: true, minmax.Name: true, accurac
 
 // checkAlgorithms refuses an algorithm listed twice and two quantizers in
 // one list (each entry is named), and warns about combinations POT runs
-// but that repeat work: FastBiasCorrection after a quantizer that already
-// corrects the bias corrects it twice.
+// but that repeat work: FastBiasCorrection or BiasCorrection after a
+// quantizer that already corrects the bias corrects it twice.
 func checkAlgorithms(algs []pipeline.AlgorithmConfig) (warnings []string, err error) {
 	seen := map[string]int{}
 	quantizer, corrected := -1, -1
@@ -85,29 +85,27 @@ func checkAlgorithms(algs []pipeline.AlgorithmConfig) (warnings []string, err er
 			if correctsBias(a) {
 				corrected = i
 			}
-		case a.Name == fastbias.Name && corrected >= 0:
-			warnings = append(warnings, fmt.Sprintf("compression.algorithms[%d] (%s) runs after [%d] (%s), which already corrects the bias: it is corrected twice (set \"use_fast_bias\": false in [%d] to correct it once)",
+		case (a.Name == fastbias.Name || a.Name == fastbias.BiasCorrectionName) && corrected >= 0:
+			warnings = append(warnings, fmt.Sprintf("compression.algorithms[%d] (%s) runs after [%d] (%s), which already corrects the bias: it is corrected twice (use MinMaxQuantization in [%d] to correct it once)",
 				i, a.Name, corrected, algs[corrected].Name, corrected))
 		}
 	}
 	return warnings, nil
 }
 
-// correctsBias reports whether a quantizer entry applies FastBiasCorrection
-// itself: DefaultQuantization, and AccuracyAwareQuantization on its default
-// base, unless use_fast_bias is false. Parameters that do not decode are
-// left to the algorithm, which reports them.
+// correctsBias reports whether a quantizer entry corrects the bias itself:
+// DefaultQuantization (FastBiasCorrection, or BiasCorrection with
+// use_fast_bias false, as in POT), and AccuracyAwareQuantization on its
+// default base. Parameters that do not decode are left to the algorithm,
+// which reports them.
 func correctsBias(a pipeline.AlgorithmConfig) bool {
 	var p struct {
-		UseFastBias   *bool  `json:"use_fast_bias"`
 		BaseAlgorithm string `json:"base_algorithm"`
 	}
 	if len(a.Params) > 0 && json.Unmarshal(a.Params, &p) != nil {
 		return false
 	}
 	switch {
-	case p.UseFastBias != nil && !*p.UseFastBias:
-		return false
 	case a.Name == defaultq.Name:
 		return true
 	case a.Name == accuracyaware.Name:

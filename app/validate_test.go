@@ -178,13 +178,16 @@ func TestDuplicateAlgorithms(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		useFastBias string
-		want        []string
+		quantizer, params, corrector string
+		want                         []string
 	}{
-		{"", []string{`compression.algorithms[1] (FastBiasCorrection) runs after [0] (DefaultQuantization), which already corrects the bias: it is corrected twice (set "use_fast_bias": false in [0] to correct it once)`}},
-		{`, "use_fast_bias": false`, nil},
+		{"DefaultQuantization", "", "FastBiasCorrection", []string{`compression.algorithms[1] (FastBiasCorrection) runs after [0] (DefaultQuantization), which already corrects the bias: it is corrected twice (use MinMaxQuantization in [0] to correct it once)`}},
+		// use_fast_bias false runs BiasCorrection instead, as in POT.
+		{"DefaultQuantization", `, "use_fast_bias": false`, "BiasCorrection", []string{`compression.algorithms[1] (BiasCorrection) runs after [0] (DefaultQuantization), which already corrects the bias: it is corrected twice (use MinMaxQuantization in [0] to correct it once)`}},
+		{"MinMaxQuantization", "", "FastBiasCorrection", nil},
+		{"MinMaxQuantization", "", "BiasCorrection", nil},
 	} {
-		algs := fmt.Sprintf(`[{"name": "DefaultQuantization", "params": {"stat_subset_size": 32%s}}, {"name": "FastBiasCorrection", "params": {"stat_subset_size": 32}}]`, tc.useFastBias)
+		algs := fmt.Sprintf(`[{"name": %q, "params": {"stat_subset_size": 32%s}}, {"name": %q, "params": {"stat_subset_size": 32}}]`, tc.quantizer, tc.params, tc.corrector)
 		warnings, err := checkAlgorithms(mustParse(t, algs))
 		if err != nil || !slices.Equal(warnings, tc.want) {
 			t.Errorf("%s: %q %v; want %q", algs, warnings, err, tc.want)
