@@ -173,7 +173,10 @@ func TestSetFailedCommitLeavesFolder(t *testing.T) {
 func TestSetFirstRunIsOneRename(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "out")
 	var renames [][2]string
-	rename = func(from, to string) error { renames = append(renames, [2]string{from, to}); return os.Rename(from, to) }
+	rename = func(from, to string) error {
+		renames = append(renames, [2]string{from, to})
+		return os.Rename(from, to)
+	}
 	defer func() { rename = os.Rename }()
 	if err := run(t, dir, false, map[string]string{"m.onnx": "1", "report.json": "r"}); err != nil {
 		t.Fatal(err)
