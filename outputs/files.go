@@ -34,6 +34,10 @@ func (f *Files) Write(final string, data []byte) error {
 		err = os.Chmod(tmp.Name(), 0o644)
 	}
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Path == tmp.Name() {
+			err = pe.Err // the temporary's name says nothing more
+		}
 		return fmt.Errorf("write %s: %w", final, err)
 	}
 	return nil

@@ -37,7 +37,7 @@ func tree(t *testing.T, dir string) map[string]string {
 // holding one file "f") as one set into dir.
 func run(t *testing.T, dir string, force bool, files map[string]string) error {
 	t.Helper()
-	s, err := Begin(dir, force)
+	s, err := Begin(dir, Options{Force: force})
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func TestSetRefusesForeignFolder(t *testing.T) {
 	if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "thesis.tex") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("err = %v, want ErrForeign naming thesis.tex and --force", err)
 	}
-	if err := Check(dir, false); !errors.Is(err, ErrForeign) {
+	if err := Check(dir, Options{}); !errors.Is(err, ErrForeign) {
 		t.Errorf("Check: %v, want ErrForeign", err)
 	}
 	if n := names(tree(t, dir)); !slices.Equal(n, []string{"thesis.tex"}) {
@@ -123,7 +123,7 @@ func TestSetRefusesForeignFolder(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "m.onnx"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(dir, false); !errors.Is(err, ErrForeign) {
+	if err := Check(dir, Options{}); !errors.Is(err, ErrForeign) {
 		t.Errorf("manifest entry replaced by a folder: %v, want ErrForeign", err)
 	}
 }
@@ -221,5 +221,35 @@ func TestFilesCommitAllOrNothing(t *testing.T) {
 	}
 	if info, err := os.Stat(a); err != nil || info.Mode().Perm() != 0o644 {
 		t.Errorf("mode of a: %v %v", info, err)
+	}
+}
+
+// TestSetEarlierFleetcalFolder: a folder an earlier fleetcal wrote without
+// a manifest is taken as fleetcal's for the entries named in Earlier.
+func TestSetEarlierFleetcalFolder(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"m.onnx": "0", "report.html": "h0", "notes.txt": "mine"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := Options{Earlier: []string{"m.onnx", "report.html", "report.json"}}
+	if err := Check(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Begin(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abort()
+	if err := os.WriteFile(filepath.Join(s.Dir(), "m.onnx"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := tree(t, dir)
+	if n := names(got); !slices.Equal(n, []string{"m.onnx", "notes.txt"}) || got["m.onnx"] != "1" {
+		t.Errorf("after the run: %v", got)
 	}
 }

@@ -50,23 +50,34 @@ type entry struct {
 type Set struct {
 	dir, stage string
 	exists     bool
-	force      bool
+	opts       Options
 	finished   bool
+}
+
+// Options say how a Set treats what the output folder holds.
+type Options struct {
+	// Force writes into a folder holding files fleetcal did not write:
+	// entries of the names the run writes are replaced, the others kept.
+	Force bool
+	// Earlier names the entries of a folder without a manifest that an
+	// earlier fleetcal wrote (it wrote no manifest): they count as
+	// fleetcal's, and the run replaces or removes them.
+	Earlier []string
 }
 
 // Check tells whether dir can receive a run's outputs, before the run: it
 // does not exist, is empty, or was written by fleetcal (it has a manifest
-// whose entries are still what they were). Otherwise the error wraps
-// ErrForeign, unless force is set: then fleetcal writes its files there,
-// replacing entries of the same names and keeping the others.
-func Check(dir string, force bool) error {
-	_, _, err := inspect(dir, force)
+// whose entries are still what they were, or only o.Earlier entries).
+// Otherwise the error wraps ErrForeign, unless o.Force is set.
+func Check(dir string, o Options) error {
+	_, _, err := inspect(dir, o)
 	return err
 }
 
 // inspect checks dir (see Check) and returns whether it exists and the
-// entries of its manifest.
-func inspect(dir string, force bool) (exists bool, prev []entry, err error) {
+// entries of its manifest (or o.Earlier).
+func inspect(dir string, o Options) (exists bool, prev []entry, err error) {
+	force := o.Force
 	st, err := os.Stat(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil, nil
@@ -92,6 +103,13 @@ func inspect(dir string, force bool) (exists bool, prev []entry, err error) {
 			return false, nil, fmt.Errorf("output folder %s: manifest %s: %w", dir, ManifestName, err)
 		}
 		prev = m.Entries
+	} else if len(o.Earlier) > 0 {
+		for _, de := range des {
+			if slices.Contains(o.Earlier, de.Name()) {
+				prev = append(prev, entry{Name: de.Name(), Dir: de.IsDir()})
+			}
+		}
+		hasManifest = true
 	}
 	var foreign []string
 	for _, de := range des {
@@ -127,8 +145,8 @@ func internal(name string) bool {
 }
 
 // Begin checks dir (see Check) and creates its staging folder.
-func Begin(dir string, force bool) (*Set, error) {
-	exists, _, err := inspect(dir, force)
+func Begin(dir string, o Options) (*Set, error) {
+	exists, _, err := inspect(dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +164,7 @@ func Begin(dir string, force bool) (*Set, error) {
 		_ = os.Remove(stage)
 		return nil, fmt.Errorf("output folder %s: staging folder: %w", dir, err)
 	}
-	return &Set{dir: dir, stage: stage, exists: exists, force: force}, nil
+	return &Set{dir: dir, stage: stage, exists: exists, opts: o}, nil
 }
 
 // Dir is the staging folder, where the run writes its files.
@@ -205,14 +223,14 @@ func (s *Set) commit() error {
 		return nil
 	}
 	// The folder may have changed since Begin: check it again.
-	_, prev, err := inspect(s.dir, s.force)
+	_, prev, err := inspect(s.dir, s.opts)
 	if err != nil {
 		return err
 	}
 	var from, to, drop []string
 	for _, e := range m.Entries {
 		p := filepath.Join(s.dir, e.Name)
-		if _, err := os.Lstat(p); err == nil && !s.force && !slices.ContainsFunc(prev, func(o entry) bool { return o.Name == e.Name }) {
+		if _, err := os.Lstat(p); err == nil && !s.opts.Force && !slices.ContainsFunc(prev, func(o entry) bool { return o.Name == e.Name }) {
 			return foreignError(s.dir, []string{e.Name})
 		}
 		from, to = append(from, filepath.Join(s.stage, e.Name)), append(to, p)

@@ -43,9 +43,10 @@ func newQuantizeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.Config, "config", "c", "", "POT config file (JSON or YAML)")
-	f.StringVarP(&o.OutputDir, "output", "o", "", "output folder for <model_name>.onnx and report.json")
+	f.StringVarP(&o.OutputDir, "output", "o", "", "output folder for <model_name>.onnx, report.json and report.html, written as a set: a failed run leaves it as it was, a new run replaces every file of the previous one")
 	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core)")
 	f.BoolVar(&o.SkipEvaluation, "skip-eval", false, "skip the FP32/INT8 metric and latency comparison")
+	f.BoolVar(&o.Force, "force", false, "write into OUTPUT_DIR even if it holds files fleetcal did not write (they are kept; files of the same names are replaced)")
 	f.BoolVar(&o.ReportHTML, "report-html", true, "write OUTPUT_DIR/report.html with histograms of the quantized activations (--report-html=false: skip)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl := &o.Fleet
