@@ -23,7 +23,20 @@ func newQuantizeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quantize -c CONFIG -o OUTPUT_DIR",
 		Short: "Calibrate and quantize a model to INT8 (QDQ ONNX) as the config says",
-		Args:  cobra.NoArgs,
+		Long: `Calibrate and quantize a model to INT8 (QDQ ONNX) as the config says.
+
+OUTPUT_DIR receives <model_name>.onnx (one per cascade stage, with .onnx.data
+where the input had external weights), report.json and report.html with
+report_files/, written as a set: everything is staged first, then renamed
+into place; a failed or interrupted run leaves OUTPUT_DIR as it was, a
+successful one removes the files of the previous run it did not write again
+(listed in OUTPUT_DIR/.fleetcal-outputs). A non-empty folder fleetcal did not
+write is refused unless --force.
+
+SIGINT or SIGTERM stops the run: its shards leave the work queue, workers
+drop it, temporary folders are removed; exit 130 (143 for SIGTERM). A second
+signal exits at once.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
 			if err != nil {
