@@ -268,7 +268,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return writeOutputs(o, rep, warn, start, func(set *outputs.Set) error {
+	return writeOutputs(ctx, o, rep, warn, start, func(set *outputs.Set) error {
 		if err := saveModel(set, rep, qm); err != nil {
 			return err
 		}
@@ -334,8 +334,9 @@ func saveModel(set *outputs.Set, rep *Report, m *model.CompressedModel) error {
 // writeOutputs writes everything a run outputs as a set (outputs.Set):
 // write puts the models (and the HTML report) in the staging folder,
 // report.json follows, and the set becomes o.OutputDir's files together.
-// On any failure the output folder stays as it was.
-func writeOutputs(o QuantizeOptions, rep *Report, warn *warnings, start time.Time, write func(*outputs.Set) error) (*Report, error) {
+// On any failure, or when ctx has ended (an interrupt), the output folder
+// stays as it was.
+func writeOutputs(ctx context.Context, o QuantizeOptions, rep *Report, warn *warnings, start time.Time, write func(*outputs.Set) error) (*Report, error) {
 	set, err := outputs.Begin(o.OutputDir, outputOptions(o))
 	if err != nil {
 		return nil, err
@@ -352,6 +353,9 @@ func writeOutputs(o QuantizeOptions, rep *Report, warn *warnings, start time.Tim
 	}
 	if err := outputs.WriteFile(filepath.Join(set.Dir(), "report.json"), append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := set.Commit(); err != nil {
 		return nil, err

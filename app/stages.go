@@ -60,7 +60,7 @@ func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config
 		s.Name = st.Name
 		stages = append(stages, &s)
 	}
-	return writeOutputs(o, rep, warn, start, func(set *outputs.Set) error {
+	return writeOutputs(ctx, o, rep, warn, start, func(set *outputs.Set) error {
 		return saveModel(set, rep, model.NewCompressedModel(rep.Model, true, stages...))
 	})
 }
