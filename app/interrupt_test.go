@@ -146,7 +146,8 @@ func jetStreamDepth(addr string) (messages, pending, ackPending uint64, err erro
 // nats-server served by a slow worker process: the coordinator exits
 // within 2 s with 130 and one line, leaves nothing in its TMPDIR, no shard
 // on the work queue, the worker drops the run's downloaded data, and a
-// worker started afterwards computes nothing.
+// worker started afterwards computes nothing and removes the download
+// folder of the first worker, killed.
 func TestInterruptExternalFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs nats-server, a worker and the coordinator")
@@ -161,7 +162,7 @@ func TestInterruptExternalFleet(t *testing.T) {
 	url := "nats://" + addr
 	// 100ms per sample, shards of 4: 6 s of statistics on one worker.
 	workerTemp := t.TempDir()
-	fleetStart(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=100ms", "TMPDIR=" + workerTemp}, workerBin,
+	w1 := fleetStart(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=100ms", "TMPDIR=" + workerTemp}, workerBin,
 		"--nats", url, "--name", "w1", "--metrics-addr", metrics, "--log-level", "debug")
 
 	temp, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
@@ -193,15 +194,26 @@ func TestInterruptExternalFleet(t *testing.T) {
 		return nil
 	})
 
+	// The worker is killed: its (empty) download folder stays, until the
+	// next worker starting with the same TMPDIR removes it.
+	w1.stop(t, syscall.SIGKILL, 5*time.Second)
+	if dl, _ := filepath.Glob(filepath.Join(workerTemp, "fleetcal-downloads-*")); len(dl) != 1 {
+		t.Fatalf("download folders of the killed worker: %v, want one", dl)
+	}
+
 	// A worker that joins later finds nothing of the dead run to compute.
 	metrics2 := fleetFreeAddr(t)
-	late := fleetStart(t, "late worker", nil, workerBin, "--nats", url, "--name", "w2", "--metrics-addr", metrics2, "--log-level", "debug")
+	late := fleetStart(t, "late worker", []string{"TMPDIR=" + workerTemp}, workerBin,
+		"--nats", url, "--name", "w2", "--metrics-addr", metrics2, "--log-level", "debug")
 	fleetCheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if !strings.Contains(late.out.String(), "serving shards") {
 			return fmt.Errorf("the late worker is not serving yet")
 		}
 		return nil
 	})
+	if left := leftInTemp(t, workerTemp); len(left) > 0 {
+		t.Errorf("the late worker left the download folder of the killed one: %v", left)
+	}
 	time.Sleep(500 * time.Millisecond) // a Fetch or two: what it would pull, it has pulled
 	for _, name := range []string{"fleetcal_worker_shards_done_total", "fleetcal_worker_shards_in_flight"} {
 		if v, err := fleetScrape(metrics2, name); err != nil || v != "0" {
