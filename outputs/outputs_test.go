@@ -253,3 +253,38 @@ func TestSetEarlierFleetcalFolder(t *testing.T) {
 		t.Errorf("after the run: %v", got)
 	}
 }
+
+// TestSetFolderAppearsMeanwhile: the output folder did not exist at Begin
+// but does at Commit (another program made it): the set goes in as into
+// any existing folder, and a foreign file there is refused.
+func TestSetFolderAppearsMeanwhile(t *testing.T) {
+	for _, foreign := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "out")
+		s, err := Begin(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.Dir(), "m.onnx"), []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if foreign {
+			if err := os.WriteFile(filepath.Join(dir, "x"), []byte("mine"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.Commit()
+		got := tree(t, dir)
+		switch {
+		case foreign && (!errors.Is(err, ErrForeign) || len(got) != 1):
+			t.Errorf("foreign file in the folder: %v, folder %v", err, got)
+		case !foreign && (err != nil || got["m.onnx"] != "1"):
+			t.Errorf("empty folder: %v, folder %v", err, got)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".out.fleetcal-staging-*")); len(left) > 0 {
+			t.Errorf("staging folders left: %v", left)
+		}
+	}
+}

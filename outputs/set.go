@@ -215,12 +215,16 @@ func (s *Set) commit() error {
 		return fmt.Errorf("output folder %s: %w", s.dir, err)
 	}
 	if !s.exists {
-		if err := rename(s.stage, s.dir); err != nil {
+		err := rename(s.stage, s.dir)
+		if err == nil {
+			s.finished = true // the staging folder is the output folder now
+			syncDir(filepath.Dir(s.dir))
+			return nil
+		}
+		if _, serr := os.Stat(s.dir); serr != nil {
 			return fmt.Errorf("output folder %s: %w", s.dir, err)
 		}
-		s.finished = true // the staging folder is the output folder now
-		syncDir(filepath.Dir(s.dir))
-		return nil
+		// The folder appeared since Begin: write into it as into any.
 	}
 	// The folder may have changed since Begin: check it again.
 	_, prev, err := inspect(s.dir, s.opts)
