@@ -107,7 +107,7 @@ func runWithSignals(args []string, stdout, stderr io.Writer, exit func(int)) int
 		select {
 		case s := <-sigs:
 			got.Store(&s)
-			fmt.Fprintf(stderr, "coordinator: interrupted: %s: stopping the run, purging its shards and removing its temporary files (%s again exits at once)\n",
+			fmt.Fprintf(stderr, "coordinator: interrupted: %s: stopping and cleaning up (%s again exits at once)\n",
 				signalName(s), signalName(s))
 			cancel()
 		case <-done:
