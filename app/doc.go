@@ -5,6 +5,7 @@
 //	rep, err := app.Quantize(ctx, app.QuantizeOptions{Config: "config.json", OutputDir: "out"})
 //
 // It wires the packages together (config, model, data, metric, engine,
-// algorithms) and writes the output files; the logic of each step lives in
-// those packages.
+// algorithms) and writes the output files as a set (package outputs: a
+// failed or interrupted run leaves the output folder as it was); the logic
+// of each step lives in those packages.
 package app

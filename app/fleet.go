@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -54,9 +55,21 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	var wg sync.WaitGroup
 	f := &fleet{}
 	var srv *cluster.Server
+	closeConn := func() {} // closes the coordinator's connection
+	var ce *cluster.Engine
 	f.stop = func() {
+		if ce != nil {
+			// Before the connection closes: the run's shards leave the
+			// queue and workers forget it, whether it finished or not.
+			ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+			if err := ce.End(ectx); err != nil {
+				log.Warn("end of the run on the fleet", "err", err)
+			}
+			ecancel()
+		}
 		cancel()
 		wg.Wait()
+		closeConn()
 		if srv != nil {
 			srv.Shutdown()
 		}
@@ -83,7 +96,9 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	url := o.NATS
 	if url == "" {
 		var err error
-		srv, err = cluster.StartServer(ctx, cluster.ServerOptions{Listen: o.Listen,
+		// The server outlives ctx (an interrupt): stop ends the run on it,
+		// then shuts it down.
+		srv, err = cluster.StartServer(context.WithoutCancel(ctx), cluster.ServerOptions{Listen: o.Listen,
 			User: o.Conn.User, Password: o.Conn.Password, Token: o.Conn.Token})
 		if err != nil {
 			return fail(fmt.Errorf("embedded NATS server: %w", err))
@@ -115,25 +130,25 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 		}
 	}
 	f.url = url
+	// Not closed when ctx ends (an interrupt): stop ends the run with it.
 	nc, err := cluster.Connect(ctx, url, o.Conn)
 	if err != nil {
 		return fail(err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		<-ctx.Done()
-		nc.Close()
-	}()
-	f.engine, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
+	closeConn = nc.Close
+	ce, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
 		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
 		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples},
 		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log})
 	if err != nil {
 		return fail(err)
 	}
+	f.engine = ce
 	return f, nil
 }
+
+// endTimeout bounds the clean-up of a run on the fleet (cluster.Engine.End).
+const endTimeout = 2 * time.Second
 
 // minLevel drops records below level.
 type minLevel struct {

@@ -121,12 +121,12 @@ func (p *fleetProcess) stop(t *testing.T, sig syscall.Signal, timeout time.Durat
 	}
 }
 
-// fleetStartNATS runs nats-server with JetStream on addr, storing in dir, and
-// waits until it accepts connections.
-func fleetStartNATS(t *testing.T, bin, addr, dir string) *fleetProcess {
+// fleetStartNATS runs nats-server with JetStream on addr, storing in dir
+// (and extra arguments), and waits until it accepts connections.
+func fleetStartNATS(t *testing.T, bin, addr, dir string, extra ...string) *fleetProcess {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
-	p := fleetStart(t, "nats-server", nil, bin, "-js", "-sd", dir, "-a", host, "-p", port)
+	p := fleetStart(t, "nats-server", nil, bin, append([]string{"-js", "-sd", dir, "-a", host, "-p", port}, extra...)...)
 	fleetCheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case <-p.exited:

@@ -22,6 +22,7 @@ import (
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/metric"
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/outputs"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/report"
 )
@@ -47,6 +48,9 @@ type QuantizeOptions struct {
 	// histogram of each quantized activation, collected on the float model
 	// over the first reportHistogramSamples calibration samples.
 	ReportHTML bool
+	// Force writes into an OutputDir that holds files fleetcal did not
+	// write (they are kept; files of the same names are replaced).
+	Force bool
 }
 
 // reportHistogramSamples bounds the samples the HTML report's histograms
@@ -276,7 +280,8 @@ func (j *job) checkParallelism(configPath string, requests int) error {
 }
 
 // Quantize runs `coordinator quantize`: calibration, the algorithms, and
-// OUTPUT_DIR/<model_name>.onnx plus report.json, written atomically.
+// OUTPUT_DIR/<model_name>.onnx plus report.json (and report.html), written
+// as a set (see writeOutputs).
 func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -284,6 +289,10 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	start := time.Now()
 	cfg, err := pipeline.LoadConfig(o.Config)
 	if err != nil {
+		return nil, err
+	}
+	// Refused before any work (the set checks again when it is written).
+	if err := outputs.Check(o.OutputDir, outputOptions(o)); err != nil {
 		return nil, err
 	}
 	warn := newWarnings(o.Log.Handler())
@@ -304,30 +313,97 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
-	if rep.Files, err = model.Save(qm, o.OutputDir, rep.Model, false); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
-	if o.ReportHTML {
-		// The page is an extra: a failure is a warning, not a lost model.
-		if rep.HTMLReport, err = j.writeHTMLReport(ctx, o.OutputDir, rep, qm, warn, prog, start); err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			log.Warn("the HTML report was not written", "err", err)
+	return writeOutputs(ctx, o, rep, warn, start, func(set *outputs.Set) error {
+		if err := saveModel(set, rep, qm); err != nil {
+			return err
 		}
-	}
-	return finishReport(o.OutputDir, rep, warn, start)
+		if o.ReportHTML {
+			// The page is an extra: a failure is a warning, not a lost model.
+			page, err := j.writeHTMLReport(ctx, set.Dir(), rep, qm, warn, prog, start)
+			if err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				log.Warn("the HTML report was not written", "err", err)
+			} else {
+				rep.HTMLReport = set.Final(page)
+			}
+		}
+		return nil
+	})
 }
 
-// finishReport completes report.json and writes it.
-func finishReport(dir string, rep *Report, warn *warnings, start time.Time) (*Report, error) {
+// outputOptions are the options of o's output set. A folder written by a
+// fleetcal that wrote no manifest yet is recognized by its report.json:
+// the files it lists, report.json and the HTML report are fleetcal's.
+func outputOptions(o QuantizeOptions) outputs.Options {
+	opts := outputs.Options{Force: o.Force}
+	if _, err := os.Stat(filepath.Join(o.OutputDir, outputs.ManifestName)); err == nil {
+		return opts
+	}
+	b, err := os.ReadFile(filepath.Join(o.OutputDir, "report.json"))
+	var earlier Report
+	if err != nil || json.Unmarshal(b, &earlier) != nil || earlier.FleetcalVersion == "" {
+		return opts
+	}
+	opts.Earlier = []string{"report.json"}
+	for _, f := range earlier.Files {
+		opts.Earlier = append(opts.Earlier, filepath.Base(f.Model))
+		if f.Weights != "" {
+			opts.Earlier = append(opts.Earlier, filepath.Base(f.Weights))
+		}
+	}
+	if earlier.HTMLReport != "" {
+		opts.Earlier = append(opts.Earlier, report.PageName, report.FilesName)
+	}
+	return opts
+}
+
+// saveModel saves m into the set's staging folder (model.Save) and lists
+// the files, by their final paths, in rep.
+func saveModel(set *outputs.Set, rep *Report, m *model.CompressedModel) error {
+	files, err := model.Save(m, set.Dir(), rep.Model, false)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		f.Model = set.Final(f.Model)
+		if f.Weights != "" {
+			f.Weights = set.Final(f.Weights)
+		}
+		rep.Files = append(rep.Files, f)
+	}
+	return nil
+}
+
+// writeOutputs writes everything a run outputs as a set (outputs.Set):
+// write puts the models (and the HTML report) in the staging folder,
+// report.json follows, and the set becomes o.OutputDir's files together.
+// On any failure, or when ctx has ended (an interrupt), the output folder
+// stays as it was.
+func writeOutputs(ctx context.Context, o QuantizeOptions, rep *Report, warn *warnings, start time.Time, write func(*outputs.Set) error) (*Report, error) {
+	set, err := outputs.Begin(o.OutputDir, outputOptions(o))
+	if err != nil {
+		return nil, err
+	}
+	defer set.Abort()
+	if err := write(set); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
 	rep.Warnings = warn.list()
 	rep.StageSeconds["total"] = time.Since(start).Seconds()
-	if err := writeJSONAtomic(filepath.Join(dir, "report.json"), rep); err != nil {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("output: report.json: %w", err)
+	}
+	if err := outputs.WriteFile(filepath.Join(set.Dir(), "report.json"), append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := set.Commit(); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }
@@ -624,30 +700,4 @@ func (w *warnings) list() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(*w.items)
-}
-
-// writeJSONAtomic writes v as indented JSON to path via a temporary file.
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

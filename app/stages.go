@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/outputs"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -68,12 +68,7 @@ func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config
 		stages = append(stages, &s)
 	}
 	rep.NothingQuantized = strings.TrimSuffix(rep.NothingQuantized, "; ")
-	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
-	var err error
-	if rep.Files, err = model.Save(model.NewCompressedModel(rep.Model, true, stages...), o.OutputDir, rep.Model, false); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
-	return finishReport(o.OutputDir, rep, warn, start)
+	return writeOutputs(ctx, o, rep, warn, start, func(set *outputs.Set) error {
+		return saveModel(set, rep, model.NewCompressedModel(rep.Model, true, stages...))
+	})
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
@@ -37,7 +40,7 @@ type cache struct {
 	clock  uint64
 	runs   map[string]*runEntry // by "<run>@<revision>"
 	models map[string]*modelEntry
-	tmp    string // download root, created on first use
+	tmp    *downloadDir // download root, created on first use
 }
 
 // flight is the build state of an entry.
@@ -180,6 +183,9 @@ func (c *cache) run(ctx context.Context, job *shardMsg) (*runEntry, error) {
 
 func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 	ent, err := c.res.runs.Get(ctx, job.Run)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("run %s: %w: no spec in %s", job.Run, errRunEnded, RunsBucket)
+	}
 	if err != nil {
 		return fmt.Errorf("run %s: spec: %w", job.Run, err)
 	}
@@ -194,15 +200,15 @@ func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 		return nil
 	}
 	c.mu.Lock()
-	if c.tmp == "" {
-		dir, err := os.MkdirTemp(c.w.opts.TempDir, "fleetcal-worker-")
+	if c.tmp == nil {
+		d, err := newDownloadDir(c.w.opts.TempDir)
 		if err != nil {
 			c.mu.Unlock()
 			return fmt.Errorf("run %s: download folder: %w", job.Run, err)
 		}
-		c.tmp = dir
+		c.tmp = d
 	}
-	root := c.tmp
+	root := c.tmp.path
 	c.mu.Unlock()
 	dir, err := os.MkdirTemp(root, job.Run+"-")
 	if err != nil {
@@ -287,7 +293,7 @@ func (c *cache) model(ctx context.Context, s stageRef) (*onnxpb.ModelProto, erro
 
 func (c *cache) fetchModel(ctx context.Context, s stageRef) (*onnxpb.ModelProto, error) {
 	start := time.Now()
-	b, err := c.res.models.GetBytes(ctx, s.Digest)
+	b, err := getObject(ctx, c.res.models, s.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("model stage %s: object store %s: get %s: %w", s.Name, ModelsBucket, s.Digest, err)
 	}
@@ -439,7 +445,22 @@ func (c *cache) close() {
 		}
 		delete(c.runs, k)
 	}
-	if c.tmp != "" {
-		_ = os.RemoveAll(c.tmp)
+	if c.tmp != nil {
+		c.tmp.remove()
+		c.tmp = nil
+	}
+}
+
+// forget drops the idle entries of a run that is gone (sessions and
+// downloaded data); entries in use go when their shards release them and
+// the run is evicted.
+func (c *cache) forget(run string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, r := range c.runs {
+		if strings.HasPrefix(k, run+"@") && r.refs == 0 && isReady(&r.flight) {
+			delete(c.runs, k)
+			c.dropRun(r)
+		}
 	}
 }

@@ -94,6 +94,7 @@ type Engine struct {
 
 	runMu  sync.Mutex
 	runRev uint64 // revision of the run spec in RunsBucket, 0 until put
+	ended  atomic.Bool
 
 	modelMu sync.RWMutex
 	model   *modelRef

@@ -83,6 +83,15 @@
 // core subject "fleetcal.event.<predict>"; when nothing progresses for
 // EngineOptions.IdleTimeout, Predict fails with ErrNoWorker.
 //
+// A run ends with Engine.End, finished or interrupted: the coordinator
+// publishes "run" on "fleetcal.cancel.<run>" (workers stop the run's
+// shards, drop those still queued on delivery and release its sessions and
+// downloads), purges the run's subjects from the work queue and deletes its
+// spec from RunsBucket and its files from DataBucket. A worker that missed
+// the message, or joins later, finds no spec for the shard's run and drops
+// the shard without computing or reporting it. Object Store reads return as
+// soon as their context ends.
+//
 // Metrics are registered on explicit registries: NewCoordinatorMetrics,
 // NewWorkerMetrics, served by ServeMetrics.
 //

@@ -42,6 +42,8 @@ var (
 	ErrBadMessage = errors.New("bad shard message")
 	// ErrBadSpec: an invalid RunSpec, option or command-line setting.
 	ErrBadSpec = errors.New("invalid configuration")
+	// ErrRunEnded: Predict after Engine.End.
+	ErrRunEnded = errors.New("the run has ended")
 )
 
 // ShardError is a failure of one shard, as reported across the wire: the

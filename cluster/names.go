@@ -24,7 +24,10 @@ const (
 	// NATS subject "fleetcal.event.P" (start, heartbeat, retry, duplicate).
 	EventSubjectPrefix = "fleetcal.event"
 	// CancelSubjectPrefix: a coordinator ends predict P on the core NATS
-	// subject "fleetcal.cancel.P"; workers stop its shards.
+	// subject "fleetcal.cancel.P"; workers stop its shards. A message whose
+	// body is "run" on "fleetcal.cancel.R" ends run R (Engine.End):
+	// workers stop its shards, drop those still queued and release its
+	// sessions and downloads.
 	CancelSubjectPrefix = "fleetcal.cancel"
 	// ResultsBucket is the KeyValue bucket of shard results, keyed
 	// "<predict id>.<shard key>"; the first Create of a key wins.
@@ -64,6 +67,10 @@ func shardSubject(runID, predictID string) string {
 func eventSubject(predictID string) string { return EventSubjectPrefix + "." + predictID }
 
 func cancelSubject(predictID string) string { return CancelSubjectPrefix + "." + predictID }
+
+// cancelRunBody is the body of a message on cancelSubject(run id) that ends
+// a whole run (an empty body ends a predict).
+const cancelRunBody = "run"
 
 func resultKey(predictID, shardKey string) string { return predictID + "." + shardKey }
 

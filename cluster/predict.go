@@ -86,6 +86,9 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if err := ctx.Err(); err != nil {
 		return pipeline.PredictResult{}, err
 	}
+	if e.ended.Load() {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: run %s: %w", e.spec.RunID, ErrRunEnded)
+	}
 	rev, err := e.ensureRun(ctx)
 	if err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
@@ -516,7 +519,7 @@ func (p *predictRun) fetch(ctx context.Context, b *blob) ([]byte, error) {
 	raw := b.Inline
 	if b.Object != "" {
 		var err error
-		if raw, err = p.e.res.partials.GetBytes(ctx, b.Object); err != nil {
+		if raw, err = getObject(ctx, p.e.res.partials, b.Object); err != nil {
 			return nil, fmt.Errorf("object store %s: get %s: %w", PartialsBucket, b.Object, err)
 		}
 	}

@@ -135,15 +135,28 @@ func downloadOne(ctx context.Context, store jetstream.ObjectStore, f shippedFile
 	if err != nil {
 		return fmt.Errorf("object store %s: get %s: %w", DataBucket, f.Object, err)
 	}
-	defer obj.Close()
 	out, err := os.Create(dst)
 	if err != nil {
+		obj.Close()
 		return err
 	}
+	// Copied aside so that ctx ends the wait at once (see getObject).
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), obj)
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	var n int64
+	done := make(chan error, 1)
+	go func() {
+		defer obj.Close()
+		var err error
+		n, err = io.Copy(io.MultiWriter(out, h), obj)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if err != nil {
 		return err

@@ -50,7 +50,8 @@ type WorkerOptions struct {
 	// WrapLoader, when set, wraps every data loader the worker opens (for
 	// instrumentation, caching or tests).
 	WrapLoader func(pipeline.DataLoader) pipeline.DataLoader
-	// TempDir is where shipped data is downloaded (default os.TempDir()).
+	// TempDir is where shipped data is downloaded, in one folder per
+	// worker removed when Run returns (default os.TempDir()).
 	TempDir string
 }
 
@@ -68,20 +69,36 @@ type Worker struct {
 
 	inlineLimit int
 
-	// running holds the cancel functions of the shards running, by predict,
-	// so that a coordinator's cancel message stops them; ended lists the
-	// predicts ended lately, whose shards are dropped on delivery.
-	runMu   sync.Mutex
-	running map[string]map[uint64]context.CancelCauseFunc
-	runSeq  uint64
-	ended   []string
+	// running holds the shards running, so that a coordinator's cancel
+	// message stops them; ended and endedRuns list the predicts and runs
+	// ended lately, whose shards are dropped on delivery.
+	runMu     sync.Mutex
+	running   map[uint64]runningShard
+	runSeq    uint64
+	ended     []string
+	endedRuns []string
 }
 
-// maxEnded bounds Worker.ended.
+// runningShard is a shard being run, with what stops it.
+type runningShard struct {
+	run, predict string
+	cancel       context.CancelCauseFunc
+}
+
+// maxEnded bounds Worker.ended and Worker.endedRuns.
 const maxEnded = 64
 
-// errPredictEnded cancels the shards of a predict its coordinator ended.
-var errPredictEnded = errors.New("the coordinator ended the predict")
+// errPredictEnded cancels the shards of a predict its coordinator ended;
+// errRunEnded those of a run that is gone (its coordinator ended it, or
+// its spec is no longer in RunsBucket).
+var (
+	errPredictEnded = errors.New("the coordinator ended the predict")
+	errRunEnded     = errors.New("the run is gone")
+)
+
+// endedCause reports whether cause is one of the above: the shard is
+// dropped, not retried nor reported.
+func endedCause(cause error) bool { return cause == errPredictEnded || cause == errRunEnded }
 
 // NewWorker returns a worker on nc. It loads ONNX Runtime and fails when
 // the library cannot be found.
@@ -119,7 +136,7 @@ func NewWorker(nc *nats.Conn, opts WorkerOptions) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w := &Worker{nc: nc, js: js, opts: opts, log: opts.Log.With("worker", opts.Name), m: opts.Metrics, ort: ort, inlineLimit: inlineLimit,
-		running: map[string]map[uint64]context.CancelCauseFunc{}}
+		running: map[uint64]runningShard{}}
 	w.c = newCache(w)
 	return w, nil
 }
@@ -129,11 +146,15 @@ func (w *Worker) Name() string { return w.opts.Name }
 
 // Run serves shards until ctx ends, then hands back (Naks) the shards it
 // is running so that they are redelivered at once, releases its sessions
-// and downloads, and returns nil. Before a coordinator has created the work
+// and downloads, and returns nil. On start it removes the download folders
+// that killed workers left in TempDir (see downloadPrefix). Before a coordinator has created the work
 // queue, it waits for it. Run returns an error when the connection closes.
 // A Worker runs once.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.c.close()
+	for _, dir := range removeStaleDownloads(w.opts.TempDir) {
+		w.log.Info("removed the download folder of a worker that is gone", "folder", dir)
+	}
 	var res *resources
 	var cons jetstream.Consumer
 	waiting := false
@@ -159,7 +180,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.c.res = res
 	sub, err := w.nc.Subscribe(CancelSubjectPrefix+".*", func(m *nats.Msg) {
-		w.endPredict(strings.TrimPrefix(m.Subject, CancelSubjectPrefix+"."))
+		id := strings.TrimPrefix(m.Subject, CancelSubjectPrefix+".")
+		if string(m.Data) == cancelRunBody {
+			w.endRun(id)
+			return
+		}
+		w.endPredict(id)
 	})
 	if err != nil {
 		return fmt.Errorf("worker: subscribe: %w", err)
@@ -230,27 +256,25 @@ func (w *Worker) loop(ctx context.Context, cons jetstream.Consumer) error {
 	return nil
 }
 
-// track registers the cancel function of a shard of predict; untrack
-// forgets it. A shard of a predict that has ended is canceled at once.
-func (w *Worker) track(predict string, cancel context.CancelCauseFunc) (untrack func()) {
+// track registers the cancel function of a shard of run and predict;
+// untrack forgets it. A shard of a predict or run that has ended is
+// canceled at once.
+func (w *Worker) track(run, predict string, cancel context.CancelCauseFunc) (untrack func()) {
 	w.runMu.Lock()
 	defer w.runMu.Unlock()
-	if slices.Contains(w.ended, predict) {
+	switch {
+	case slices.Contains(w.endedRuns, run):
+		cancel(errRunEnded)
+	case slices.Contains(w.ended, predict):
 		cancel(errPredictEnded)
 	}
 	w.runSeq++
 	id := w.runSeq
-	if w.running[predict] == nil {
-		w.running[predict] = map[uint64]context.CancelCauseFunc{}
-	}
-	w.running[predict][id] = cancel
+	w.running[id] = runningShard{run: run, predict: predict, cancel: cancel}
 	return func() {
 		w.runMu.Lock()
 		defer w.runMu.Unlock()
-		delete(w.running[predict], id)
-		if len(w.running[predict]) == 0 {
-			delete(w.running, predict)
-		}
+		delete(w.running, id)
 	}
 }
 
@@ -258,15 +282,39 @@ func (w *Worker) track(predict string, cancel context.CancelCauseFunc) (untrack 
 func (w *Worker) endPredict(predict string) {
 	w.runMu.Lock()
 	defer w.runMu.Unlock()
-	for _, cancel := range w.running[predict] {
-		cancel(errPredictEnded)
-	}
-	if !slices.Contains(w.ended, predict) {
-		w.ended = append(w.ended, predict)
-		if len(w.ended) > maxEnded {
-			w.ended = slices.Delete(w.ended, 0, len(w.ended)-maxEnded)
+	for _, r := range w.running {
+		if r.predict == predict {
+			r.cancel(errPredictEnded)
 		}
 	}
+	w.ended = remember(w.ended, predict)
+}
+
+// endRun stops the shards of a run that is gone, drops its shards still
+// queued when they are delivered, and releases the run's sessions and
+// downloaded data.
+func (w *Worker) endRun(run string) {
+	w.runMu.Lock()
+	for _, r := range w.running {
+		if r.run == run {
+			r.cancel(errRunEnded)
+		}
+	}
+	w.endedRuns = remember(w.endedRuns, run)
+	w.runMu.Unlock()
+	w.c.forget(run)
+}
+
+// remember appends id to the list of the last maxEnded ids.
+func remember(ids []string, id string) []string {
+	if slices.Contains(ids, id) {
+		return ids
+	}
+	ids = append(ids, id)
+	if len(ids) > maxEnded {
+		ids = slices.Delete(ids, 0, len(ids)-maxEnded)
+	}
+	return ids
 }
 
 // emit publishes a progress event; events are hints, so errors are ignored.
@@ -305,9 +353,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log := w.log.With("predict", job.Predict, "shard", job.Shard, "delivery", md.NumDelivered)
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer w.track(job.Predict, cancel)()
-	if context.Cause(sctx) == errPredictEnded {
-		log.Debug("predict ended; shard dropped")
+	defer w.track(job.Run, job.Predict, cancel)()
+	if cause := context.Cause(sctx); endedCause(cause) {
+		log.Debug("shard dropped", "cause", cause)
 		_ = msg.Term()
 		return
 	}
@@ -322,9 +370,18 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	stats, outputs, skipped, kind, cause, err := w.runShard(sctx, &job)
 	stop()
 	if err != nil {
-		if ctx.Err() == nil && context.Cause(sctx) == errPredictEnded {
-			// Its coordinator purged the shard and reports another failure.
-			log.Debug("predict ended; shard stopped", "err", err)
+		if errors.Is(err, errRunEnded) {
+			// The run's spec is gone: its coordinator ended it (or it
+			// expired). Nothing to compute, nobody to report to.
+			w.endRun(job.Run)
+			log.Info("run gone; shard dropped")
+			_ = msg.Term()
+			return
+		}
+		if cause := context.Cause(sctx); ctx.Err() == nil && endedCause(cause) {
+			// Its coordinator purged the shard (and reports another
+			// failure, or was interrupted).
+			log.Debug("shard stopped", "cause", cause, "err", err)
 			_ = msg.Term()
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/fleetcal/fleetcal/model/onnxpb"
+	"github.com/fleetcal/fleetcal/outputs"
 )
 
 // ExternalThreshold is the smallest initializer (in bytes of raw data) that
@@ -41,9 +42,9 @@ func Marshal(p *onnxpb.ModelProto) ([]byte, error) {
 // initializers of ExternalThreshold bytes or more written to <file>.data,
 // referenced by a relative location.
 //
-// Files appear atomically: each is written to a temporary file in dir,
-// synced and renamed only once every file of m is written; on error the
-// temporary files are removed and no output file is touched.
+// Files appear together (outputs.Files): each is written to a temporary
+// file in dir, synced, and renamed only once every file of m is written;
+// on error the temporary files are removed and the previous files stay.
 //
 // forStatCollection is POT's flag that keeps stage-prefixed node names in
 // cascades; fleetcal never prefixes node names, so the flag changes nothing
@@ -105,21 +106,21 @@ func Save(m *CompressedModel, dir, name string, forStatCollection bool) ([]Saved
 		}
 	}
 
-	var w atomicWriter
+	var w outputs.Files
 	for _, pl := range plans {
 		if pl.saved.Weights != "" {
-			if err := w.write(pl.saved.Weights, pl.data); err != nil {
-				w.abort()
-				return nil, err
+			if err := w.Write(pl.saved.Weights, pl.data); err != nil {
+				w.Abort()
+				return nil, fmt.Errorf("save model: %w", err)
 			}
 		}
-		if err := w.write(pl.saved.Model, pl.model); err != nil {
-			w.abort()
-			return nil, err
+		if err := w.Write(pl.saved.Model, pl.model); err != nil {
+			w.Abort()
+			return nil, fmt.Errorf("save model: %w", err)
 		}
 	}
-	if err := w.commit(dir); err != nil {
-		return nil, err
+	if err := w.Commit(); err != nil {
+		return nil, fmt.Errorf("save model: %w", err)
 	}
 	out := make([]SavedFile, len(plans))
 	for i, pl := range plans {
@@ -171,55 +172,4 @@ func shallowCopy[M proto.Message](m M) M {
 	})
 	dst.SetUnknown(src.GetUnknown())
 	return dst.Interface().(M)
-}
-
-// atomicWriter writes files as temporaries and renames them all at commit.
-type atomicWriter struct {
-	tmps, finals []string
-}
-
-func (w *atomicWriter) write(final string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("save %q: %w", final, err)
-	}
-	w.tmps = append(w.tmps, f.Name())
-	w.finals = append(w.finals, final)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err != nil {
-		return fmt.Errorf("save %q: %w", final, err)
-	}
-	return nil
-}
-
-func (w *atomicWriter) abort() {
-	for _, t := range w.tmps {
-		os.Remove(t)
-	}
-	w.tmps, w.finals = nil, nil
-}
-
-func (w *atomicWriter) commit(dir string) error {
-	for i, t := range w.tmps {
-		if err := os.Rename(t, w.finals[i]); err != nil {
-			w.tmps = w.tmps[i:]
-			w.abort()
-			return fmt.Errorf("save %q: %w", w.finals[i], err)
-		}
-	}
-	w.tmps, w.finals = nil, nil
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: make the renames durable
-		d.Close()
-	}
-	return nil
 }

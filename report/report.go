@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/fleetcal/fleetcal/outputs"
 )
 
 // The names Write uses inside the output folder.
@@ -193,33 +195,13 @@ func Write(dir string, in Input) (path string, err error) {
 	return filepath.Join(dir, PageName), nil
 }
 
-// install moves tmp's page and pictures into dir: the old pictures go
-// aside, the new ones in, then the page; on failure the old ones return.
+// install moves tmp's page and pictures into dir together (outputs.Files):
+// the old ones go aside, the new ones in; on failure the old ones return.
 func install(dir, tmp string) error {
-	page, files := filepath.Join(dir, PageName), filepath.Join(dir, FilesName)
-	old := filepath.Join(tmp, "old")
-	hadOld := false
-	if _, err := os.Stat(files); err == nil {
-		if err := os.Rename(files, old); err != nil {
-			return err
-		}
-		hadOld = true
-	}
-	restore := func() {
-		if hadOld {
-			os.RemoveAll(files)
-			os.Rename(old, files)
-		}
-	}
-	if err := os.Rename(filepath.Join(tmp, FilesName), files); err != nil {
-		restore()
-		return err
-	}
-	if err := os.Rename(filepath.Join(tmp, PageName), page); err != nil {
-		restore()
-		return err
-	}
-	return nil
+	var f outputs.Files
+	f.Stage(filepath.Join(tmp, FilesName), filepath.Join(dir, FilesName))
+	f.Stage(filepath.Join(tmp, PageName), filepath.Join(dir, PageName))
+	return f.Commit()
 }
 
 // validate rejects values the page cannot show.

@@ -15,7 +15,10 @@ func newEvaluateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "evaluate -c CONFIG [--model FILE]",
 		Short: "Run a model over the config's data: metric and latency, as JSON",
-		Args:  cobra.NoArgs,
+		Long: `Run a model over the config's data: metric and latency, as JSON.
+
+SIGINT or SIGTERM stops it: exit 130 (143 for SIGTERM); a second signal exits at once.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Progress = cmd.ErrOrStderr()
 			if err := o.Validate(); err != nil {

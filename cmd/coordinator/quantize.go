@@ -23,7 +23,20 @@ func newQuantizeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quantize -c CONFIG -o OUTPUT_DIR",
 		Short: "Calibrate and quantize a model to INT8 (QDQ ONNX) as the config says",
-		Args:  cobra.NoArgs,
+		Long: `Calibrate and quantize a model to INT8 (QDQ ONNX) as the config says.
+
+OUTPUT_DIR receives <model_name>.onnx (one per cascade stage, with .onnx.data
+where the input had external weights), report.json and report.html with
+report_files/, written as a set: everything is staged first, then renamed
+into place; a failed or interrupted run leaves OUTPUT_DIR as it was, a
+successful one removes the files of the previous run it did not write again
+(listed in OUTPUT_DIR/.fleetcal-outputs). A non-empty folder fleetcal did not
+write is refused unless --force.
+
+SIGINT or SIGTERM stops the run: its shards leave the work queue, workers
+drop it, temporary folders are removed; exit 130 (143 for SIGTERM). A second
+signal exits at once.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
 			if err != nil {
@@ -43,9 +56,10 @@ func newQuantizeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.Config, "config", "c", "", "POT config file (JSON or YAML)")
-	f.StringVarP(&o.OutputDir, "output", "o", "", "output folder for <model_name>.onnx and report.json")
+	f.StringVarP(&o.OutputDir, "output", "o", "", "output folder for <model_name>.onnx, report.json and report.html, written as a set: a failed run leaves it as it was, a new run replaces every file of the previous one")
 	f.IntVar(&o.Workers, "workers", 0, "parallel inference workers (default: one per CPU core; at most 4 per core)")
 	f.BoolVar(&o.SkipEvaluation, "skip-eval", false, "skip the FP32/INT8 metric and latency comparison")
+	f.BoolVar(&o.Force, "force", false, "write into OUTPUT_DIR even if it holds files fleetcal did not write (they are kept; files of the same names are replaced)")
 	f.BoolVar(&o.ReportHTML, "report-html", true, "write OUTPUT_DIR/report.html with histograms of the quantized activations (--report-html=false: skip)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl := &o.Fleet

@@ -2,7 +2,10 @@
 // calibration shards: it pulls one shard at a time per --concurrency slot,
 // runs it with ONNX Runtime and stores its partial statistics. SIGTERM or
 // SIGINT stops it gracefully: the shard in progress is handed back for
-// immediate redelivery.
+// immediate redelivery, and the folder where it downloads shipped data
+// ($TMPDIR/fleetcal-downloads-*) is removed; a worker that starts removes
+// the folders of killed workers. It drops the shards of runs that are
+// gone (ended by their coordinator) without computing them.
 //
 //	worker --nats nats://coordinator:4222 --user fleet --password secret \
 //	       --concurrency 2 --threads 2 --metrics-addr :9102
