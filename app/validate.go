@@ -2,13 +2,8 @@ package app
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"syscall"
 
 	"github.com/fleetcal/fleetcal/algorithms/accuracyaware"
 	"github.com/fleetcal/fleetcal/algorithms/defaultq"
@@ -17,12 +12,9 @@ import (
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
-// checkBeforeRun checks what Quantize can check before it opens anything:
-// the output folder can be written and the algorithm list makes sense.
+// checkBeforeRun checks what Quantize can check before it opens anything
+// (the output folder: outputs.Check): the algorithm list makes sense.
 func checkBeforeRun(o QuantizeOptions, cfg *pipeline.Config, log *slog.Logger) error {
-	if err := checkOutputDir(o.OutputDir); err != nil {
-		return err
-	}
 	warnings, err := checkAlgorithms(cfg.Compression.Algorithms)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", o.Config, err)
@@ -31,33 +23,6 @@ func checkBeforeRun(o QuantizeOptions, cfg *pipeline.Config, log *slog.Logger) e
 		log.Warn(w)
 	}
 	return nil
-}
-
-// checkOutputDir checks that dir can be written: it is a folder, or the
-// nearest existing folder above it is, and a file can be created there.
-// The probe file is removed and no folder is created.
-func checkOutputDir(dir string) error {
-	p := filepath.Clean(dir)
-	for {
-		st, err := os.Stat(p)
-		if err == nil {
-			if !st.IsDir() {
-				return fmt.Errorf("output %s: %s is not a folder", dir, p)
-			}
-			break
-		}
-		parent := filepath.Dir(p)
-		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || parent == p {
-			return fmt.Errorf("output %s: %w", dir, err)
-		}
-		p = parent
-	}
-	f, err := os.CreateTemp(p, ".fleetcal-write-check-*")
-	if err != nil {
-		return fmt.Errorf("output %s: cannot write in %s: %w", dir, p, errors.Unwrap(err))
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }
 
 // quantizers are the algorithms that turn a float model into a quantized

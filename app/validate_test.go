@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetcal/fleetcal/outputs"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -153,7 +154,7 @@ func TestOutputDirNotWritable(t *testing.T) {
 	}
 	// A folder to be created is fine, and the check leaves nothing behind.
 	parent := t.TempDir()
-	if err := checkOutputDir(filepath.Join(parent, "a", "b")); err != nil {
+	if err := outputs.Check(filepath.Join(parent, "a", "b"), outputs.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(parent); len(entries) != 0 {

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // ManifestName is the file in an output folder that lists the entries
@@ -70,8 +72,38 @@ type Options struct {
 // whose entries are still what they were, or only o.Earlier entries).
 // Otherwise the error wraps ErrForeign, unless o.Force is set.
 func Check(dir string, o Options) error {
+	if err := writable(dir); err != nil {
+		return err
+	}
 	_, _, err := inspect(dir, o)
 	return err
+}
+
+// writable checks that dir can be written: it is a folder, or the
+// nearest existing folder above it is, and a file can be created there.
+// The probe file is removed and no folder is created.
+func writable(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("output %s: %s is not a folder", dir, p)
+			}
+			break
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || parent == p {
+			return fmt.Errorf("output %s: %w", dir, err)
+		}
+		p = parent
+	}
+	f, err := os.CreateTemp(p, ".fleetcal-write-check-*")
+	if err != nil {
+		return fmt.Errorf("output %s: cannot write in %s: %w", dir, p, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // inspect checks dir (see Check) and returns whether it exists and the

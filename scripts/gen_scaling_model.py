@@ -9,7 +9,7 @@ Writes into WORKDIR:
                     input [1,3,S,S] (default S=112: about 3x bench_cnn's per-sample time);
                     random weights, seeded, opset 13.
   calib/NNNNN.npy   N (default 1024) float32 samples [1,3,S,S], N(0,1), seeded.
-  config.json       DefaultQuantization, use_fast_bias false, stat_subset_size N, so the
+  config.json       MinMaxQuantization (no bias correction), stat_subset_size N, so the
                     calibration run is one statistics pass over the N samples.
 Needs Debian's python3-onnx and python3-numpy. Deterministic: same inputs, same bytes.
 """
@@ -95,8 +95,8 @@ def main():
     cfg = {
         "model": {"model_name": "scaling_cnn", "model": "scaling_cnn.onnx"},
         "engine": {"data_source": {"type": "npy", "path": "calib"}, "threads": 1},
-        "compression": {"algorithms": [{"name": "DefaultQuantization",
-                                        "params": {"preset": "performance", "use_fast_bias": False,
+        "compression": {"algorithms": [{"name": "MinMaxQuantization",
+                                        "params": {"preset": "performance",
                                                    "stat_subset_size": a.samples}}]},
     }
     with open(os.path.join(a.workdir, "config.json"), "w") as f:
