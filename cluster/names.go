@@ -65,7 +65,14 @@ func eventSubject(predictID string) string { return EventSubjectPrefix + "." + p
 
 func cancelSubject(predictID string) string { return CancelSubjectPrefix + "." + predictID }
 
-func resultKey(predictID, shardKey string) string { return predictID + "." + shardKey }
+// resultKey is the ResultsBucket key of a shard's result: "<predict>.<shard>"
+// for its first attempt, "<predict>.<shard>=<attempt>" for a later one.
+func resultKey(predictID, shardKey, attempt string) string {
+	if attempt == "" {
+		return predictID + "." + shardKey
+	}
+	return predictID + "." + shardKey + "=" + attempt
+}
 
 // resources are the handles a coordinator or worker works with.
 type resources struct {

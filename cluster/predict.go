@@ -88,7 +88,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	p := &predictRun{
 		e: e, id: id, subject: shardSubject(e.spec.RunID, id), opts: opts, total: len(indices),
 		tmpl: shardMsg{
-			V: wireVersion, Run: e.spec.RunID, RunRev: rev, Predict: id, Model: *ref,
+			V: wireVersion, Run: e.spec.RunID, RunRev: rev, Predict: id, KeyID: e.keyID, Model: *ref,
 			Layout: opts.StatsLayout, BatchSize: batch, ORT: e.opts.ORTVersion, Outputs: opts.Metric != nil,
 			AckWaitMS: e.opts.AckWait.Milliseconds(), MaxDeliver: e.opts.MaxDeliver, RetryDelayMS: e.opts.RetryDelay.Milliseconds(),
 		},
@@ -123,6 +123,12 @@ type shardState struct {
 	// partial is the accepted result, until it is merged.
 	partial *reduce.Set
 	rev     uint64 // revision of the result handled in ResultsBucket
+	// attempts are the attempts published ("" first, then random
+	// tokens); a result counts only under one of their keys.
+	attempts []string
+	// bad counts authenticated results that could not be used; the shard
+	// fails at MaxDeliver of them.
+	bad int
 }
 
 // predictRun is the state of one Predict.
@@ -241,28 +247,58 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 
 // publish puts a shard on the work queue.
 func (p *predictRun) publish(ctx context.Context, sh sharding.Shard) error {
-	msg := p.tmpl
-	msg.Shard, msg.Indices = sh.Key(), sh.Indices
-	b, err := json.Marshal(&msg)
+	seq, err := p.send(ctx, sh, "")
 	if err != nil {
-		return fmt.Errorf("cluster engine: shard %s: %w", msg.Shard, err)
+		return err
 	}
-	ack, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(p.id+"."+msg.Shard))
+	p.track(sh, seq)
+	return nil
+}
+
+// send publishes one attempt of a shard, sealed with the run key, and
+// returns its stream sequence.
+func (p *predictRun) send(ctx context.Context, sh sharding.Shard, attempt string) (uint64, error) {
+	msg := p.tmpl
+	msg.Shard, msg.Indices, msg.Attempt = sh.Key(), sh.Indices, attempt
+	key := resultKey(p.id, msg.Shard, attempt)
+	b, err := seal(p.e.key, purposeShard, key, &msg)
 	if err != nil {
-		return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
+		return 0, fmt.Errorf("cluster engine: shard %s: %w", msg.Shard, err)
+	}
+	ack, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(key))
+	if err != nil {
+		return 0, fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
 	}
 	for i := range p.e.copies {
-		if _, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(fmt.Sprintf("%s.%s#%d", p.id, msg.Shard, i))); err != nil {
-			return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
+		if _, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(fmt.Sprintf("%s#%d", key, i))); err != nil {
+			return 0, fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
 		}
 	}
-	p.track(sh, ack.Sequence)
+	return ack.Sequence, nil
+}
+
+// redo republishes a pending shard whose result was rejected, as a new
+// attempt whose result key nobody knew before, and drops the previous
+// message if it is still queued.
+func (p *predictRun) redo(ctx context.Context, st *shardState) error {
+	attempt := randomID(6)
+	seq, err := p.send(ctx, st.shard, attempt)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = p.e.stream.DeleteMsg(dctx, st.seq)
+	cancel()
+	delete(p.bySeq, st.seq)
+	st.seq, st.taken = seq, false
+	st.attempts = append(st.attempts, attempt)
+	p.bySeq[seq] = st
 	return nil
 }
 
 // track records a shard published with stream sequence seq.
 func (p *predictRun) track(sh sharding.Shard, seq uint64) *shardState {
-	st := &shardState{shard: sh, key: sh.Key(), seq: seq, published: time.Now()}
+	st := &shardState{shard: sh, key: sh.Key(), seq: seq, published: time.Now(), attempts: []string{""}}
 	p.shards[st.key] = st
 	p.bySeq[st.seq] = st
 	i, _ := slices.BinarySearchFunc(p.order, st, func(a, b *shardState) int { return compareShards(a.shard, b.shard) })
@@ -336,27 +372,37 @@ func (p *predictRun) onAdvisory(ctx context.Context, m *nats.Msg) error {
 	return p.deadLetter(ctx, st, st.worker, &remoteError{msg: cause})
 }
 
-// onResult handles a value stored under one of the predict's keys.
+// onResult handles a value stored under one of the predict's keys. A
+// value that is not authenticated by the run key (forged, replayed from
+// another run or shard, garbage) is dropped and counted, and the shard
+// redone: no client of the bus can end or bend a run by writing results.
+// An authenticated result that cannot be used (its partial is missing or
+// altered in the Object Store, it does not decode) is dropped and the
+// shard redone too, up to MaxDeliver times.
 func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) error {
 	if ent.Operation() != jetstream.KeyValuePut {
 		return nil
 	}
-	key := strings.TrimPrefix(ent.Key(), p.id+".")
+	key, attempt, _ := strings.Cut(strings.TrimPrefix(ent.Key(), p.id+"."), "=")
 	st := p.shards[key]
-	if st == nil {
-		p.log.Warn("result for an unknown shard", "key", ent.Key())
+	if st == nil || !slices.Contains(st.attempts, attempt) {
+		p.reject(nil, ent.Key(), rejectUnknown, errors.New("no such shard attempt"))
 		return nil
 	}
 	p.lastProgress = time.Now()
-	var env envelope
-	if err := json.Unmarshal(ent.Value(), &env); err != nil {
-		return &ShardError{Shard: key, Err: fmt.Errorf("%w: envelope: %v", ErrBadResult, err)}
-	}
 	if st.state != statePending {
 		if ent.Revision() != st.rev { // not the value handled, replayed
 			p.e.m.DuplicatesDropped.Inc()
 		}
 		return nil
+	}
+	var env envelope
+	if err := unseal(p.e.key, purposeResult, ent.Key(), ent.Value(), &env); err != nil {
+		p.reject(st, ent.Key(), rejectUnauthenticated, err)
+		if attempt != st.attempts[len(st.attempts)-1] {
+			return nil // a later attempt is out already
+		}
+		return p.redo(ctx, st)
 	}
 	st.rev = ent.Revision()
 	if env.CPU != nil {
@@ -367,6 +413,9 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		switch env.Kind {
 		case kindRefused:
 			re.kind = ErrRefused
+			if env.Cause == causeDataMismatch {
+				re.cause = ErrDataMismatch
+			}
 		case kindSetup:
 			re.kind = ErrSetup
 		case kindInvalid:
@@ -377,9 +426,34 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		return p.deadLetter(ctx, st, env.Worker, re)
 	}
 	if err := p.accept(ctx, st, &env); err != nil {
-		return &ShardError{Shard: key, Worker: env.Worker, Err: err}
+		var f fatal
+		if errors.As(err, &f) { // the metric or the merged statistics took part of it
+			return &ShardError{Shard: key, Worker: env.Worker, Err: f.error}
+		}
+		p.reject(st, ent.Key(), rejectBadPayload, err)
+		if st.bad++; st.bad >= p.e.opts.MaxDeliver {
+			return &ShardError{Shard: key, Worker: env.Worker, Err: err}
+		}
+		return p.redo(ctx, st)
 	}
 	return p.mergeReady()
+}
+
+// Reasons a result is rejected (label values of ResultsRejected).
+const (
+	rejectUnknown         = "unknown_key"
+	rejectUnauthenticated = "unauthenticated"
+	rejectBadPayload      = "bad_payload"
+)
+
+// fatal marks an error of accept after the result was partly used: the
+// shard cannot be redone.
+type fatal struct{ error }
+
+// reject counts and logs a dropped result.
+func (p *predictRun) reject(st *shardState, key, reason string, err error) {
+	p.e.m.ResultsRejected.WithLabelValues(reason).Inc()
+	p.log.Warn("result rejected; the shard is redone", "key", key, "reason", reason, "err", err)
 }
 
 // mergeReady merges into p.stats, in shard order, the per-sample values of
@@ -474,7 +548,7 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 			}
 		}
 		if err := p.col.add(outs); err != nil {
-			return err
+			return fatal{err}
 		}
 	}
 	// Histograms and non-finite counts are sums of integers, folds exact
@@ -483,7 +557,7 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 	// (mergeReady).
 	start := time.Now()
 	if err := p.stats.Merge(&reduce.Set{Hists: set.Hists, NonFinite: set.NonFinite, Folds: set.Folds}); err != nil {
-		return fmt.Errorf("%w: statistics: %w", ErrBadResult, err)
+		return fatal{fmt.Errorf("%w: statistics: %w", ErrBadResult, err)}
 	}
 	p.mergeTime += time.Since(start)
 	set.Hists, set.NonFinite, set.Folds = nil, nil, nil
