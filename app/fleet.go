@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,11 +21,19 @@ type FleetOptions struct {
 	// empty embeds a NATS server and starts local workers.
 	NATS string
 	// Listen is the embedded server's client address (default a random
-	// loopback port); a non-loopback address requires Conn credentials,
-	// which remote workers then give.
+	// loopback port). Remote workers join with the worker credentials: Conn's
+	// user and password or NKey seed, or generated ones, logged once with
+	// the fleet secret when generated.
 	Listen string
-	// Conn holds the credentials (and TLS files) for NATS.
+	// Conn holds the credentials (and TLS files) for NATS: the client's
+	// with NATS, the remote workers' with the embedded server.
 	Conn cluster.ConnOptions
+	// Secret is the fleet secret shared with the workers: results are
+	// authenticated with a key derived from it. Validate loads it from
+	// SecretFile or $FLEETCAL_SECRET; required with NATS, generated
+	// otherwise.
+	Secret     string
+	SecretFile string
 	// ShardSize is the number of samples per shard (default 16).
 	ShardSize int
 	// ShipData puts the calibration data in the Object Store for workers
@@ -35,6 +44,30 @@ type FleetOptions struct {
 	MetricsAddr string
 	// InProcess skips NATS entirely: one in-process ONNX Runtime engine.
 	InProcess bool
+}
+
+// Validate checks the options and loads the fleet secret.
+func (o *FleetOptions) Validate() error {
+	if err := o.Conn.Validate(); err != nil {
+		return err
+	}
+	if o.InProcess {
+		return nil
+	}
+	if o.NATS == "" && (o.Conn.Token != "" || o.Conn.CredsFile != "") {
+		return fmt.Errorf("%w: --token and --creds are for an external server (--nats); the embedded server takes --user/--password or --nkey for its workers", cluster.ErrBadSpec)
+	}
+	if o.Secret == "" {
+		s, err := cluster.LoadSecret(o.SecretFile)
+		if err != nil {
+			return err
+		}
+		o.Secret = s
+	}
+	if o.NATS != "" && o.Secret == "" {
+		return fmt.Errorf("%w: --nats needs the fleet secret its workers hold: --secret-file FILE or $%s", cluster.ErrBadSpec, cluster.EnvSecret)
+	}
+	return nil
 }
 
 // fleet is a running calibration fleet.
@@ -67,26 +100,33 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	}
 	reg := prometheus.NewRegistry()
 	cm := cluster.NewCoordinatorMetrics(reg)
-	url := o.NATS
+	url, secret, coord := o.NATS, o.Secret, o.Conn
 	if url == "" {
+		if secret == "" {
+			secret = cluster.NewSecret()
+		}
 		var err error
 		srv, err = cluster.StartServer(ctx, cluster.ServerOptions{Listen: o.Listen,
-			User: o.Conn.User, Password: o.Conn.Password, Token: o.Conn.Token})
+			User: o.Conn.User, Password: o.Conn.Password, NKeyFile: o.Conn.NKeyFile})
 		if err != nil {
 			return fail(fmt.Errorf("embedded NATS server: %w", err))
 		}
-		url = srv.ClientURL()
+		url, coord = srv.ClientURL(), srv.CoordinatorConn()
+		if o.Listen != "" {
+			announce(log, srv, o, secret)
+		}
 		f.local = workers
 		wm := cluster.NewWorkerMetrics(reg)
 		// Local workers report to the user's log only what goes wrong.
 		wlog := slog.New(minLevel{log.Handler(), slog.LevelWarn})
 		threads := max(j.cfg.Engine.Threads, 1)
 		for i := range workers {
-			nc, err := cluster.Connect(ctx, url, o.Conn)
+			// Local workers have the worker role, as remote ones.
+			nc, err := cluster.Connect(ctx, url, srv.WorkerConn())
 			if err != nil {
 				return fail(err)
 			}
-			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: wlog})
+			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: wlog, Secret: secret})
 			if err != nil {
 				nc.Close()
 				return fail(err)
@@ -102,7 +142,7 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 		}
 	}
 	f.url = url
-	nc, err := cluster.Connect(ctx, url, o.Conn)
+	nc, err := cluster.Connect(ctx, url, coord)
 	if err != nil {
 		return fail(err)
 	}
@@ -123,12 +163,34 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	}
 	f.engine, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
 		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
-		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples},
-		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log})
+		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples, SameHost: o.NATS == "" && o.Listen == ""},
+		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log, Secret: secret})
 	if err != nil {
 		return fail(err)
 	}
 	return f, nil
+}
+
+// announce logs, once, how remote workers join an embedded server that
+// listens: its URL, the worker credentials and the fleet secret, each
+// shown only when generated (the user knows the ones given).
+func announce(log *slog.Logger, srv *cluster.Server, o FleetOptions, secret string) {
+	var b strings.Builder
+	if o.Secret == "" {
+		fmt.Fprintf(&b, "%s=%s ", cluster.EnvSecret, secret)
+	} else {
+		b.WriteString("FLEETCAL_SECRET=<the --secret-file's> ")
+	}
+	fmt.Fprintf(&b, "worker --nats %s", srv.ClientURL())
+	switch wc := srv.WorkerConn(); {
+	case srv.WorkerConnGenerated() && o.Conn.NKeyFile == "":
+		fmt.Fprintf(&b, " --user %s --password %s", wc.User, wc.Password)
+	case o.Conn.NKeyFile != "":
+		fmt.Fprintf(&b, " --nkey %s", o.Conn.NKeyFile)
+	default:
+		fmt.Fprintf(&b, " --user %s --password <the --password given>", wc.User)
+	}
+	log.Warn("remote workers join with this command (shown once; it holds credentials)", "command", b.String())
 }
 
 // minLevel drops records below level.
