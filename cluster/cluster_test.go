@@ -30,6 +30,9 @@ var subset = []int{13, 0, 5, 2, 9, 11, 1, 7, 12, 3, 8, 4}
 func TestDeterminism(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	nc := connect(t, srv)
+	// The workers have the worker role (workerPermissions) and no more.
+	wnc := connectAs(t, srv.ClientURL(), srv.WorkerConn())
+	defer noPermissionErrors(t, wnc)
 	d := makeDataset(t, 14, 1)
 	m := loadModel(t, "convnet_op13.onnx")
 	opts := func(metric pipeline.Metric) pipeline.PredictOptions {
@@ -40,7 +43,7 @@ func TestDeterminism(t *testing.T) {
 	for _, n := range []int{1, 2, 3} {
 		for _, size := range []int{3, 7} {
 			t.Run(fmt.Sprintf("workers=%d/shard=%d", n, size), func(t *testing.T) {
-				ws := startWorkers(t, nc, n, WorkerOptions{})
+				ws := startWorkers(t, wnc, n, WorkerOptions{})
 				defer ws.stop()
 				e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: size})
 				if err := e.SetModel(m); err != nil {
@@ -74,7 +77,7 @@ func TestDeterminism(t *testing.T) {
 		md := loadModel(t, "convnet_dynamic.onnx")
 		o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 2, subset)}
 		want := reference(t, d, md, o)
-		ws := startWorkers(t, nc, 2, WorkerOptions{})
+		ws := startWorkers(t, wnc, 2, WorkerOptions{})
 		defer ws.stop()
 		e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3}) // rounded up to 4: two whole batches
 		if err := e.SetModel(md); err != nil {
@@ -90,7 +93,7 @@ func TestDeterminism(t *testing.T) {
 		}
 	})
 	t.Run("partials in the object store", func(t *testing.T) {
-		ws := startWorkers(t, nc, 2, WorkerOptions{})
+		ws := startWorkers(t, wnc, 2, WorkerOptions{})
 		defer ws.stop()
 		for _, w := range ws.list {
 			w.inlineLimit = 0
@@ -557,6 +560,8 @@ func TestGracefulStop(t *testing.T) {
 func TestShipData(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	nc := connect(t, srv)
+	wnc := connectAs(t, srv.ClientURL(), srv.WorkerConn())
+	defer noPermissionErrors(t, wnc)
 	d := makeDataset(t, 6, 9)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := func() pipeline.PredictOptions {
@@ -564,7 +569,7 @@ func TestShipData(t *testing.T) {
 	}
 	want := reference(t, d, m, o())
 	tmp := t.TempDir()
-	ws := startWorkers(t, nc, 2, WorkerOptions{TempDir: tmp})
+	ws := startWorkers(t, wnc, 2, WorkerOptions{TempDir: tmp})
 	spec := d.spec()
 	spec.ShipData = true
 	spec.BaseDir = d.dir

@@ -112,6 +112,14 @@ func connectAs(t testing.TB, url string, o ConnOptions) *nats.Conn {
 	return nc
 }
 
+// noPermissionErrors fails the test if the server refused nc anything.
+func noPermissionErrors(t testing.TB, nc *nats.Conn) {
+	t.Helper()
+	if err := nc.LastError(); err != nil {
+		t.Errorf("connection %s: %v", nc.Opts.User, err)
+	}
+}
+
 // writeNpy writes a float32 array in numpy's .npy format (version 1.0).
 func writeNpy(t testing.TB, path string, shape []int, values []float32) {
 	t.Helper()
