@@ -196,7 +196,7 @@ func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 	if len(r.spec.Files) == 0 {
 		start := time.Now()
 		if err := verifyData(ctx, &r.spec); err != nil {
-			return fmt.Errorf("run %s: %w", job.Run, err)
+			return fmt.Errorf("run %s: %w (workers without the coordinator's files: quantize --ship-data)", job.Run, err)
 		}
 		if r.spec.Data != nil {
 			c.w.log.Info("data files match the coordinator's", "run", job.Run, "files", len(r.spec.Data.Files), "seconds", time.Since(start).Seconds())
