@@ -110,7 +110,7 @@ func attack(ctx context.Context, url string, creds cluster.ConnOptions, forged *
 	values := []func(predict, shard string) []byte{
 		func(string, string) []byte { return []byte("\x00garbage{") },
 		func(string, string) []byte {
-			return []byte(`{"v":3,"body":{"v":3,"worker":"evil","samples":4,"error":"sample 0: boom","kind":"deterministic","cause":"bad_input"},"mac":"00"}`)
+			return append([]byte("FCS\x03"+strings.Repeat("\x00", 32)), `{"v":3,"worker":"evil","samples":4,"error":"sample 0: boom","kind":"deterministic","cause":"bad_input"}`...)
 		},
 		func(string, string) []byte {
 			return []byte(`{"v":3,"worker":"evil","samples":4,"stats":{"inline":"","sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0}}`)
@@ -121,19 +121,19 @@ func attack(ctx context.Context, url string, creds cluster.ConnOptions, forged *
 		if err != nil {
 			continue
 		}
+		// A shard message is a 4-byte magic, a 32-byte MAC and the JSON
+		// body, readable by anyone who can pull it (cluster/doc.go).
 		var shard struct {
-			Body struct {
-				Predict, Shard, Attempt string
-			}
+			Predict, Shard, Attempt string
 		}
-		if err := json.Unmarshal(msg.Data(), &shard); err != nil {
-			return fmt.Errorf("shard message: %w", err)
+		if d := msg.Data(); len(d) < 36 || json.Unmarshal(d[36:], &shard) != nil {
+			return fmt.Errorf("shard message %q", d)
 		}
-		key := shard.Body.Predict + "." + shard.Body.Shard
-		if shard.Body.Attempt != "" {
-			key += "=" + shard.Body.Attempt
+		key := shard.Predict + "." + shard.Shard
+		if shard.Attempt != "" {
+			key += "=" + shard.Attempt
 		}
-		v := values[int(forged.Load())%len(values)](shard.Body.Predict, shard.Body.Shard)
+		v := values[int(forged.Load())%len(values)](shard.Predict, shard.Shard)
 		if _, err := kv.Create(ctx, key, v); err == nil {
 			forged.Add(1)
 		}

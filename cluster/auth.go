@@ -73,14 +73,15 @@ const (
 	purposeResult = "result"
 )
 
-// sealed is a message authenticated with a run key: MAC is the hex
-// HMAC-SHA256, under the run key, of the purpose, the context (the run id,
-// the shard's attempt or the result's key) and Body, exactly as they travel.
-type sealed struct {
-	V    int             `json:"v"`
-	Body json.RawMessage `json:"body"`
-	MAC  string          `json:"mac"`
-}
+// A sealed message is a message authenticated with a run key: sealMagic,
+// then the HMAC-SHA256, under the run key, of the purpose, the context
+// (the run id, or the result key of a shard or result) and the body, then
+// the body: the message's JSON, exactly as it was marshaled. The MAC comes
+// before the body, outside it, so that neither side parses JSON twice.
+const (
+	sealMagic  = "FCS\x03" // wireVersion 3
+	sealHeader = len(sealMagic) + sha256.Size
+)
 
 func mac(key []byte, purpose, context string, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
@@ -101,23 +102,30 @@ func seal(key []byte, purpose, context string, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(sealed{V: wireVersion, Body: body, MAC: hex.EncodeToString(mac(key, purpose, context, body))})
+	out := make([]byte, 0, sealHeader+len(body))
+	out = append(out, sealMagic...)
+	out = append(out, mac(key, purpose, context, body)...)
+	return append(out, body...), nil
+}
+
+// sealedBody returns the body of a sealed message, not authenticated yet.
+func sealedBody(b []byte) ([]byte, error) {
+	if len(b) < sealHeader || string(b[:len(sealMagic)]) != sealMagic {
+		return nil, fmt.Errorf("%w: not a sealed message of wire version %d", errUnauthenticated, wireVersion)
+	}
+	return b[sealHeader:], nil
 }
 
 // unseal checks b's MAC for purpose and context and decodes its body into v.
 func unseal(key []byte, purpose, context string, b []byte, v any) error {
-	var s sealed
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("%w: %v", errUnauthenticated, err)
+	body, err := sealedBody(b)
+	if err != nil {
+		return err
 	}
-	if s.V != wireVersion {
-		return fmt.Errorf("%w: version %d, want %d", errUnauthenticated, s.V, wireVersion)
-	}
-	got, err := hex.DecodeString(s.MAC)
-	if err != nil || !hmac.Equal(got, mac(key, purpose, context, s.Body)) {
+	if !hmac.Equal(b[len(sealMagic):sealHeader], mac(key, purpose, context, body)) {
 		return errUnauthenticated
 	}
-	if err := json.Unmarshal(s.Body, v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadResult, err)
 	}
 	return nil

@@ -612,12 +612,12 @@ func simWorker(ctx context.Context, nc *nats.Conn, sp *simPartial, id int) error
 			continue
 		}
 		for msg := range batch.Messages() {
-			var outer sealed
 			var job shardMsg
-			if err := json.Unmarshal(msg.Data(), &outer); err != nil {
+			body, err := sealedBody(msg.Data())
+			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(outer.Body, &job); err != nil {
+			if err := json.Unmarshal(body, &job); err != nil {
 				return err
 			}
 			key := runKey(testSecret, job.Run)

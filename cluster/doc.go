@@ -116,9 +116,9 @@
 //	K_run = HMAC-SHA256(S, "fleetcal run key v1" 0x00 run id)
 //
 // (runKey), so a worker derives it from the run id alone and the key of
-// one run says nothing of another's. Messages are sealed (seal): the JSON
-// body travels with HMAC-SHA256(K_run, "fleetcal/<purpose>/v1" 0x00
-// context 0x00 body), where the purpose is run, shard or result and the
+// one run says nothing of another's. Messages are sealed (seal): a 4-byte
+// magic, then HMAC-SHA256(K_run, "fleetcal/<purpose>/v1" 0x00 context
+// 0x00 body), then the JSON body, where the purpose is run, shard or result and the
 // context the run id (run specs) or the result key
 // "<predict>.<shard>[=<attempt>]" (shards and results). The predict id
 // holds the run id and a random nonce of the coordinator, so a MAC binds
