@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -183,4 +185,65 @@ func TestFleetDataMismatch(t *testing.T) {
 		t.Errorf("a model was written: %v", serr)
 	}
 	t.Log(err)
+}
+
+// TestListenAnnounce: with --listen and neither worker credentials nor a
+// fleet secret given, quantize logs once the command remote workers run,
+// with the generated ones; a worker given them is let in and runs until
+// the end without error, a client without them is refused.
+func TestListenAnnounce(t *testing.T) {
+	t.Setenv(cluster.EnvSecret, "")
+	config := fixtureRun(t, "convnet_op13.onnx", 16, `{"preset": "performance", "stat_subset_size": 16}`, nil)
+	addr := fleetFreeAddr(t)
+	logs := &fleetBuffer{}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Quantize(ctx, QuantizeOptions{Config: config, OutputDir: t.TempDir(), SkipEvaluation: true, Workers: 1,
+			Fleet: FleetOptions{Listen: addr}, Log: slog.New(slog.NewTextHandler(logs, nil))})
+		done <- result{rep, err}
+	}()
+	var line string
+	fleetCheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "remote workers join") {
+				line = l
+				return nil
+			}
+		}
+		return errors.New("no announce yet")
+	})
+	m := regexp.MustCompile(`FLEETCAL_SECRET=([0-9a-f]{64}) worker --nats (nats://\S+) --user (fleetcal-worker) --password ([0-9a-f]{64})"`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("announce line %q: want the secret, URL, user and password", line)
+	}
+	if c, err := cluster.Connect(ctx, m[2], cluster.ConnOptions{}); !errors.Is(err, cluster.ErrAuth) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("a client without credentials: %v, want ErrAuth", err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	werr := make(chan error, 1)
+	go func() {
+		werr <- cluster.RunWorker(wctx, cluster.WorkerConfig{NATS: m[2], Conn: cluster.ConnOptions{User: m[3], Password: m[4]},
+			Worker: cluster.WorkerOptions{Name: "remote", Concurrency: 1, Threads: 1, Secret: m[1]}})
+	}()
+	res := <-done
+	stop()
+	if err := <-werr; err != nil {
+		t.Errorf("remote worker: %v", err)
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if n := strings.Count(logs.String(), "remote workers join"); n != 1 {
+		t.Errorf("announced %d times, want once", n)
+	}
 }

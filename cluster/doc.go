@@ -100,8 +100,10 @@
 // shards of the work queue, read run specs, models and shipped data,
 // create result keys and large partials, publish progress events and
 // hear cancellations. It may not publish shards, write run specs, models
-// or data, subscribe to results, cancel predicts, or create, change or
-// delete streams and consumers. The embedded server serves one
+// or data, watch results, cancel predicts, or create, change or delete
+// streams and consumers. It may read a result key (KeyValue.Create reads
+// the key it could not create, to tell a deleted key from a taken one);
+// results are sealed, so reading one does not help forging another. The embedded server serves one
 // coordinator, so "the runs a worker was given" are all of its runs; on an
 // external server the operator grants the same subjects.
 //
