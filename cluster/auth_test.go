@@ -438,9 +438,86 @@ func BenchmarkDataDigest(b *testing.B) {
 		b.SetBytes(256 * 256 << 10)
 		spec := &runWire{DataSource: src, BaseDir: dir, Data: m}
 		for b.Loop() {
-			if err := verifyData(b.Context(), spec); err != nil {
+			if err := verifyData(b.Context(), spec, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	b.Run("WorkerNextRun", func(b *testing.B) { // the digests are cached
+		b.SetBytes(256 * 256 << 10)
+		spec := &runWire{DataSource: src, BaseDir: dir, Data: m}
+		var c digestCache
+		if err := verifyData(b.Context(), spec, &c); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if err := verifyData(b.Context(), spec, &c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestDigestCache: a worker's cached digests are used only while a file
+// keeps its size, modification time and inode: a file rewritten in place,
+// or replaced by another with the old modification time, is hashed again
+// and the difference found.
+func TestDigestCache(t *testing.T) {
+	d := makeDataset(t, 3, 10)
+	spec := d.spec()
+	m, err := newManifest(t.Context(), spec.BaseDir, spec.DataSource, spec.Annotations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := &runWire{DataSource: spec.DataSource, Annotations: spec.Annotations, BaseDir: spec.BaseDir, Data: m}
+	var c digestCache
+	if err := verifyData(t.Context(), rw, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.m) != 4 { // three samples and the labels
+		t.Fatalf("%d digests cached, want 4", len(c.m))
+	}
+	p := filepath.Join(d.dir, "calib", "001.npy")
+	orig, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := append([]byte(nil), orig...)
+	changed[len(changed)-1] ^= 1
+	for _, how := range []string{"rewritten later", "replaced, old time"} {
+		t.Run(how, func(t *testing.T) {
+			if how == "rewritten later" {
+				if err := os.WriteFile(p, changed, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, st.ModTime().Add(time.Second), st.ModTime().Add(time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				tmp := p + ".new"
+				if err := os.WriteFile(tmp, changed, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(tmp, st.ModTime(), st.ModTime()); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := verifyData(t.Context(), rw, &c); !errors.Is(err, ErrDataMismatch) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("got %v, want ErrDataMismatch naming %s", err, p)
+			}
+			if err := os.WriteFile(p, orig, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := verifyData(t.Context(), rw, &c); err != nil {
+				t.Fatalf("original bytes back: %v", err)
+			}
+		})
+	}
 }

@@ -38,6 +38,8 @@ type cache struct {
 	runs   map[string]*runEntry // by "<run>@<revision>"
 	models map[string]*modelEntry
 	tmp    string // download root, created on first use
+
+	digests digestCache // of the data files checked (verifyData)
 }
 
 // flight is the build state of an entry.
@@ -195,7 +197,7 @@ func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 	r.baseDir = r.spec.BaseDir
 	if len(r.spec.Files) == 0 {
 		start := time.Now()
-		if err := verifyData(ctx, &r.spec); err != nil {
+		if err := verifyData(ctx, &r.spec, &c.digests); err != nil {
 			return fmt.Errorf("run %s: %w (workers without the coordinator's files: quantize --ship-data)", job.Run, err)
 		}
 		if r.spec.Data != nil {

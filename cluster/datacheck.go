@@ -14,6 +14,9 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/fleetcal/fleetcal/data"
 )
@@ -140,10 +143,60 @@ func newManifest(ctx context.Context, baseDir string, dataSource, annotations js
 	return m, nil
 }
 
+// digestCache remembers the SHA-256 of files a worker hashed, by path,
+// size, modification time and inode, so that a worker serving run after
+// run on the same data reads it once.
+type digestCache struct {
+	mu sync.Mutex
+	m  map[string]cachedDigest
+}
+
+type cachedDigest struct {
+	size  int64
+	mtime time.Time
+	ino   uint64
+	sha   string
+}
+
+// maxCachedDigests bounds digestCache (about 200 bytes an entry).
+const maxCachedDigests = 1 << 20
+
+func inode(st os.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Ino
+	}
+	return 0
+}
+
+// digest returns the SHA-256 of the file at p, whose Stat is st.
+func (c *digestCache) digest(ctx context.Context, p string, st os.FileInfo) (string, error) {
+	if c != nil {
+		c.mu.Lock()
+		d, ok := c.m[p]
+		c.mu.Unlock()
+		if ok && d.size == st.Size() && d.mtime.Equal(st.ModTime()) && d.ino == inode(st) {
+			return d.sha, nil
+		}
+	}
+	size, sha, err := fileDigest(ctx, p)
+	if err != nil || c == nil || size != st.Size() {
+		return sha, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedDigests {
+		c.m = map[string]cachedDigest{}
+	}
+	c.m[p] = cachedDigest{size: size, mtime: st.ModTime(), ino: inode(st), sha: sha}
+	return sha, nil
+}
+
 // verifyData checks that the worker sees the files of the manifest, and
 // no other, with the same sizes and SHA-256: sizes and the listing first,
 // so that a missing or resized file is named without reading anything.
-func verifyData(ctx context.Context, spec *runWire) error {
+// Digests come from cache when a file has not changed since it was hashed
+// (cache may be nil).
+func verifyData(ctx context.Context, spec *runWire, cache *digestCache) error {
 	want := spec.Data
 	if want == nil {
 		return nil
@@ -156,7 +209,8 @@ func verifyData(ctx context.Context, spec *runWire) error {
 	for _, f := range files {
 		have[f.path] = true
 	}
-	for _, f := range want.Files {
+	stats := make([]os.FileInfo, len(want.Files))
+	for i, f := range want.Files {
 		if !have[f.Path] {
 			return fmt.Errorf("%w: data file %s: missing on this worker", ErrDataMismatch, f.Path)
 		}
@@ -168,6 +222,7 @@ func verifyData(ctx context.Context, spec *runWire) error {
 		if st.Size() != f.Size {
 			return fmt.Errorf("%w: data file %s: %d bytes, the coordinator's has %d", ErrDataMismatch, f.Path, st.Size(), f.Size)
 		}
+		stats[i] = st
 	}
 	if len(have) > 0 {
 		extra := slices.Sorted(func(yield func(string) bool) {
@@ -179,8 +234,8 @@ func verifyData(ctx context.Context, spec *runWire) error {
 		})
 		return fmt.Errorf("%w: data file %s: not on the coordinator", ErrDataMismatch, extra[0])
 	}
-	for _, f := range want.Files {
-		_, digest, err := fileDigest(ctx, f.Path)
+	for i, f := range want.Files {
+		digest, err := cache.digest(ctx, f.Path, stats[i])
 		if err != nil {
 			return fmt.Errorf("%w: data file %s: %v", ErrDataMismatch, f.Path, err)
 		}

@@ -157,7 +157,8 @@
 // reading, then the SHA-256 of each file; a difference refuses the run
 // (ErrDataMismatch, kind refused), and the run fails naming the file on
 // the shard's last delivery. The cost, one read of the data set per
-// worker per run, is skipped when every worker reads the coordinator's
+// worker (digestCache keeps the digests of files whose size, modification
+// time and inode do not change, for the next runs), is skipped when every worker reads the coordinator's
 // own files (RunSpec.SameHost: local workers of a server that does not
 // listen) and with ShipData (downloads are verified by SHA-256).
 //
