@@ -521,3 +521,54 @@ func TestDigestCache(t *testing.T) {
 		})
 	}
 }
+
+// TestBadPayloadRedone: an authenticated result that cannot be used (its
+// statistics do not match their checksum) is dropped and its shard redone;
+// the statistics are those of an undisturbed run.
+func TestBadPayloadRedone(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv)
+	d := makeDataset(t, 4, 11)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout()}
+	want := reference(t, d, m, o)
+	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4})
+	if err := e.SetModel(m); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var got pipeline.PredictResult
+	go func() {
+		var err error
+		got, err = e.Predict(t.Context(), o)
+		done <- err
+	}()
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		info, err := e.stream.Info(t.Context())
+		if err != nil || info.State.Msgs == 0 {
+			return errors.New("shard not published yet")
+		}
+		return nil
+	})
+	key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0", "")
+	stats := []byte("not these bytes")
+	b, err := seal(e.key, purposeResult, key, envelope{V: wireVersion, Worker: "buggy", Samples: 4, Stats: &blob{Inline: stats, SHA256: sum([]byte("other")), Size: len(stats)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.res.results.Create(t.Context(), key, b); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := testutil.ToFloat64(e.m.ResultsRejected.WithLabelValues(rejectBadPayload)); n != 1 {
+			return fmt.Errorf("%v bad payloads, want 1", n)
+		}
+		return nil
+	})
+	ws := startWorkers(t, nc, 1, WorkerOptions{})
+	defer ws.stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameStats(t, got, want)
+}

@@ -389,7 +389,6 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		p.reject(nil, ent.Key(), rejectUnknown, errors.New("no such shard attempt"))
 		return nil
 	}
-	p.lastProgress = time.Now()
 	if st.state != statePending {
 		if ent.Revision() != st.rev { // not the value handled, replayed
 			p.e.m.DuplicatesDropped.Inc()
@@ -398,12 +397,16 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 	}
 	var env envelope
 	if err := unseal(p.e.key, purposeResult, ent.Key(), ent.Value(), &env); err != nil {
+		if !errors.Is(err, errUnauthenticated) { // authenticated, but not an envelope
+			return p.badPayload(ctx, st, ent.Key(), env.Worker, err)
+		}
 		p.reject(st, ent.Key(), rejectUnauthenticated, err)
 		if attempt != st.attempts[len(st.attempts)-1] {
 			return nil // a later attempt is out already
 		}
 		return p.redo(ctx, st)
 	}
+	p.lastProgress = time.Now() // only authenticated results count as progress
 	st.rev = ent.Revision()
 	if env.CPU != nil {
 		p.e.noteCPU(env.Worker, *env.CPU)
@@ -430,13 +433,19 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		if errors.As(err, &f) { // the metric or the merged statistics took part of it
 			return &ShardError{Shard: key, Worker: env.Worker, Err: f.error}
 		}
-		p.reject(st, ent.Key(), rejectBadPayload, err)
-		if st.bad++; st.bad >= p.e.opts.MaxDeliver {
-			return &ShardError{Shard: key, Worker: env.Worker, Err: err}
-		}
-		return p.redo(ctx, st)
+		return p.badPayload(ctx, st, ent.Key(), env.Worker, err)
 	}
 	return p.mergeReady()
+}
+
+// badPayload drops an authenticated result that cannot be used and redoes
+// its shard, or fails Predict after MaxDeliver such results.
+func (p *predictRun) badPayload(ctx context.Context, st *shardState, entKey, worker string, err error) error {
+	p.reject(st, entKey, rejectBadPayload, err)
+	if st.bad++; st.bad >= p.e.opts.MaxDeliver {
+		return &ShardError{Shard: st.key, Worker: worker, Err: err}
+	}
+	return p.redo(ctx, st)
 }
 
 // Reasons a result is rejected (label values of ResultsRejected).
