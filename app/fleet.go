@@ -179,7 +179,7 @@ func announce(log *slog.Logger, srv *cluster.Server, o FleetOptions, secret stri
 	if o.Secret == "" {
 		fmt.Fprintf(&b, "%s=%s ", cluster.EnvSecret, secret)
 	} else {
-		b.WriteString("FLEETCAL_SECRET=<the --secret-file's> ")
+		fmt.Fprintf(&b, "%s=<the fleet secret given> ", cluster.EnvSecret)
 	}
 	fmt.Fprintf(&b, "worker --nats %s", srv.ClientURL())
 	switch wc := srv.WorkerConn(); {
