@@ -246,4 +246,9 @@ func TestListenAnnounce(t *testing.T) {
 	if n := strings.Count(logs.String(), "remote workers join"); n != 1 {
 		t.Errorf("announced %d times, want once", n)
 	}
+	for _, w := range res.rep.Warnings {
+		if strings.Contains(w, m[1]) || strings.Contains(w, m[4]) {
+			t.Errorf("report.json's warnings hold the credentials: %q", w)
+		}
+	}
 }

@@ -190,7 +190,8 @@ func announce(log *slog.Logger, srv *cluster.Server, o FleetOptions, secret stri
 	default:
 		fmt.Fprintf(&b, " --user %s --password <the --password given>", wc.User)
 	}
-	log.Warn("remote workers join with this command (shown once; it holds credentials)", "command", b.String())
+	// Info, not Warn: warnings go to report.json, credentials must not.
+	log.Info("remote workers join with this command (shown once; it holds credentials)", "command", b.String())
 }
 
 // minLevel drops records below level.
