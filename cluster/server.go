@@ -116,8 +116,9 @@ func nkeyPublic(file string) (string, error) {
 }
 
 // StartServer starts an embedded NATS server with JetStream and waits until
-// it accepts clients. It stops when ctx ends or on Shutdown, whichever
-// comes first.
+// it accepts clients. It always requires credentials: the coordinator's
+// (CoordinatorConn) and the workers' (WorkerConn, and the NKey of
+// NKeyFile). It stops when ctx ends or on Shutdown, whichever comes first.
 func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:-1"
@@ -137,17 +138,15 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("nats server: %w: user %q is reserved", ErrBadSpec, o.User)
 	}
 	s := &Server{coord: ConnOptions{User: coordinatorUser, Password: NewSecret()}}
-	wk := workerUser
 	if o.User != "" {
 		s.worker = ConnOptions{User: o.User, Password: o.Password}
-		wk = o.User
 	} else {
 		s.worker = ConnOptions{User: workerUser, Password: NewSecret()}
 		s.generated = true
 	}
 	users := []*server.User{
 		{Username: coordinatorUser, Password: s.coord.Password},
-		{Username: wk, Password: s.worker.Password, Permissions: workerPermissions()},
+		{Username: s.worker.User, Password: s.worker.Password, Permissions: workerPermissions()},
 	}
 	var nkeyUsers []*server.NkeyUser
 	if o.NKeyFile != "" {
