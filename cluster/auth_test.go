@@ -572,3 +572,77 @@ func TestBadPayloadRedone(t *testing.T) {
 	}
 	sameStats(t, got, want)
 }
+
+// TestResultDeletedOrPartialGone: a result deleted before the coordinator
+// read it, and a result whose partial is missing from the Object Store
+// (both within reach of a worker-role client), get their shard redone
+// without limit, even with MaxDeliver 1; the statistics are unchanged.
+func TestResultDeletedOrPartialGone(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	nc := connect(t, srv)
+	wnc := connectAs(t, srv.ClientURL(), srv.WorkerConn())
+	d := makeDataset(t, 4, 12)
+	m := loadModel(t, "convnet_op13.onnx")
+	o := pipeline.PredictOptions{StatsLayout: testLayout()}
+	want := reference(t, d, m, o)
+	tests := []struct {
+		name   string
+		reason string
+		do     func(t *testing.T, e *Engine, kv jetstream.KeyValue, job *shardMsg)
+	}{
+		{"deleted", rejectDeleted, func(t *testing.T, _ *Engine, kv jetstream.KeyValue, job *shardMsg) {
+			if err := kv.Delete(t.Context(), job.resultKey()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"partial gone", rejectUnauthenticated, func(t *testing.T, e *Engine, kv jetstream.KeyValue, job *shardMsg) {
+			// As a worker would seal it, pointing at a partial since deleted.
+			b, err := seal(e.key, purposeResult, job.resultKey(), envelope{V: wireVersion, Worker: "w", Samples: 4,
+				Stats: &blob{Object: job.Predict + "/0/gone.stats", SHA256: sum(nil), Size: 0}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Create(t.Context(), job.resultKey(), b); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 1})
+			if err := e.SetModel(m); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			var got pipeline.PredictResult
+			go func() {
+				var err error
+				got, err = e.Predict(t.Context(), o)
+				done <- err
+			}()
+			job := steal(t, wnc, "0")
+			js, err := jetstream.New(wnc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv, err := js.KeyValue(t.Context(), ResultsBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.do(t, e, kv, job)
+			checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+				if n := testutil.ToFloat64(e.m.ResultsRejected.WithLabelValues(tc.reason)); n != 1 {
+					return fmt.Errorf("%v rejected as %s, want 1", n, tc.reason)
+				}
+				return nil
+			})
+			ws := startWorkers(t, wnc, 1, WorkerOptions{})
+			defer ws.stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			sameStats(t, got, want)
+		})
+	}
+	noPermissionErrors(t, wnc)
+}

@@ -137,12 +137,16 @@
 // counted in fleetcal_coordinator_results_rejected_total
 // {reason="unauthenticated"} and the shard redone: republished as a new
 // attempt whose result key holds a random token, which nobody could have
-// filled ahead. Nothing unauthenticated can end or bend a run; a client with
-// the worker role but without the secret can only slow it by taking shards
-// (as a stalled worker would). An authenticated result that cannot be used
-// (a partial altered in the Object Store, statistics that do not decode) is
-// dropped and the shard redone too (reason "bad_payload"), up to MaxDeliver
-// times, then the run fails naming the shard and worker.
+// filled ahead. So is a result deleted before the coordinator read it
+// (reason "deleted"), and one whose partial in the Object Store is missing
+// or altered (the Object Store is not sealed). Nothing unauthenticated can
+// end or bend a run; a client with the worker role but without the secret
+// can only slow it by taking shards (as a stalled worker would). An
+// authenticated result that cannot be used (statistics or outputs that do
+// not decode, an inline payload that does not match its checksum) is dropped
+// and the shard redone too (reason "bad_payload"), up to MaxDeliver times,
+// then the run fails naming the shard and worker: only a holder of the
+// secret can have made it.
 //
 // Same data everywhere. Without ShipData, workers read the data files at the
 // coordinator's paths. The run spec lists every file the data source and

@@ -66,7 +66,7 @@ func NewCoordinatorMetrics(reg prometheus.Registerer) *CoordinatorMetrics {
 		}),
 		ResultsRejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fleetcal_coordinator_results_rejected_total",
-			Help: "Shard results dropped and their shard redone, by reason: unauthenticated (no valid MAC of the run key: forged, replayed or garbage), bad_payload (authenticated but unusable), unknown_key.",
+			Help: "Shard results dropped and their shard redone, by reason: unauthenticated (no valid MAC of the run key: forged, replayed or garbage; or a partial missing or altered in the object store), deleted (before it was read), bad_payload (authenticated but unusable), unknown_key.",
 		}, []string{"reason"}),
 		DeadLettered: f.NewCounter(prometheus.CounterOpts{
 			Name: "fleetcal_coordinator_dead_lettered_shards_total",

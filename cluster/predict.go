@@ -179,7 +179,7 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
 	}
 	reconnects := nc.Stats().Reconnects
-	watcher, err := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes())
+	watcher, err := p.e.res.results.Watch(rctx, p.id+".>") // deletes too: see onResult
 	if err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: watch %s: %w", ResultsBucket, err)
 	}
@@ -227,7 +227,7 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 				// new watcher replays the current value of every key of
 				// the predict, so no result is lost; onResult ignores the
 				// ones it has handled.
-				if w, werr := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes()); werr == nil {
+				if w, werr := p.e.res.results.Watch(rctx, p.id+".>"); werr == nil {
 					_ = watcher.Stop()
 					watcher, reconnects = w, n
 				} else {
@@ -380,31 +380,30 @@ func (p *predictRun) onAdvisory(ctx context.Context, m *nats.Msg) error {
 // altered in the Object Store, it does not decode) is dropped and the
 // shard redone too, up to MaxDeliver times.
 func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) error {
-	if ent.Operation() != jetstream.KeyValuePut {
-		return nil
-	}
 	key, attempt, _ := strings.Cut(strings.TrimPrefix(ent.Key(), p.id+"."), "=")
 	st := p.shards[key]
 	if st == nil || !slices.Contains(st.attempts, attempt) {
-		p.reject(nil, ent.Key(), rejectUnknown, errors.New("no such shard attempt"))
+		if ent.Operation() == jetstream.KeyValuePut {
+			p.reject(nil, ent.Key(), rejectUnknown, errors.New("no such shard attempt"))
+		}
 		return nil
 	}
 	if st.state != statePending {
-		if ent.Revision() != st.rev { // not the value handled, replayed
+		if ent.Operation() == jetstream.KeyValuePut && ent.Revision() != st.rev { // not the value handled, replayed
 			p.e.m.DuplicatesDropped.Inc()
 		}
 		return nil
+	}
+	if ent.Operation() != jetstream.KeyValuePut {
+		// Deleted or purged before it was read: redo the shard.
+		return p.unauthenticated(ctx, st, attempt, ent.Key(), rejectDeleted, errors.New("result deleted"))
 	}
 	var env envelope
 	if err := unseal(p.e.key, purposeResult, ent.Key(), ent.Value(), &env); err != nil {
 		if !errors.Is(err, errUnauthenticated) { // authenticated, but not an envelope
 			return p.badPayload(ctx, st, ent.Key(), env.Worker, err)
 		}
-		p.reject(st, ent.Key(), rejectUnauthenticated, err)
-		if attempt != st.attempts[len(st.attempts)-1] {
-			return nil // a later attempt is out already
-		}
-		return p.redo(ctx, st)
+		return p.unauthenticated(ctx, st, attempt, ent.Key(), rejectUnauthenticated, err)
 	}
 	p.lastProgress = time.Now() // only authenticated results count as progress
 	st.rev = ent.Revision()
@@ -433,9 +432,23 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		if errors.As(err, &f) { // the metric or the merged statistics took part of it
 			return &ShardError{Shard: key, Worker: env.Worker, Err: f.error}
 		}
+		if errors.As(err, new(unverified)) {
+			return p.unauthenticated(ctx, st, attempt, ent.Key(), rejectUnauthenticated, err)
+		}
 		return p.badPayload(ctx, st, ent.Key(), env.Worker, err)
 	}
 	return p.mergeReady()
+}
+
+// unauthenticated drops a value anyone with the worker role could have
+// written (or deleted) and redoes the shard, unless a later attempt is
+// out already.
+func (p *predictRun) unauthenticated(ctx context.Context, st *shardState, attempt, entKey, reason string, err error) error {
+	p.reject(st, entKey, reason, err)
+	if attempt != st.attempts[len(st.attempts)-1] {
+		return nil
+	}
+	return p.redo(ctx, st)
 }
 
 // badPayload drops an authenticated result that cannot be used and redoes
@@ -452,6 +465,7 @@ func (p *predictRun) badPayload(ctx context.Context, st *shardState, entKey, wor
 const (
 	rejectUnknown         = "unknown_key"
 	rejectUnauthenticated = "unauthenticated"
+	rejectDeleted         = "deleted"
 	rejectBadPayload      = "bad_payload"
 )
 
@@ -588,20 +602,34 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 	return nil
 }
 
-// fetch returns a blob's bytes after checking their size and SHA-256.
+// fetch returns a blob's bytes after checking their size and SHA-256. An
+// object that is missing or does not match fails with an unverified error:
+// the Object Store is not sealed, anyone with the worker role can delete
+// or replace a partial.
 func (p *predictRun) fetch(ctx context.Context, b *blob) ([]byte, error) {
 	raw := b.Inline
 	if b.Object != "" {
 		var err error
 		if raw, err = p.e.res.partials.GetBytes(ctx, b.Object); err != nil {
-			return nil, fmt.Errorf("object store %s: get %s: %w", PartialsBucket, b.Object, err)
+			return nil, unverified{fmt.Errorf("object store %s: get %s: %w", PartialsBucket, b.Object, err)}
 		}
 	}
 	if len(raw) != b.Size || sum(raw) != b.SHA256 {
-		return nil, fmt.Errorf("%w: %d bytes with SHA-256 %s, the worker sent %d bytes with %s", ErrBadResult, len(raw), sum(raw), b.Size, b.SHA256)
+		err := fmt.Errorf("%w: %d bytes with SHA-256 %s, the worker sent %d bytes with %s", ErrBadResult, len(raw), sum(raw), b.Size, b.SHA256)
+		if b.Object != "" {
+			return nil, unverified{err}
+		}
+		return nil, err
 	}
 	return raw, nil
 }
+
+// unverified marks a result whose partial in the Object Store is missing or
+// altered: not the worker's doing necessarily, so it counts as
+// unauthenticated (no limit on redoing the shard).
+type unverified struct{ error }
+
+func (u unverified) Unwrap() error { return u.error }
 
 // deleteObjects removes a result's partials from the object store once read.
 func (p *predictRun) deleteObjects(env *envelope) {
