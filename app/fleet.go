@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +22,19 @@ type FleetOptions struct {
 	// empty embeds a NATS server and starts local workers.
 	NATS string
 	// Listen is the embedded server's client address (default a random
-	// loopback port); a non-loopback address requires Conn credentials,
-	// which remote workers then give.
+	// loopback port). Remote workers join with the worker credentials: Conn's
+	// user and password or NKey seed, or generated ones, logged once with
+	// the fleet secret when generated.
 	Listen string
-	// Conn holds the credentials (and TLS files) for NATS.
+	// Conn holds the credentials (and TLS files) for NATS: the client's
+	// with NATS, the remote workers' with the embedded server.
 	Conn cluster.ConnOptions
+	// Secret is the fleet secret shared with the workers: results are
+	// authenticated with a key derived from it. Validate loads it from
+	// SecretFile or $FLEETCAL_SECRET; required with NATS, generated
+	// otherwise.
+	Secret     string
+	SecretFile string
 	// ShardSize is the number of samples per shard (default 16).
 	ShardSize int
 	// ShipData puts the calibration data in the Object Store for workers
@@ -36,6 +45,30 @@ type FleetOptions struct {
 	MetricsAddr string
 	// InProcess skips NATS entirely: one in-process ONNX Runtime engine.
 	InProcess bool
+}
+
+// Validate checks the options and loads the fleet secret.
+func (o *FleetOptions) Validate() error {
+	if err := o.Conn.Validate(); err != nil {
+		return err
+	}
+	if o.InProcess {
+		return nil
+	}
+	if o.NATS == "" && (o.Conn.Token != "" || o.Conn.CredsFile != "") {
+		return fmt.Errorf("%w: --token and --creds are for an external server (--nats); the embedded server takes --user/--password or --nkey for its workers", cluster.ErrBadSpec)
+	}
+	if o.Secret == "" {
+		s, err := cluster.LoadSecret(o.SecretFile)
+		if err != nil {
+			return err
+		}
+		o.Secret = s
+	}
+	if o.NATS != "" && o.Secret == "" {
+		return fmt.Errorf("%w: --nats needs the fleet secret its workers hold: --secret-file FILE or $%s", cluster.ErrBadSpec, cluster.EnvSecret)
+	}
+	return nil
 }
 
 // fleet is a running calibration fleet.
@@ -93,28 +126,35 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 			}
 		}()
 	}
-	url := o.NATS
+	url, secret, coord := o.NATS, o.Secret, o.Conn
 	if url == "" {
+		if secret == "" {
+			secret = cluster.NewSecret()
+		}
 		var err error
 		// The server outlives ctx (an interrupt): stop ends the run on it,
 		// then shuts it down.
 		srv, err = cluster.StartServer(context.WithoutCancel(ctx), cluster.ServerOptions{Listen: o.Listen,
-			User: o.Conn.User, Password: o.Conn.Password, Token: o.Conn.Token})
+			User: o.Conn.User, Password: o.Conn.Password, NKeyFile: o.Conn.NKeyFile})
 		if err != nil {
 			return fail(fmt.Errorf("embedded NATS server: %w", err))
 		}
-		url = srv.ClientURL()
+		url, coord = srv.ClientURL(), srv.CoordinatorConn()
+		if o.Listen != "" {
+			announce(log, srv, o, secret)
+		}
 		f.local = workers
 		wm := cluster.NewWorkerMetrics(reg)
 		// Local workers report to the user's log only what goes wrong.
 		wlog := slog.New(minLevel{log.Handler(), slog.LevelWarn})
 		threads := max(j.cfg.Engine.Threads, 1)
 		for i := range workers {
-			nc, err := cluster.Connect(ctx, url, o.Conn)
+			// Local workers have the worker role, as remote ones.
+			nc, err := cluster.Connect(ctx, url, srv.WorkerConn())
 			if err != nil {
 				return fail(err)
 			}
-			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: wlog})
+			w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: fmt.Sprintf("local-%d", i), Threads: threads, Metrics: wm, Log: wlog, Secret: secret})
 			if err != nil {
 				nc.Close()
 				return fail(err)
@@ -131,15 +171,15 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	}
 	f.url = url
 	// Not closed when ctx ends (an interrupt): stop ends the run with it.
-	nc, err := cluster.Connect(ctx, url, o.Conn)
+	nc, err := cluster.Connect(ctx, url, coord)
 	if err != nil {
 		return fail(err)
 	}
 	closeConn = nc.Close
 	ce, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
 		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
-		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples},
-		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log})
+		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples, SameHost: o.NATS == "" && o.Listen == ""},
+		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log, Secret: secret})
 	if err != nil {
 		return fail(err)
 	}
@@ -149,6 +189,29 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 
 // endTimeout bounds the clean-up of a run on the fleet (cluster.Engine.End).
 const endTimeout = 2 * time.Second
+
+// announce logs, once, how remote workers join an embedded server that
+// listens: its URL, the worker credentials and the fleet secret, each
+// shown only when generated (the user knows the ones given).
+func announce(log *slog.Logger, srv *cluster.Server, o FleetOptions, secret string) {
+	var b strings.Builder
+	if o.Secret == "" {
+		fmt.Fprintf(&b, "%s=%s ", cluster.EnvSecret, secret)
+	} else {
+		fmt.Fprintf(&b, "%s=<the fleet secret given> ", cluster.EnvSecret)
+	}
+	fmt.Fprintf(&b, "worker --nats %s", srv.ClientURL())
+	switch wc := srv.WorkerConn(); {
+	case srv.WorkerConnGenerated() && o.Conn.NKeyFile == "":
+		fmt.Fprintf(&b, " --user %s --password %s", wc.User, wc.Password)
+	case o.Conn.NKeyFile != "":
+		fmt.Fprintf(&b, " --nkey %s", o.Conn.NKeyFile)
+	default:
+		fmt.Fprintf(&b, " --user %s --password <the --password given>", wc.User)
+	}
+	// Info, not Warn: warnings go to report.json, credentials must not.
+	log.Info("remote workers join with this command (shown once; it holds credentials)", "command", b.String())
+}
 
 // minLevel drops records below level.
 type minLevel struct {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetcal/fleetcal/cluster"
 )
 
 // fleetBinaries builds the real processes of the fleet tests into a
@@ -184,6 +186,7 @@ func TestNATSServerRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs nats-server and a worker")
 	}
+	t.Setenv(cluster.EnvSecret, appTestSecret) // the workers inherit it
 	natsBin, workerBin := fleetBinaries(t)
 	// 48 samples, one statistics pass (MinMaxQuantization: no bias
 	// correction), in shards of 4.

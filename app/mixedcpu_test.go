@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcal/fleetcal/cluster"
 	"github.com/fleetcal/fleetcal/engine"
 )
 
@@ -20,6 +21,7 @@ func TestMixedFleetCPUs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs nats-server and two workers, one under qemu")
 	}
+	t.Setenv(cluster.EnvSecret, appTestSecret) // the workers inherit it
 	qemu := qemuHaswell(t)
 	natsBin, workerBin := fleetBinaries(t)
 	config := fixtureRun(t, "convnet_op13.onnx", 32, `{"stat_subset_size": 32}`, nil)

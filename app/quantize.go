@@ -77,7 +77,7 @@ func (o *QuantizeOptions) Validate() error {
 	if o.Fleet.ShardSize < 0 {
 		return fmt.Errorf("quantize: --shard-size %d: want at least 1", o.Fleet.ShardSize)
 	}
-	if err := o.Fleet.Conn.Validate(); err != nil {
+	if err := o.Fleet.Validate(); err != nil {
 		return fmt.Errorf("quantize: %w", err)
 	}
 	if o.Log == nil {

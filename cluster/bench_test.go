@@ -213,7 +213,11 @@ func appendVarint(b []byte, v int) []byte {
 	return append(b, byte(u))
 }
 
-// envelope is the value a worker stores for shard sh.
+// simKey is the run key of the simulated runs.
+var simKey = runKey(testSecret, "sim")
+
+// envelope is the body of the value a worker stores for shard sh; sealed
+// (simSeal) for its key, it is that value.
 func (sp *simPartial) envelope(tb testing.TB, sh sharding.Shard, worker int) []byte {
 	stats := sp.encode(sh.Indices[0])
 	b, err := json.Marshal(envelope{V: wireVersion, Worker: fmt.Sprintf("sim-%02d", worker), Samples: len(sh.Indices),
@@ -222,6 +226,15 @@ func (sp *simPartial) envelope(tb testing.TB, sh sharding.Shard, worker int) []b
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// simSeal seals an envelope's body for a result key, as a worker does.
+func simSeal(tb testing.TB, e simEntry) simEntry {
+	v, err := seal(simKey, purposeResult, e.key, json.RawMessage(e.value))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return simEntry{e.key, v}
 }
 
 // simEntry is a KeyValue entry as the results watcher delivers it.
@@ -293,7 +306,7 @@ func (h *simHeap) Pop() any {
 // simRun is a coordinator's Predict state for plan, as Predict sets it up
 // after publishing the shards (without NATS).
 func simRun(plan []sharding.Shard) *predictRun {
-	e := &Engine{m: NewCoordinatorMetrics(nil), log: slog.New(slog.DiscardHandler)}
+	e := &Engine{m: NewCoordinatorMetrics(nil), log: slog.New(slog.DiscardHandler), key: simKey}
 	p := &predictRun{e: e, id: "sim", shards: map[string]*shardState{}, bySeq: map[uint64]*shardState{},
 		stats: reduce.NewSet(), log: e.log, total: len(plan) * simShardSize}
 	for i, sh := range plan {
@@ -333,8 +346,9 @@ func checkSim(tb testing.TB, kind string, shards int, res pipeline.PredictResult
 // envelope (JSON, base64), verify size and SHA-256, decode the statistics,
 // check their sample indices and merge them in shard order, as 64 workers
 // deliver them (up to a few dozen shards out of order). The results are
-// recorded and encoded before the timer starts; NATS is left out (see
-// BenchmarkSimulatedFleetNATS). bytes/op is the encoded statistics.
+// recorded and encoded before the timer starts, but sealed (the worker's
+// HMAC) inside it, with the coordinator's check of the MAC; NATS is left
+// out (see BenchmarkSimulatedFleetNATS). bytes/op is the encoded statistics.
 func BenchmarkSimulatedFleetMerge(b *testing.B) {
 	for _, kind := range simKinds {
 		sp := record(b, kind)
@@ -352,7 +366,7 @@ func BenchmarkSimulatedFleetMerge(b *testing.B) {
 							same = v
 						}
 					}
-					entries = append(entries, simEntry{resultKey("sim", plan[s].Key()), v})
+					entries = append(entries, simEntry{resultKey("sim", plan[s].Key(), ""), v})
 					n += int64(len(v))
 				}
 				b.SetBytes(n)
@@ -361,7 +375,7 @@ func BenchmarkSimulatedFleetMerge(b *testing.B) {
 				for b.Loop() {
 					p := simRun(plan)
 					for _, ent := range entries {
-						if err := p.onResult(ctx, ent); err != nil {
+						if err := p.onResult(ctx, simSeal(b, ent)); err != nil {
 							b.Fatal(err)
 						}
 					}
@@ -424,7 +438,7 @@ func TestSimulatedFleetChild(t *testing.T) {
 			}
 		}
 		out.PartialBytes += int64(len(v))
-		if err := p.onResult(t.Context(), simEntry{resultKey("sim", plan[s].Key()), v}); err != nil {
+		if err := p.onResult(t.Context(), simSeal(t, simEntry{resultKey("sim", plan[s].Key(), ""), v})); err != nil {
 			t.Fatal(err)
 		}
 		if mode == "gc" && i%4 == 0 {
@@ -553,8 +567,8 @@ func BenchmarkSimulatedFleetNATS(b *testing.B) {
 	const shards = 10000
 	sp := record(b, "MinMax")
 	srv := startServer(b, ServerOptions{})
-	nc := connect(b, srv.ClientURL())
-	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "none"}`), Len: shards * simShardSize},
+	nc := connect(b, srv)
+	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "none"}`), Len: shards * simShardSize, SameHost: true},
 		EngineOptions{ShardSize: simShardSize})
 	if err := e.SetModel(loadModel(b, "convnet_op13.onnx")); err != nil {
 		b.Fatal(err)
@@ -563,7 +577,7 @@ func BenchmarkSimulatedFleetNATS(b *testing.B) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	for w := range simWorkers {
-		wnc := connect(b, srv.ClientURL())
+		wnc := connect(b, srv)
 		wg.Go(func() {
 			if err := simWorker(ctx, wnc, sp, w); err != nil && ctx.Err() == nil {
 				b.Error(err)
@@ -599,21 +613,26 @@ func simWorker(ctx context.Context, nc *nats.Conn, sp *simPartial, id int) error
 		}
 		for msg := range batch.Messages() {
 			var job shardMsg
-			if err := json.Unmarshal(msg.Data(), &job); err != nil {
+			body, err := sealedBody(msg.Data())
+			if err != nil {
 				return err
 			}
+			if err := json.Unmarshal(body, &job); err != nil {
+				return err
+			}
+			key := runKey(testSecret, job.Run)
 			for i, idx := range job.Indices {
 				if idx != job.Indices[0]+i || len(job.Indices) != simShardSize {
 					return fmt.Errorf("shard %s: indices %v are not %d consecutive samples", job.Shard, job.Indices, simShardSize)
 				}
 			}
 			stats := sp.encode(job.Indices[0])
-			b, err := json.Marshal(envelope{V: wireVersion, Worker: fmt.Sprintf("sim-%02d", id), Samples: len(job.Indices),
+			b, err := seal(key, purposeResult, job.resultKey(), envelope{V: wireVersion, Worker: fmt.Sprintf("sim-%02d", id), Samples: len(job.Indices),
 				Stats: &blob{Inline: stats, SHA256: sum(stats), Size: len(stats)}})
 			if err != nil {
 				return err
 			}
-			if _, err := res.results.Create(ctx, resultKey(job.Predict, job.Shard), b); err != nil && ctx.Err() == nil {
+			if _, err := res.results.Create(ctx, job.resultKey(), b); err != nil && ctx.Err() == nil {
 				return err
 			}
 			_ = msg.Ack()

@@ -41,6 +41,8 @@ type cache struct {
 	runs   map[string]*runEntry // by "<run>@<revision>"
 	models map[string]*modelEntry
 	tmp    *downloadDir // download root, created on first use
+
+	digests digestCache // of the data files checked (verifyData)
 }
 
 // flight is the build state of an entry.
@@ -192,11 +194,21 @@ func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 	if ent.Revision() != job.RunRev {
 		return fmt.Errorf("run %s: spec revision %d, the shard wants %d (the run was restarted)", job.Run, ent.Revision(), job.RunRev)
 	}
-	if err := json.Unmarshal(ent.Value(), &r.spec); err != nil {
+	if err := unseal(job.key, purposeRun, job.Run, ent.Value(), &r.spec); err != nil {
 		return fmt.Errorf("run %s: spec: %w", job.Run, err)
+	}
+	if r.spec.RunID != job.Run {
+		return fmt.Errorf("run %s: spec: %w: it is run %q's", job.Run, ErrBadMessage, r.spec.RunID)
 	}
 	r.baseDir = r.spec.BaseDir
 	if len(r.spec.Files) == 0 {
+		start := time.Now()
+		if err := verifyData(ctx, &r.spec, &c.digests); err != nil {
+			return fmt.Errorf("run %s: %w (workers without the coordinator's files: quantize --ship-data)", job.Run, err)
+		}
+		if r.spec.Data != nil {
+			c.w.log.Info("data files match the coordinator's", "run", job.Run, "files", len(r.spec.Data.Files), "seconds", time.Since(start).Seconds())
+		}
 		return nil
 	}
 	c.mu.Lock()

@@ -17,7 +17,7 @@ import (
 // the local engine gives; the engine's model stays.
 func TestPredictCarriesModel(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 14, 3)
 	base := loadModel(t, "convnet_op13.onnx")
 	// neg: the same net with its first weight scaled by -1.
@@ -43,7 +43,7 @@ func TestPredictCarriesModel(t *testing.T) {
 	if reflect.DeepEqual(want[base].PerSample, want[neg].PerSample) && want[base].Stats.Get("conv_1_out", "max").Column(0)[0] == want[neg].Stats.Get("conv_1_out", "max").Column(0)[0] {
 		t.Fatal("the negated model gives the same results: the test cannot tell them apart")
 	}
-	ws := startWorkers(t, nc, 2, WorkerOptions{})
+	ws := startWorkers(t, connectAs(t, srv.ClientURL(), srv.WorkerConn()), 2, WorkerOptions{})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3})
 	if err := e.SetModel(base); err != nil {

@@ -57,6 +57,9 @@ var deterministicCauses = []struct {
 // name of its cause; fallback is the kind of anything else (kindSetup for
 // failures preparing the shard, kindSample for failures running it).
 func classify(err error, fallback string) (kind, cause string) {
+	if errors.Is(err, ErrDataMismatch) {
+		return kindRefused, causeDataMismatch
+	}
 	for _, c := range deterministicCauses {
 		if errors.Is(err, c.err) {
 			if c.err == pipeline.ErrInvalidSample {
@@ -72,6 +75,10 @@ func classify(err error, fallback string) (kind, cause string) {
 	}
 	return fallback, ""
 }
+
+// causeDataMismatch is the cause of a refusal for data files that differ
+// from the coordinator's (ErrDataMismatch).
+const causeDataMismatch = "data_mismatch"
 
 // causeError returns the sentinel named by a deterministic failure's cause
 // (nil when unknown, e.g. from a newer worker).

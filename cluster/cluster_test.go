@@ -29,7 +29,10 @@ var subset = []int{13, 0, 5, 2, 9, 11, 1, 7, 12, 3, 8, 4}
 // sizes 3 and 7.
 func TestDeterminism(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
+	// The workers have the worker role (workerPermissions) and no more.
+	wnc := connectAs(t, srv.ClientURL(), srv.WorkerConn())
+	defer noPermissionErrors(t, wnc)
 	d := makeDataset(t, 14, 1)
 	m := loadModel(t, "convnet_op13.onnx")
 	opts := func(metric pipeline.Metric) pipeline.PredictOptions {
@@ -40,7 +43,7 @@ func TestDeterminism(t *testing.T) {
 	for _, n := range []int{1, 2, 3} {
 		for _, size := range []int{3, 7} {
 			t.Run(fmt.Sprintf("workers=%d/shard=%d", n, size), func(t *testing.T) {
-				ws := startWorkers(t, nc, n, WorkerOptions{})
+				ws := startWorkers(t, wnc, n, WorkerOptions{})
 				defer ws.stop()
 				e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: size})
 				if err := e.SetModel(m); err != nil {
@@ -74,7 +77,7 @@ func TestDeterminism(t *testing.T) {
 		md := loadModel(t, "convnet_dynamic.onnx")
 		o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 2, subset)}
 		want := reference(t, d, md, o)
-		ws := startWorkers(t, nc, 2, WorkerOptions{})
+		ws := startWorkers(t, wnc, 2, WorkerOptions{})
 		defer ws.stop()
 		e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3}) // rounded up to 4: two whole batches
 		if err := e.SetModel(md); err != nil {
@@ -90,7 +93,7 @@ func TestDeterminism(t *testing.T) {
 		}
 	})
 	t.Run("partials in the object store", func(t *testing.T) {
-		ws := startWorkers(t, nc, 2, WorkerOptions{})
+		ws := startWorkers(t, wnc, 2, WorkerOptions{})
 		defer ws.stop()
 		for _, w := range ws.list {
 			w.inlineLimit = 0
@@ -124,7 +127,7 @@ func TestDeterminism(t *testing.T) {
 // statistics do not change.
 func TestDuplicateResults(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 8, 2)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
@@ -162,7 +165,7 @@ func TestDuplicateResults(t *testing.T) {
 	})
 	// A second value under an accepted key: first check that Create refuses it,
 	// then force it with Put; the coordinator drops it.
-	key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0")
+	key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0", "")
 	if _, err := e.res.results.Create(t.Context(), key, []byte(`{"v":1}`)); !errors.Is(err, jetstream.ErrKeyExists) {
 		t.Fatalf("second Create of %s: %v, want ErrKeyExists", key, err)
 	}
@@ -186,7 +189,7 @@ func TestDuplicateResults(t *testing.T) {
 // TestWorkerJoinsMidRun starts a second worker after the first shard is done.
 func TestWorkerJoinsMidRun(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 16, 3)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
@@ -248,7 +251,7 @@ func (l *failingLoader) Item(ctx context.Context, i int) (pipeline.Sample, error
 // is alone, and Predict names it.
 func TestPoisonSample(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 8, 4)
 	m := loadModel(t, "convnet_op13.onnx")
 	ws := startWorkers(t, nc, 2, WorkerOptions{WrapLoader: func(l pipeline.DataLoader) pipeline.DataLoader {
@@ -286,7 +289,7 @@ func TestPoisonSample(t *testing.T) {
 // sample, its file and the input.
 func TestBadSampleFailsAtOnce(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 8, 4, 5)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
@@ -338,7 +341,7 @@ func TestBadSampleFailsAtOnce(t *testing.T) {
 // passing fault is retried, and the retry succeeds.
 func TestPassingFaultRetried(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 8, 8)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
@@ -369,7 +372,7 @@ func TestPassingFaultRetried(t *testing.T) {
 // and Predict says why.
 func TestVersionRefused(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 2, 5)
 	ws := startWorkers(t, nc, 1, WorkerOptions{Name: "old", ORTVersion: "0.0.0-test"})
 	defer ws.stop()
@@ -394,7 +397,7 @@ func TestVersionRefused(t *testing.T) {
 // returns at once when its context ends.
 func TestNoWorker(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 2, 6)
 	e := newEngine(t, nc, d.spec(), EngineOptions{IdleTimeout: 300 * time.Millisecond})
 	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
@@ -426,11 +429,12 @@ func TestNoWorker(t *testing.T) {
 	}
 }
 
-// TestBadResult: results that cannot be used fail Predict with an error
-// naming the shard and worker, never a panic.
+// TestBadResult: authenticated results that cannot be used are redone up
+// to MaxDeliver times, then fail Predict with an error naming the shard
+// and worker, never a panic. (Unauthenticated ones: TestForgedResults.)
 func TestBadResult(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 2, 7)
 	good, err := reduce.NewSet().MarshalBinary()
 	if err != nil {
@@ -445,13 +449,12 @@ func TestBadResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := func(stats []byte, sha string, outputs *blob) string {
-		b, _ := json.Marshal(envelope{V: wireVersion, Worker: "evil", Samples: 2, Stats: &blob{Inline: stats, SHA256: sha, Size: len(stats)}, Outputs: outputs})
-		return string(b)
+	env := func(stats []byte, sha string, outputs *blob) envelope {
+		return envelope{V: wireVersion, Worker: "evil", Samples: 2, Stats: &blob{Inline: stats, SHA256: sha, Size: len(stats)}, Outputs: outputs}
 	}
 	tests := []struct {
 		name   string
-		value  string
+		value  envelope
 		metric bool
 		want   []error
 		frag   string
@@ -459,12 +462,11 @@ func TestBadResult(t *testing.T) {
 		{"statistics do not decode", env(garbage, sum(garbage), nil), false, []error{ErrBadResult, reduce.ErrCorrupt}, "shard 0 (worker evil): bad shard result: statistics: decode statistics: at byte 10 of 10: corrupt statistics encoding"},
 		{"checksum mismatch", env(good, sum(garbage), nil), false, []error{ErrBadResult}, "shard 0 (worker evil): statistics: bad shard result: 9 bytes with SHA-256"},
 		{"more samples folded than the shard has", env(overB, sum(overB), nil), false, []error{ErrBadResult}, "shard 0 (worker evil): bad shard result: tensor \"relu_0_out\": sum(max): 3 samples folded, the shard has 2"},
-		{"envelope is not JSON", "{", false, []error{ErrBadResult}, "shard 0: bad shard result: envelope:"},
 		{"outputs do not decode", env(good, sum(good), &blob{Inline: []byte("FCOU\x01\x05"), SHA256: sum([]byte("FCOU\x01\x05")), Size: 6}), true, []error{ErrBadResult}, "shard 0 (worker evil): bad shard result: outputs: corrupt outputs encoding"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEngine(t, nc, d.spec(), EngineOptions{})
+			e := newEngine(t, nc, d.spec(), EngineOptions{MaxDeliver: 1})
 			if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
 				t.Fatal(err)
 			}
@@ -481,8 +483,13 @@ func TestBadResult(t *testing.T) {
 					}
 					return nil
 				})
-				key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0")
-				if _, err := e.res.results.Create(context.Background(), key, []byte(tc.value)); err != nil {
+				key := resultKey(fmt.Sprintf("%s-%s-1", e.RunID(), e.nonce), "0", "")
+				b, err := seal(e.key, purposeResult, key, tc.value)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := e.res.results.Create(context.Background(), key, b); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -504,7 +511,7 @@ func TestBadResult(t *testing.T) {
 // another worker runs it at once, long before AckWait.
 func TestGracefulStop(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 4, 8)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
@@ -552,7 +559,9 @@ func TestGracefulStop(t *testing.T) {
 // TestShipData: workers download the data from the Object Store.
 func TestShipData(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
+	wnc := connectAs(t, srv.ClientURL(), srv.WorkerConn())
+	defer noPermissionErrors(t, wnc)
 	d := makeDataset(t, 6, 9)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := func() pipeline.PredictOptions {
@@ -560,7 +569,7 @@ func TestShipData(t *testing.T) {
 	}
 	want := reference(t, d, m, o())
 	tmp := t.TempDir()
-	ws := startWorkers(t, nc, 2, WorkerOptions{TempDir: tmp})
+	ws := startWorkers(t, wnc, 2, WorkerOptions{TempDir: tmp})
 	spec := d.spec()
 	spec.ShipData = true
 	spec.BaseDir = d.dir
@@ -589,7 +598,7 @@ func TestShipData(t *testing.T) {
 // TestNoModel: Predict before SetModel.
 func TestNoModel(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	e := newEngine(t, nc, makeDataset(t, 1, 10).spec(), EngineOptions{})
 	if _, err := e.Predict(t.Context(), pipeline.PredictOptions{}); !errors.Is(err, ErrNoModel) {
 		t.Fatalf("got %v, want ErrNoModel", err)
@@ -604,7 +613,7 @@ func TestNoModel(t *testing.T) {
 // split and finished by a live worker.
 func TestDeliveriesExhausted(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 2, 11)
 	m := loadModel(t, "convnet_op13.onnx")
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
@@ -621,7 +630,7 @@ func TestDeliveriesExhausted(t *testing.T) {
 		done <- err
 	}()
 	// A zombie takes the shard twice and never answers.
-	zombie := connect(t, srv.ClientURL())
+	zombie := connect(t, srv)
 	js, err := jetstream.New(zombie)
 	if err != nil {
 		t.Fatal(err)
@@ -663,12 +672,13 @@ func TestDeliveriesExhausted(t *testing.T) {
 // their first delivery.
 func TestSetupError(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 4, 12)
 	ws := startWorkers(t, nc, 2, WorkerOptions{})
 	defer ws.stop()
 	missing := d.spec()
 	missing.DataSource = json.RawMessage(`{"type": "npy", "path": "nowhere"}`)
+	missing.SameHost = true // the coordinator has no data to hash either
 	tests := []struct {
 		name        string
 		spec        RunSpec

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 )
 
 func TestStartServerListen(t *testing.T) {
@@ -15,13 +19,12 @@ func TestStartServerListen(t *testing.T) {
 		o    ServerOptions
 		want error
 	}{
-		{ServerOptions{Listen: "0.0.0.0:-1"}, ErrInsecureListen},
-		{ServerOptions{Listen: ":4222"}, ErrInsecureListen},
 		{ServerOptions{Listen: "127.0.0.1:-1", User: "u"}, ErrBadSpec},
-		{ServerOptions{Listen: "127.0.0.1:-1", User: "u", Password: "p", Token: "t"}, ErrBadSpec},
+		{ServerOptions{Listen: "127.0.0.1:-1", User: coordinatorUser, Password: "p"}, ErrBadSpec},
+		{ServerOptions{Listen: "127.0.0.1:-1", NKeyFile: "/nonexistent.nk"}, ErrBadSpec},
 	}
 	for _, tc := range tests {
-		t.Run(tc.o.Listen, func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.o), func(t *testing.T) {
 			tc.o.StoreDir = t.TempDir()
 			s, err := StartServer(t.Context(), tc.o)
 			if !errors.Is(err, tc.want) {
@@ -79,7 +82,9 @@ func TestConnect(t *testing.T) {
 	}
 
 	pw := startServer(t, ServerOptions{User: "fleet", Password: "s3cret"})
-	tok := startServer(t, ServerOptions{Token: "tok3n"})
+	seed := writeNKey(t)
+	nk := startServer(t, ServerOptions{Listen: "0.0.0.0:-1", NKeyFile: seed})
+	gen := startServer(t, ServerOptions{})
 	tests := []struct {
 		name string
 		url  string
@@ -89,8 +94,12 @@ func TestConnect(t *testing.T) {
 		{"user ok", pw.ClientURL(), ConnOptions{User: "fleet", Password: "s3cret"}, nil},
 		{"wrong password", pw.ClientURL(), ConnOptions{User: "fleet", Password: "guess"}, ErrAuth},
 		{"no credentials", pw.ClientURL(), ConnOptions{}, ErrAuth},
-		{"token ok", tok.ClientURL(), ConnOptions{Token: "tok3n"}, nil},
-		{"wrong token", tok.ClientURL(), ConnOptions{Token: "guess"}, ErrAuth},
+		{"nkey ok", nk.ClientURL(), ConnOptions{NKeyFile: seed}, nil},
+		{"another nkey", nk.ClientURL(), ConnOptions{NKeyFile: writeNKey(t)}, ErrAuth},
+		{"listening everywhere, no credentials", nk.ClientURL(), ConnOptions{}, ErrAuth},
+		{"generated worker credentials", gen.ClientURL(), gen.WorkerConn(), nil},
+		{"generated, no credentials", gen.ClientURL(), ConnOptions{}, ErrAuth},
+		{"token", gen.ClientURL(), ConnOptions{Token: "guess"}, ErrAuth},
 		{"password in URL is redacted", strings.Replace(pw.ClientURL(), "nats://", "nats://fleet:guess@", 1), ConnOptions{}, ErrAuth},
 		{"exclusive", pw.ClientURL(), ConnOptions{Token: "a", NKeyFile: "b"}, ErrBadSpec},
 		{"missing creds file", pw.ClientURL(), ConnOptions{CredsFile: "/nonexistent.creds"}, ErrConnect},
@@ -109,4 +118,22 @@ func TestConnect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeNKey writes a new NKey user seed to a file and returns its path.
+func writeNKey(t *testing.T) string {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "worker.nk")
+	if err := os.WriteFile(p, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

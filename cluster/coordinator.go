@@ -42,6 +42,10 @@ type RunSpec struct {
 	// SkipInvalidSamples makes workers skip samples holding NaN or Inf
 	// (engine.skip_invalid_samples); Predict lists them in Skipped.
 	SkipInvalidSamples bool
+	// SameHost says that every worker reads this machine's files (local
+	// workers of an embedded server that does not listen): the data files
+	// are then not hashed for workers to compare (see verifyData).
+	SameHost bool
 	// Len is the number of samples of the data set; Predict needs it only
 	// when PredictOptions.Sampler is nil, and checks indices against it
 	// when set.
@@ -75,6 +79,11 @@ type EngineOptions struct {
 	Metrics *CoordinatorMetrics
 	// Log receives progress and warnings (default: discarded).
 	Log *slog.Logger
+	// Secret is the fleet secret the coordinator shares with its workers
+	// (at least MinSecretLen bytes; required). Run specs, shards and results
+	// are authenticated with a key derived from it (runKey); results
+	// without a valid MAC are dropped (see package doc).
+	Secret string
 }
 
 // Engine is the coordinator side of the cluster: a pipeline.Engine whose
@@ -91,6 +100,8 @@ type Engine struct {
 	m      *CoordinatorMetrics
 	nonce  string
 	seq    atomic.Uint64
+	key    []byte // runKey(opts.Secret, spec.RunID)
+	keyID  string
 
 	runMu  sync.Mutex
 	runRev uint64 // revision of the run spec in RunsBucket, 0 until put
@@ -152,6 +163,9 @@ func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error)
 	if spec.Len < 0 {
 		return nil, fmt.Errorf("cluster engine: %w: negative data set length %d", ErrBadSpec, spec.Len)
 	}
+	if err := checkSecret(opts.Secret); err != nil {
+		return nil, fmt.Errorf("cluster engine: %w", err)
+	}
 	if opts.ShardSize < 0 || opts.MaxDeliver < 0 || opts.AckWait < 0 || opts.RetryDelay < 0 {
 		return nil, fmt.Errorf("cluster engine: %w: shard size, max deliver, ack wait and retry delay must not be negative", ErrBadSpec)
 	}
@@ -192,9 +206,11 @@ func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error)
 	if err != nil {
 		return nil, fmt.Errorf("cluster engine: %w", err)
 	}
+	key := runKey(opts.Secret, spec.RunID)
 	return &Engine{
 		nc: nc, res: res, stream: st, spec: spec, opts: opts,
 		log: opts.Log.With("run", spec.RunID), m: opts.Metrics, nonce: nonce,
+		key: key, keyID: keyID(key),
 	}, nil
 }
 
@@ -272,12 +288,21 @@ func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
 	}
 	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: e.spec.DataSource, Annotations: e.spec.Annotations, BaseDir: e.spec.BaseDir,
 		SkipInvalid: e.spec.SkipInvalidSamples}
-	if e.spec.ShipData {
+	switch {
+	case e.spec.ShipData:
 		if err := e.shipData(ctx, &w); err != nil {
 			return 0, err
 		}
+	case !e.spec.SameHost:
+		start := time.Now()
+		m, err := newManifest(ctx, e.spec.BaseDir, e.spec.DataSource, e.spec.Annotations)
+		if err != nil {
+			return 0, err
+		}
+		w.Data = m
+		e.log.Debug("hashed the data files", "files", len(m.Files), "seconds", time.Since(start).Seconds())
 	}
-	b, err := json.Marshal(w)
+	b, err := seal(e.key, purposeRun, e.spec.RunID, w)
 	if err != nil {
 		return 0, err
 	}

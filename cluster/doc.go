@@ -5,17 +5,19 @@
 //
 //	srv, err := cluster.StartServer(ctx, cluster.ServerOptions{})   // 127.0.0.1, random port
 //	defer srv.Shutdown()
-//	nc, err := cluster.Connect(ctx, srv.ClientURL(), cluster.ConnOptions{})
+//	nc, err := cluster.Connect(ctx, srv.ClientURL(), srv.CoordinatorConn())
 //	defer nc.Close()
+//	secret := cluster.NewSecret() // or the one the workers hold
 //
 //	// coordinator
 //	eng, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: cfg.Engine.DataSource,
-//		Annotations: cfg.Engine.Annotations, BaseDir: cfg.Dir, Len: n}, cluster.EngineOptions{})
+//		Annotations: cfg.Engine.Annotations, BaseDir: cfg.Dir, Len: n}, cluster.EngineOptions{Secret: secret})
 //	err = eng.SetModel(m)
 //	res, err := eng.Predict(ctx, pipeline.PredictOptions{StatsLayout: layout, Sampler: sampler})
 //
-//	// each worker, in its own process (cmd/worker) or goroutine
-//	w, err := cluster.NewWorker(nc, cluster.WorkerOptions{Concurrency: 2})
+//	// each worker, in its own process (cmd/worker) or goroutine, with the worker role
+//	wnc, err := cluster.Connect(ctx, srv.ClientURL(), srv.WorkerConn())
+//	w, err := cluster.NewWorker(wnc, cluster.WorkerOptions{Concurrency: 2, Secret: secret})
 //	err = w.Run(ctx) // until ctx ends
 //
 // # The protocol
@@ -35,8 +37,8 @@
 // message waits in a buffer while its ack timer runs. While a shard runs
 // the worker sends InProgress every AckWait/3.
 //
-// A worker stores its result with KeyValue.Create under
-// "<predict>.<shard key>" in ResultsBucket: the encoded partial reduce.Set
+// A worker stores its result (sealed, see Trust) with KeyValue.Create under
+// "<predict>.<shard key>" (with "=<attempt>" for a shard redone) in ResultsBucket: the encoded partial reduce.Set
 // (and the outputs, for a metric) inline, or in the Object Store
 // PartialsBucket above 512 KiB, with their SHA-256. The first Create wins;
 // a later delivery of the same shard gets ErrKeyExists, counts a duplicate
@@ -91,6 +93,95 @@
 // the message, or joins later, finds no spec for the shard's run and drops
 // the shard without computing or reporting it. Object Store reads return as
 // soon as their context ends.
+//
+// # Trust
+//
+// Anyone who can reach the NATS server could write under a shard's result
+// key, publish shards or change a run spec. Three layers keep a run to its
+// coordinator and the workers it trusts:
+//
+// Authentication. The embedded server (StartServer) always requires
+// credentials, wherever it listens. It has two roles. The coordinator's user
+// (generated, Server.CoordinatorConn, never leaves the process) has every
+// right. The worker role (ServerOptions.User/Password, generated when not
+// given, and the public key of ServerOptions.NKeyFile) may only do what
+// serving shards takes (workerPermissions): pull and acknowledge shards of
+// the work queue, read run specs, models and shipped data, create result
+// keys and large partials, publish progress events and hear cancellations.
+// It may not publish shards, write run specs, models or data, watch results,
+// cancel predicts, or create, change or delete streams and consumers. It may
+// read a result key (KeyValue.Create reads the key it could not create, to
+// tell a deleted key from a taken one); results are sealed, so reading one
+// does not help forging another. The embedded server serves one coordinator,
+// so "the runs a worker was given" are all of its runs; on an external
+// server the operator grants the same subjects.
+//
+// The fleet secret. The coordinator and its workers share a secret S
+// (EngineOptions.Secret, WorkerOptions.Secret; --secret-file or
+// $FLEETCAL_SECRET; generated in memory and handed to local workers when the
+// coordinator embeds the server). It never travels on the bus: the
+// authenticated channel that delivers it is the one the operator uses to
+// start workers (a file, an environment variable, or the command line the
+// coordinator logs once with --listen). Each run derives its key
+//
+//	K_run = HMAC-SHA256(S, "fleetcal run key v1" 0x00 run id)
+//
+// (runKey), so a worker derives it from the run id alone and the key of one
+// run says nothing of another's. Messages are sealed (seal): a 4-byte magic,
+// then HMAC-SHA256(K_run, "fleetcal/<purpose>/v1" 0x00 context 0x00 body),
+// then the JSON body, where the purpose is run, shard or result and the
+// context the run id (run specs) or the result key
+// "<predict>.<shard>[=<attempt>]" (shards and results). The predict id holds
+// the run id and a random nonce of the coordinator, so a MAC binds a result
+// to its run, its coordinator instance, its pass, its shard and its attempt:
+// a result replayed from another run, another pass or another shard does not
+// verify. Large partials in the Object Store are bound by the SHA-256 the
+// sealed result carries. Shards carry keyID(K_run), a digest of the key: a
+// worker holding another secret hands the shard back (and says why) instead
+// of producing results nobody can check; a shard whose MAC does not verify
+// is dropped.
+//
+// What the coordinator does with a result. A value under a result key that
+// does not verify (forged, replayed, garbage, a forged error) is dropped,
+// counted in fleetcal_coordinator_results_rejected_total
+// {reason="unauthenticated"} and the shard redone: republished as a new
+// attempt whose result key holds a random token, which nobody could have
+// filled ahead. So is a result deleted before the coordinator read it
+// (reason "deleted"), and one whose partial in the Object Store is missing
+// or altered (the Object Store is not sealed). Nothing unauthenticated can
+// end or bend a run; a client with the worker role but without the secret
+// can only slow it by taking shards (as a stalled worker would). An
+// authenticated result that cannot be used (statistics or outputs that do
+// not decode, an inline payload that does not match its checksum) is dropped
+// and the shard redone too (reason "bad_payload"), up to MaxDeliver times,
+// then the run fails naming the shard and worker: only a holder of the
+// secret can have made it.
+//
+// Same data everywhere. Without ShipData, workers read the data files at the
+// coordinator's paths. The run spec lists every file the data source and
+// annotations read (dataFiles: the data folder recursively, or the files
+// beside a data file, and the annotations file) with its size and SHA-256
+// (dataManifest). Per-file digests were chosen over per-sample ones: the
+// coordinator would have to decode every sample (images, preprocessing) to
+// hash samples, while hashing files is one sequential read, and a file is
+// what differs between machines. A worker checks the list once per run
+// before its first shard (verifyData): the file list and sizes first, which
+// name a missing, extra or resized file without reading, then the SHA-256 of
+// each file; a difference refuses the run (ErrDataMismatch, kind refused),
+// and the run fails naming the file on the shard's last delivery. The cost,
+// one read of the data set per worker (digestCache keeps the digests of
+// files whose size, modification time and inode do not change, for the next
+// runs), is skipped when every worker reads the coordinator's own files
+// (RunSpec.SameHost: local workers of a server that does not listen) and
+// with ShipData (downloads are verified by SHA-256).
+//
+// Limits. Progress events are hints and not sealed: a worker-role client can
+// publish some for a predict, which only delays the idle timeout and
+// misleads the log. A worker-role client without the secret can take shards
+// and sit on them, as a stalled worker would (each comes back after
+// AckWait). A worker holding the secret is trusted: it derives every run's
+// key and its statistics are believed. digestCache trusts a file whose size,
+// modification time and inode did not change.
 //
 // Metrics are registered on explicit registries: NewCoordinatorMetrics,
 // NewWorkerMetrics, served by ServeMetrics.

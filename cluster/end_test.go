@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,7 +29,7 @@ func runFolders(tempDir string) []string {
 // worker that joined late, and Predict refuses to run again.
 func TestEndInterruptedRun(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 32, 3)
 	temp := t.TempDir()
 	ws := startWorkers(t, nc, 1, WorkerOptions{TempDir: temp,
@@ -103,8 +102,10 @@ func TestEndInterruptedRun(t *testing.T) {
 	ref := *e.model
 	e.modelMu.RUnlock()
 	msg := shardMsg{V: wireVersion, Run: e.RunID(), RunRev: e.runRev, Predict: e.RunID() + "-late-1", Shard: "0-2",
-		Indices: []int{0, 1}, Model: ref, BatchSize: 1, AckWaitMS: 30000, MaxDeliver: 4, RetryDelayMS: 10}
-	b, err := json.Marshal(&msg)
+		Indices: []int{0, 1}, Model: ref, BatchSize: 1, AckWaitMS: 30000, MaxDeliver: 4, RetryDelayMS: 10, KeyID: e.keyID}
+	// Sealed as the coordinator seals its shards: the worker drops it for
+	// its dead run, not for its MAC.
+	b, err := seal(e.key, purposeShard, msg.resultKey(), &msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestEndInterruptedRun(t *testing.T) {
 			t.Errorf("the late worker counted %v failures (%s) for a shard of the ended run", n, kind)
 		}
 	}
-	if _, err := e.res.results.Get(t.Context(), resultKey(msg.Predict, msg.Shard)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := e.res.results.Get(t.Context(), msg.resultKey()); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("the late worker stored a result for the ended run: %v", err)
 	}
 }
@@ -158,7 +159,7 @@ func TestStaleDownloadsRemoved(t *testing.T) {
 	}
 
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	ws := startWorkers(t, nc, 1, WorkerOptions{TempDir: temp})
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if _, err := os.Stat(dead.path); !os.IsNotExist(err) {

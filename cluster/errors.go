@@ -12,8 +12,6 @@ var (
 	ErrConnect = errors.New("cannot connect to NATS")
 	// ErrAuth: the NATS server refused the credentials.
 	ErrAuth = errors.New("authorization refused")
-	// ErrInsecureListen: a server listening beyond loopback without credentials.
-	ErrInsecureListen = errors.New("listening beyond loopback needs credentials")
 	// ErrNoModel: Predict was called before SetModel.
 	ErrNoModel = errors.New("no model set")
 	// ErrNoWorker: no worker took or progressed a shard within the idle timeout.

@@ -79,7 +79,7 @@ func withShapeStat(t testing.TB, lie bool) *model.CompressedModel {
 // no retry warning, well before MaxDeliver deliveries of every shard.
 func TestDeterministicErrorFailsAtOnce(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 32, 21)
 	logs := &logRecords{}
 	ws := startWorkers(t, nc, 2, WorkerOptions{Log: slog.New(logs)})
@@ -131,7 +131,7 @@ func TestDeterministicErrorFailsAtOnce(t *testing.T) {
 // for them.
 func TestDeterministicErrorStopsOtherShards(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	nc := connect(t, srv.ClientURL())
+	nc := connect(t, srv)
 	d := makeDataset(t, 12, 22, 5)
 	gate := make(chan struct{}) // never opened: sample 0 blocks until its shard is stopped
 	defer close(gate)

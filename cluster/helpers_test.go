@@ -89,17 +89,35 @@ func startServer(t testing.TB, o ServerOptions) *Server {
 	return s
 }
 
-// connect opens a client connection closed at the end of the test.
-func connect(t testing.TB, url string) *nats.Conn {
+// testSecret is the fleet secret of the tests' coordinators and workers.
+const testSecret = "fleetcal-test-secret-0123456789"
+
+// connect opens a coordinator-role connection to srv, closed at the end of
+// the test.
+func connect(t testing.TB, srv *Server) *nats.Conn {
+	t.Helper()
+	return connectAs(t, srv.ClientURL(), srv.CoordinatorConn())
+}
+
+// connectAs opens a client connection with o, closed at the end of the test.
+func connectAs(t testing.TB, url string, o ConnOptions) *nats.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	nc, err := Connect(ctx, url, ConnOptions{})
+	nc, err := Connect(ctx, url, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// noPermissionErrors fails the test if the server refused nc anything.
+func noPermissionErrors(t testing.TB, nc *nats.Conn) {
+	t.Helper()
+	if err := nc.LastError(); err != nil {
+		t.Errorf("connection %s: %v", nc.Opts.User, err)
+	}
 }
 
 // writeNpy writes a float32 array in numpy's .npy format (version 1.0).
@@ -250,6 +268,9 @@ func startWorkers(t testing.TB, nc *nats.Conn, n int, opts WorkerOptions) *worke
 	ws := &workers{t: t, cancel: cancel}
 	for i := range n {
 		o := opts
+		if o.Secret == "" {
+			o.Secret = testSecret
+		}
 		if o.Name == "" {
 			o.Name = fmt.Sprintf("w%d", i)
 		} else if n > 1 {
@@ -318,6 +339,9 @@ func newEngine(t testing.TB, nc *nats.Conn, spec RunSpec, opts EngineOptions) *E
 	t.Helper()
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = 10 * time.Millisecond
+	}
+	if opts.Secret == "" {
+		opts.Secret = testSecret
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 30 * time.Second

@@ -30,6 +30,7 @@ type CoordinatorMetrics struct {
 	ShardsInFlight     prometheus.Gauge
 	Redeliveries       prometheus.Counter
 	DuplicatesDropped  prometheus.Counter
+	ResultsRejected    *prometheus.CounterVec
 	DeadLettered       prometheus.Counter
 	PartialBytes       prometheus.Counter
 	MergeSeconds       prometheus.Histogram
@@ -65,6 +66,10 @@ func NewCoordinatorMetrics(reg prometheus.Registerer) *CoordinatorMetrics {
 			Name: "fleetcal_coordinator_duplicates_dropped_total",
 			Help: "Shard results dropped because a result for the shard was already accepted.",
 		}),
+		ResultsRejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetcal_coordinator_results_rejected_total",
+			Help: "Shard results dropped and their shard redone, by reason: unauthenticated (no valid MAC of the run key: forged, replayed or garbage; or a partial missing or altered in the object store), deleted (before it was read), bad_payload (authenticated but unusable), unknown_key.",
+		}, []string{"reason"}),
 		DeadLettered: f.NewCounter(prometheus.CounterOpts{
 			Name: "fleetcal_coordinator_dead_lettered_shards_total",
 			Help: "Shards that failed on every delivery (split or reported).",

@@ -72,7 +72,14 @@ func cancelSubject(predictID string) string { return CancelSubjectPrefix + "." +
 // a whole run (an empty body ends a predict).
 const cancelRunBody = "run"
 
-func resultKey(predictID, shardKey string) string { return predictID + "." + shardKey }
+// resultKey is the ResultsBucket key of a shard's result: "<predict>.<shard>"
+// for its first attempt, "<predict>.<shard>=<attempt>" for a later one.
+func resultKey(predictID, shardKey, attempt string) string {
+	if attempt == "" {
+		return predictID + "." + shardKey
+	}
+	return predictID + "." + shardKey + "=" + attempt
+}
 
 // resources are the handles a coordinator or worker works with.
 type resources struct {

@@ -97,7 +97,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	p := &predictRun{
 		e: e, id: id, subject: shardSubject(e.spec.RunID, id), opts: opts, total: len(indices),
 		tmpl: shardMsg{
-			V: wireVersion, Run: e.spec.RunID, RunRev: rev, Predict: id, Model: *ref,
+			V: wireVersion, Run: e.spec.RunID, RunRev: rev, Predict: id, KeyID: e.keyID, Model: *ref,
 			Layout: opts.StatsLayout, BatchSize: batch, ORT: e.opts.ORTVersion, Outputs: opts.Metric != nil,
 			AckWaitMS: e.opts.AckWait.Milliseconds(), MaxDeliver: e.opts.MaxDeliver, RetryDelayMS: e.opts.RetryDelay.Milliseconds(),
 		},
@@ -132,6 +132,12 @@ type shardState struct {
 	// partial is the accepted result, until it is merged.
 	partial *reduce.Set
 	rev     uint64 // revision of the result handled in ResultsBucket
+	// attempts are the attempts published ("" first, then random
+	// tokens); a result counts only under one of their keys.
+	attempts []string
+	// bad counts authenticated results that could not be used; the shard
+	// fails at MaxDeliver of them.
+	bad int
 }
 
 // predictRun is the state of one Predict.
@@ -182,7 +188,7 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
 	}
 	reconnects := nc.Stats().Reconnects
-	watcher, err := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes())
+	watcher, err := p.e.res.results.Watch(rctx, p.id+".>") // deletes too: see onResult
 	if err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: watch %s: %w", ResultsBucket, err)
 	}
@@ -230,7 +236,7 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 				// new watcher replays the current value of every key of
 				// the predict, so no result is lost; onResult ignores the
 				// ones it has handled.
-				if w, werr := p.e.res.results.Watch(rctx, p.id+".>", jetstream.IgnoreDeletes()); werr == nil {
+				if w, werr := p.e.res.results.Watch(rctx, p.id+".>"); werr == nil {
 					_ = watcher.Stop()
 					watcher, reconnects = w, n
 				} else {
@@ -250,28 +256,58 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 
 // publish puts a shard on the work queue.
 func (p *predictRun) publish(ctx context.Context, sh sharding.Shard) error {
-	msg := p.tmpl
-	msg.Shard, msg.Indices = sh.Key(), sh.Indices
-	b, err := json.Marshal(&msg)
+	seq, err := p.send(ctx, sh, "")
 	if err != nil {
-		return fmt.Errorf("cluster engine: shard %s: %w", msg.Shard, err)
+		return err
 	}
-	ack, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(p.id+"."+msg.Shard))
+	p.track(sh, seq)
+	return nil
+}
+
+// send publishes one attempt of a shard, sealed with the run key, and
+// returns its stream sequence.
+func (p *predictRun) send(ctx context.Context, sh sharding.Shard, attempt string) (uint64, error) {
+	msg := p.tmpl
+	msg.Shard, msg.Indices, msg.Attempt = sh.Key(), sh.Indices, attempt
+	key := resultKey(p.id, msg.Shard, attempt)
+	b, err := seal(p.e.key, purposeShard, key, &msg)
 	if err != nil {
-		return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
+		return 0, fmt.Errorf("cluster engine: shard %s: %w", msg.Shard, err)
+	}
+	ack, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(key))
+	if err != nil {
+		return 0, fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
 	}
 	for i := range p.e.copies {
-		if _, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(fmt.Sprintf("%s.%s#%d", p.id, msg.Shard, i))); err != nil {
-			return fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
+		if _, err := p.e.res.js.Publish(ctx, p.subject, b, jetstream.WithMsgID(fmt.Sprintf("%s#%d", key, i))); err != nil {
+			return 0, fmt.Errorf("cluster engine: publish shard %s: %w", msg.Shard, err)
 		}
 	}
-	p.track(sh, ack.Sequence)
+	return ack.Sequence, nil
+}
+
+// redo republishes a pending shard whose result was rejected, as a new
+// attempt whose result key nobody knew before, and drops the previous
+// message if it is still queued.
+func (p *predictRun) redo(ctx context.Context, st *shardState) error {
+	attempt := randomID(6)
+	seq, err := p.send(ctx, st.shard, attempt)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = p.e.stream.DeleteMsg(dctx, st.seq)
+	cancel()
+	delete(p.bySeq, st.seq)
+	st.seq, st.taken = seq, false
+	st.attempts = append(st.attempts, attempt)
+	p.bySeq[seq] = st
 	return nil
 }
 
 // track records a shard published with stream sequence seq.
 func (p *predictRun) track(sh sharding.Shard, seq uint64) *shardState {
-	st := &shardState{shard: sh, key: sh.Key(), seq: seq, published: time.Now()}
+	st := &shardState{shard: sh, key: sh.Key(), seq: seq, published: time.Now(), attempts: []string{""}}
 	p.shards[st.key] = st
 	p.bySeq[st.seq] = st
 	i, _ := slices.BinarySearchFunc(p.order, st, func(a, b *shardState) int { return compareShards(a.shard, b.shard) })
@@ -345,28 +381,40 @@ func (p *predictRun) onAdvisory(ctx context.Context, m *nats.Msg) error {
 	return p.deadLetter(ctx, st, st.worker, &remoteError{msg: cause})
 }
 
-// onResult handles a value stored under one of the predict's keys.
+// onResult handles a value stored under one of the predict's keys. A
+// value that is not authenticated by the run key (forged, replayed from
+// another run or shard, garbage) is dropped and counted, and the shard
+// redone: no client of the bus can end or bend a run by writing results.
+// An authenticated result that cannot be used (its partial is missing or
+// altered in the Object Store, it does not decode) is dropped and the
+// shard redone too, up to MaxDeliver times.
 func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) error {
-	if ent.Operation() != jetstream.KeyValuePut {
-		return nil
-	}
-	key := strings.TrimPrefix(ent.Key(), p.id+".")
+	key, attempt, _ := strings.Cut(strings.TrimPrefix(ent.Key(), p.id+"."), "=")
 	st := p.shards[key]
-	if st == nil {
-		p.log.Warn("result for an unknown shard", "key", ent.Key())
+	if st == nil || !slices.Contains(st.attempts, attempt) {
+		if ent.Operation() == jetstream.KeyValuePut {
+			p.reject(nil, ent.Key(), rejectUnknown, errors.New("no such shard attempt"))
+		}
 		return nil
-	}
-	p.lastProgress = time.Now()
-	var env envelope
-	if err := json.Unmarshal(ent.Value(), &env); err != nil {
-		return &ShardError{Shard: key, Err: fmt.Errorf("%w: envelope: %v", ErrBadResult, err)}
 	}
 	if st.state != statePending {
-		if ent.Revision() != st.rev { // not the value handled, replayed
+		if ent.Operation() == jetstream.KeyValuePut && ent.Revision() != st.rev { // not the value handled, replayed
 			p.e.m.DuplicatesDropped.Inc()
 		}
 		return nil
 	}
+	if ent.Operation() != jetstream.KeyValuePut {
+		// Deleted or purged before it was read: redo the shard.
+		return p.unauthenticated(ctx, st, attempt, ent.Key(), rejectDeleted, errors.New("result deleted"))
+	}
+	var env envelope
+	if err := unseal(p.e.key, purposeResult, ent.Key(), ent.Value(), &env); err != nil {
+		if !errors.Is(err, errUnauthenticated) { // authenticated, but not an envelope
+			return p.badPayload(ctx, st, ent.Key(), env.Worker, err)
+		}
+		return p.unauthenticated(ctx, st, attempt, ent.Key(), rejectUnauthenticated, err)
+	}
+	p.lastProgress = time.Now() // only authenticated results count as progress
 	st.rev = ent.Revision()
 	if env.CPU != nil {
 		p.e.noteCPU(env.Worker, *env.CPU)
@@ -376,6 +424,9 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		switch env.Kind {
 		case kindRefused:
 			re.kind = ErrRefused
+			if env.Cause == causeDataMismatch {
+				re.cause = ErrDataMismatch
+			}
 		case kindSetup:
 			re.kind = ErrSetup
 		case kindInvalid:
@@ -386,9 +437,55 @@ func (p *predictRun) onResult(ctx context.Context, ent jetstream.KeyValueEntry) 
 		return p.deadLetter(ctx, st, env.Worker, re)
 	}
 	if err := p.accept(ctx, st, &env); err != nil {
-		return &ShardError{Shard: key, Worker: env.Worker, Err: err}
+		var f fatal
+		if errors.As(err, &f) { // the metric or the merged statistics took part of it
+			return &ShardError{Shard: key, Worker: env.Worker, Err: f.error}
+		}
+		if errors.As(err, new(unverified)) {
+			return p.unauthenticated(ctx, st, attempt, ent.Key(), rejectUnauthenticated, err)
+		}
+		return p.badPayload(ctx, st, ent.Key(), env.Worker, err)
 	}
 	return p.mergeReady()
+}
+
+// unauthenticated drops a value anyone with the worker role could have
+// written (or deleted) and redoes the shard, unless a later attempt is
+// out already.
+func (p *predictRun) unauthenticated(ctx context.Context, st *shardState, attempt, entKey, reason string, err error) error {
+	p.reject(st, entKey, reason, err)
+	if attempt != st.attempts[len(st.attempts)-1] {
+		return nil
+	}
+	return p.redo(ctx, st)
+}
+
+// badPayload drops an authenticated result that cannot be used and redoes
+// its shard, or fails Predict after MaxDeliver such results.
+func (p *predictRun) badPayload(ctx context.Context, st *shardState, entKey, worker string, err error) error {
+	p.reject(st, entKey, rejectBadPayload, err)
+	if st.bad++; st.bad >= p.e.opts.MaxDeliver {
+		return &ShardError{Shard: st.key, Worker: worker, Err: err}
+	}
+	return p.redo(ctx, st)
+}
+
+// Reasons a result is rejected (label values of ResultsRejected).
+const (
+	rejectUnknown         = "unknown_key"
+	rejectUnauthenticated = "unauthenticated"
+	rejectDeleted         = "deleted"
+	rejectBadPayload      = "bad_payload"
+)
+
+// fatal marks an error of accept after the result was partly used: the
+// shard cannot be redone.
+type fatal struct{ error }
+
+// reject counts and logs a dropped result.
+func (p *predictRun) reject(st *shardState, key, reason string, err error) {
+	p.e.m.ResultsRejected.WithLabelValues(reason).Inc()
+	p.log.Warn("result rejected; the shard is redone", "key", key, "reason", reason, "err", err)
 }
 
 // mergeReady merges into p.stats, in shard order, the per-sample values of
@@ -483,7 +580,7 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 			}
 		}
 		if err := p.col.add(outs); err != nil {
-			return err
+			return fatal{err}
 		}
 	}
 	// Histograms and non-finite counts are sums of integers, folds exact
@@ -492,7 +589,7 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 	// (mergeReady).
 	start := time.Now()
 	if err := p.stats.Merge(&reduce.Set{Hists: set.Hists, NonFinite: set.NonFinite, Folds: set.Folds}); err != nil {
-		return fmt.Errorf("%w: statistics: %w", ErrBadResult, err)
+		return fatal{fmt.Errorf("%w: statistics: %w", ErrBadResult, err)}
 	}
 	p.mergeTime += time.Since(start)
 	set.Hists, set.NonFinite, set.Folds = nil, nil, nil
@@ -514,20 +611,34 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 	return nil
 }
 
-// fetch returns a blob's bytes after checking their size and SHA-256.
+// fetch returns a blob's bytes after checking their size and SHA-256. An
+// object that is missing or does not match fails with an unverified error:
+// the Object Store is not sealed, anyone with the worker role can delete
+// or replace a partial.
 func (p *predictRun) fetch(ctx context.Context, b *blob) ([]byte, error) {
 	raw := b.Inline
 	if b.Object != "" {
 		var err error
 		if raw, err = getObject(ctx, p.e.res.partials, b.Object); err != nil {
-			return nil, fmt.Errorf("object store %s: get %s: %w", PartialsBucket, b.Object, err)
+			return nil, unverified{fmt.Errorf("object store %s: get %s: %w", PartialsBucket, b.Object, err)}
 		}
 	}
 	if len(raw) != b.Size || sum(raw) != b.SHA256 {
-		return nil, fmt.Errorf("%w: %d bytes with SHA-256 %s, the worker sent %d bytes with %s", ErrBadResult, len(raw), sum(raw), b.Size, b.SHA256)
+		err := fmt.Errorf("%w: %d bytes with SHA-256 %s, the worker sent %d bytes with %s", ErrBadResult, len(raw), sum(raw), b.Size, b.SHA256)
+		if b.Object != "" {
+			return nil, unverified{err}
+		}
+		return nil, err
 	}
 	return raw, nil
 }
+
+// unverified marks a result whose partial in the Object Store is missing or
+// altered: not the worker's doing necessarily, so it counts as
+// unauthenticated (no limit on redoing the shard).
+type unverified struct{ error }
+
+func (u unverified) Unwrap() error { return u.error }
 
 // deleteObjects removes a result's partials from the object store once read.
 func (p *predictRun) deleteObjects(env *envelope) {

@@ -24,6 +24,9 @@ type WorkerConfig struct {
 	Worker WorkerOptions
 	// MetricsAddr, when set, serves /metrics on this host:port.
 	MetricsAddr string
+	// SecretFile holds the fleet secret (Worker.Secret); Validate loads it
+	// from there or from $FLEETCAL_SECRET when Worker.Secret is empty.
+	SecretFile string
 }
 
 // Validate checks the configuration before anything connects.
@@ -45,7 +48,20 @@ func (c *WorkerConfig) Validate() error {
 			return fmt.Errorf("%w: --metrics-addr %q: %v", ErrBadSpec, c.MetricsAddr, err)
 		}
 	}
-	return c.Conn.Validate()
+	if err := c.Conn.Validate(); err != nil {
+		return err
+	}
+	if c.Worker.Secret == "" {
+		s, err := LoadSecret(c.SecretFile)
+		if err != nil {
+			return err
+		}
+		if s == "" {
+			return fmt.Errorf("%w: the fleet secret is required: --secret-file FILE or $%s (the coordinator's; a coordinator with --listen logs it)", ErrBadSpec, EnvSecret)
+		}
+		c.Worker.Secret = s
+	}
+	return nil
 }
 
 // RunWorker connects to NATS, serves metrics when asked and runs a worker

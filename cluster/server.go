@@ -11,24 +11,72 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // ServerOptions configures an embedded NATS server.
 type ServerOptions struct {
 	// Listen is the client address, host:port; port -1 picks a free port.
-	// Default "127.0.0.1:-1". A host that is not loopback (including an
-	// empty host, meaning every interface) requires User and Password or
-	// Token.
+	// Default "127.0.0.1:-1".
 	Listen string
 	// StoreDir holds JetStream's files; empty uses a temporary folder that
 	// Shutdown removes.
 	StoreDir string
-	// User and Password, or Token, are the credentials clients must give.
+	// User and Password are the credentials of workers (the worker role,
+	// see workerPermissions); empty: generated (Server.WorkerConn).
 	User, Password string
-	Token          string
+	// NKeyFile is a file holding the NKey seed of workers: its public key
+	// becomes a worker-role user too.
+	NKeyFile string
 	// ReadyTimeout bounds how long StartServer waits for the server to
 	// accept clients (default 10s).
 	ReadyTimeout time.Duration
+}
+
+// Roles of the embedded server's users. The server always requires
+// credentials, wherever it listens: the coordinator's user (generated,
+// known only to the process that starts the server) has every right;
+// workers' users may only do what serving shards takes.
+const (
+	coordinatorUser = "fleetcal-coordinator"
+	workerUser      = "fleetcal-worker"
+)
+
+// workerPermissions are what a worker may do: pull shards from the work
+// queue and acknowledge them, read run specs, models and shipped data,
+// create results and store large partials, report progress and hear
+// cancellations. It may not publish shards, write run specs, models or
+// data, nor create or delete streams and consumers.
+func workerPermissions() *server.Permissions {
+	kv := func(b string) string { return "KV_" + b }
+	obj := func(b string) string { return "OBJ_" + b }
+	var pub []string
+	for _, st := range []string{StreamName, kv(ResultsBucket), kv(RunsBucket), obj(ModelsBucket), obj(PartialsBucket), obj(DataBucket)} {
+		pub = append(pub, "$JS.API.STREAM.INFO."+st)
+	}
+	for _, st := range []string{kv(ResultsBucket), kv(RunsBucket), obj(ModelsBucket), obj(PartialsBucket), obj(DataBucket)} {
+		// Reads: direct and stream gets.
+		pub = append(pub, "$JS.API.DIRECT.GET."+st, "$JS.API.DIRECT.GET."+st+".>", "$JS.API.STREAM.MSG.GET."+st)
+	}
+	for _, st := range []string{obj(ModelsBucket), obj(PartialsBucket), obj(DataBucket)} {
+		// Object reads go through an ordered consumer of the object's chunks.
+		pub = append(pub, "$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>",
+			"$JS.API.CONSUMER.DELETE."+st+".>", "$JS.API.CONSUMER.INFO."+st+".>")
+	}
+	pub = append(pub,
+		"$JS.API.CONSUMER.INFO."+StreamName+"."+ConsumerName,
+		"$JS.API.CONSUMER.MSG.NEXT."+StreamName+"."+ConsumerName,
+		"$JS.ACK."+StreamName+"."+ConsumerName+".>",
+		"$JS.FC.>",
+		"$KV."+ResultsBucket+".>",
+		"$O."+PartialsBucket+".>",
+		"$JS.API.STREAM.PURGE."+obj(PartialsBucket),
+		EventSubjectPrefix+".>",
+	)
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", CancelSubjectPrefix + ".>"}},
+	}
 }
 
 // Server is an embedded NATS server with JetStream.
@@ -37,20 +85,40 @@ type Server struct {
 	tempDir string
 	stop    func() bool
 	once    sync.Once
+
+	coord, worker ConnOptions
+	generated     bool // the worker credentials were generated
 }
 
-// isLoopback reports whether host only accepts connections from this machine.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
+// CoordinatorConn are the credentials of the coordinator role (every
+// right); they never leave the process.
+func (s *Server) CoordinatorConn() ConnOptions { return s.coord }
+
+// WorkerConn are the user and password of the worker role: given in
+// ServerOptions, or generated (then WorkerConnGenerated is true).
+func (s *Server) WorkerConn() ConnOptions { return s.worker }
+
+// WorkerConnGenerated reports whether WorkerConn was generated.
+func (s *Server) WorkerConnGenerated() bool { return s.generated }
+
+// nkeyPublic reads an NKey user seed file and returns its public key.
+func nkeyPublic(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return "", err
+	}
+	defer kp.Wipe()
+	return kp.PublicKey()
 }
 
 // StartServer starts an embedded NATS server with JetStream and waits until
-// it accepts clients. It stops when ctx ends or on Shutdown, whichever
-// comes first.
+// it accepts clients. It always requires credentials: the coordinator's
+// (CoordinatorConn) and the workers' (WorkerConn, and the NKey of
+// NKeyFile). It stops when ctx ends or on Shutdown, whichever comes first.
 func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:-1"
@@ -66,11 +134,27 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	if (o.User == "") != (o.Password == "") {
 		return nil, fmt.Errorf("nats server: %w: set both user and password", ErrBadSpec)
 	}
-	if o.User != "" && o.Token != "" {
-		return nil, fmt.Errorf("nats server: %w: user/password and token are exclusive", ErrBadSpec)
+	if o.User == coordinatorUser {
+		return nil, fmt.Errorf("nats server: %w: user %q is reserved", ErrBadSpec, o.User)
 	}
-	if !isLoopback(host) && o.User == "" && o.Token == "" {
-		return nil, fmt.Errorf("nats server: listen %s: %w (set a user and password, or a token)", o.Listen, ErrInsecureListen)
+	s := &Server{coord: ConnOptions{User: coordinatorUser, Password: NewSecret()}}
+	if o.User != "" {
+		s.worker = ConnOptions{User: o.User, Password: o.Password}
+	} else {
+		s.worker = ConnOptions{User: workerUser, Password: NewSecret()}
+		s.generated = true
+	}
+	users := []*server.User{
+		{Username: coordinatorUser, Password: s.coord.Password},
+		{Username: s.worker.User, Password: s.worker.Password, Permissions: workerPermissions()},
+	}
+	var nkeyUsers []*server.NkeyUser
+	if o.NKeyFile != "" {
+		pub, err := nkeyPublic(o.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats server: %w: nkey %s: %v", ErrBadSpec, o.NKeyFile, err)
+		}
+		nkeyUsers = append(nkeyUsers, &server.NkeyUser{Nkey: pub, Permissions: workerPermissions()})
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -82,7 +166,6 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		}
 		ln.Close()
 	}
-	s := &Server{}
 	dir := o.StoreDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "fleetcal-nats-"); err != nil {
@@ -91,16 +174,15 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		s.tempDir = dir
 	}
 	ns, err := server.NewServer(&server.Options{
-		ServerName:    "fleetcal",
-		Host:          host,
-		Port:          port,
-		JetStream:     true,
-		StoreDir:      dir,
-		Username:      o.User,
-		Password:      o.Password,
-		Authorization: o.Token,
-		NoLog:         true,
-		NoSigs:        true,
+		ServerName: "fleetcal",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		Users:      users,
+		Nkeys:      nkeyUsers,
+		NoLog:      true,
+		NoSigs:     true,
 	})
 	if err != nil {
 		s.removeTemp()

@@ -1,16 +1,13 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,69 +15,36 @@ import (
 	"github.com/fleetcal/fleetcal/data"
 )
 
-// shipData puts the run's data files in DataBucket and rewrites w so that
-// workers read their downloaded copy: the data source becomes "data" (or
-// "data/<file>") and the annotations "annotations/<file>", relative to the
-// worker's download folder.
+// shipData puts the run's data files (dataFiles) in DataBucket and
+// rewrites w so that workers read their downloaded copy: the data source
+// becomes "data" (or "data/<file>") and the annotations
+// "annotations/<file>", relative to the worker's download folder.
 func (e *Engine) shipData(ctx context.Context, w *runWire) error {
+	files, shipSource, shipAnn, err := dataFiles(e.spec.BaseDir, e.spec.DataSource, e.spec.Annotations)
+	if err != nil {
+		return fmt.Errorf("ship data: %w", err)
+	}
+	for _, f := range files {
+		if err := e.shipFile(ctx, w, f.path, f.ship); err != nil {
+			return fmt.Errorf("ship data: %s: %w", f.path, err)
+		}
+	}
 	var dc data.Config
 	if err := json.Unmarshal(e.spec.DataSource, &dc); err != nil {
 		return fmt.Errorf("ship data: %w", err)
 	}
-	if dc.Path == "" {
-		return fmt.Errorf("ship data: %w: data_source.path is empty", ErrBadSpec)
-	}
-	src := resolvePath(e.spec.BaseDir, dc.Path)
-	st, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("ship data: data source %s: %w", dc.Path, err)
-	}
-	root, recursive, newPath := src, true, "data"
-	if !st.IsDir() {
-		// A file (an IDX images file): ship the files beside it, where its
-		// labels file lives.
-		root, recursive, newPath = filepath.Dir(src), false, "data/"+filepath.Base(src)
-	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && !recursive {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		return e.shipFile(ctx, w, p, path.Join("data", filepath.ToSlash(rel)))
-	})
-	if err != nil {
-		return fmt.Errorf("ship data: %s: %w", dc.Path, err)
-	}
-	dc.Path = newPath
+	dc.Path = shipSource
 	if w.DataSource, err = json.Marshal(dc); err != nil {
 		return fmt.Errorf("ship data: %w", err)
 	}
-	if a := bytes.TrimSpace(e.spec.Annotations); len(a) > 0 && string(a) != "null" {
+	if shipAnn != "" {
 		var ann data.Annotations
-		if err := json.Unmarshal(a, &ann); err != nil {
+		if err := json.Unmarshal(e.spec.Annotations, &ann); err != nil {
 			return fmt.Errorf("ship data: %w", err)
 		}
-		if ann.Path != "" {
-			rel := "annotations/" + filepath.Base(ann.Path)
-			if err := e.shipFile(ctx, w, resolvePath(e.spec.BaseDir, ann.Path), rel); err != nil {
-				return fmt.Errorf("ship data: annotations %s: %w", ann.Path, err)
-			}
-			ann.Path = rel
-			if w.Annotations, err = json.Marshal(ann); err != nil {
-				return fmt.Errorf("ship data: %w", err)
-			}
+		ann.Path = shipAnn
+		if w.Annotations, err = json.Marshal(ann); err != nil {
+			return fmt.Errorf("ship data: %w", err)
 		}
 	}
 	w.BaseDir = ""

@@ -30,6 +30,11 @@ type runWire struct {
 	Files []shippedFile `json:"files,omitempty"`
 	// SkipInvalid: skip samples holding NaN or Inf (RunSpec.SkipInvalidSamples).
 	SkipInvalid bool `json:"skip_invalid,omitempty"`
+	// Data lists the files the data source and annotations read, with
+	// their size and SHA-256, as the coordinator sees them; a worker whose
+	// files differ refuses the run (see verifyData). Empty with Files
+	// (shipped data is verified on download) and with RunSpec.SameHost.
+	Data *dataManifest `json:"data,omitempty"`
 }
 
 // shippedFile is one data file in DataBucket.
@@ -68,11 +73,18 @@ func (m modelRef) key() string {
 
 // shardMsg is the work-queue message of one shard.
 type shardMsg struct {
-	V       int                  `json:"v"`
-	Run     string               `json:"run"`
-	RunRev  uint64               `json:"run_rev"`
-	Predict string               `json:"predict"`
-	Shard   string               `json:"shard"`
+	V       int    `json:"v"`
+	Run     string `json:"run"`
+	RunRev  uint64 `json:"run_rev"`
+	Predict string `json:"predict"`
+	Shard   string `json:"shard"`
+	// Attempt is "" for a shard's first publication and a random token for
+	// each republication after a rejected result: the result goes under
+	// resultKey(Predict, Shard, Attempt), a key nobody could fill ahead.
+	Attempt string `json:"attempt,omitempty"`
+	// KeyID names the run key (keyID): a worker holding another secret
+	// hands the shard back.
+	KeyID   string               `json:"key_id"`
 	Indices []int                `json:"indices"`
 	Model   modelRef             `json:"model"`
 	Layout  pipeline.StatsLayout `json:"layout,omitempty"`
@@ -88,7 +100,13 @@ type shardMsg struct {
 	AckWaitMS    int64 `json:"ack_wait_ms"`
 	MaxDeliver   int   `json:"max_deliver"`
 	RetryDelayMS int64 `json:"retry_delay_ms"`
+
+	// key is the run key, once the worker has checked the message with it.
+	key []byte
 }
+
+// resultKey is where the shard's result goes (and what its MAC binds).
+func (m *shardMsg) resultKey() string { return resultKey(m.Predict, m.Shard, m.Attempt) }
 
 func (m *shardMsg) ackWait() time.Duration { return time.Duration(m.AckWaitMS) * time.Millisecond }
 func (m *shardMsg) retryDelay() time.Duration {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,10 @@ type WorkerOptions struct {
 	// TempDir is where shipped data is downloaded, in one folder per
 	// worker removed when Run returns (default os.TempDir()).
 	TempDir string
+	// Secret is the fleet secret shared with the coordinator (required, at
+	// least MinSecretLen bytes): the worker checks run specs and shards
+	// with the run key derived from it and authenticates its results.
+	Secret string
 }
 
 // Worker serves shards: it pulls one shard at a time per Concurrency slot
@@ -108,6 +113,9 @@ func NewWorker(nc *nats.Conn, opts WorkerOptions) (*Worker, error) {
 	}
 	if opts.Concurrency < 0 || opts.Threads < 0 {
 		return nil, fmt.Errorf("worker: %w: concurrency and threads must not be negative", ErrBadSpec)
+	}
+	if err := checkSecret(opts.Secret); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	if err := engine.Init(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -336,20 +344,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	var job shardMsg
-	if err := json.Unmarshal(msg.Data(), &job); err != nil {
-		err = fmt.Errorf("%w: %v", ErrBadMessage, err)
+	key, err := w.openShard(msg.Data(), &job)
+	if errors.Is(err, errOtherSecret) {
+		// Maybe another worker holds the run's secret: hand it back.
+		w.log.Error("cannot serve the shard", "run", job.Run, "shard", job.Shard, "err", err)
+		w.emit(job.Predict, event{Kind: eventRetry, Shard: job.Shard, Delivered: md.NumDelivered, Err: err.Error()})
+		_ = msg.NakWithDelay(max(job.retryDelay(), 100*time.Millisecond))
+		return
+	}
+	if err != nil {
 		w.log.Error("drop shard", "err", err)
 		_ = msg.TermWithReason(err.Error())
 		return
 	}
-	if err := job.validate(); err != nil || !predictPattern.MatchString(job.Predict) {
-		if err == nil {
-			err = fmt.Errorf("%w: predict id %q", ErrBadMessage, job.Predict)
-		}
-		w.log.Error("drop shard", "err", err)
-		_ = msg.TermWithReason(err.Error())
-		return
-	}
+	job.key = key
 	log := w.log.With("predict", job.Predict, "shard", job.Shard, "delivery", md.NumDelivered)
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -417,6 +425,37 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log.Debug("shard done", "samples", len(job.Indices), "seconds", time.Since(start).Seconds())
 }
 
+// errOtherSecret: the shard's run key is not the one this worker derives.
+var errOtherSecret = errors.New("this worker does not hold the run's fleet secret (give it the coordinator's: --secret-file or $" + EnvSecret + ")")
+
+// openShard decodes a shard message and checks its MAC with the run key,
+// which it returns. A shard whose key this worker cannot derive fails with
+// errOtherSecret (job holds its unauthenticated run, predict and shard
+// for the log); a forged or undecodable one with ErrBadMessage.
+func (w *Worker) openShard(b []byte, job *shardMsg) ([]byte, error) {
+	body, err := sealedBody(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	if err := json.Unmarshal(body, job); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	if err := job.validate(); err != nil {
+		return nil, err
+	}
+	if !predictPattern.MatchString(job.Predict) {
+		return nil, fmt.Errorf("%w: predict id %q", ErrBadMessage, job.Predict)
+	}
+	key := runKey(w.opts.Secret, job.Run)
+	if job.KeyID != keyID(key) {
+		return nil, fmt.Errorf("run %s: %w", job.Run, errOtherSecret)
+	}
+	if !hmac.Equal(b[len(sealMagic):sealHeader], mac(key, purposeShard, job.resultKey(), body)) {
+		return nil, fmt.Errorf("%w: shard %s of run %s: %w", ErrBadMessage, job.Shard, job.Run, errUnauthenticated)
+	}
+	return key, nil
+}
+
 // heartbeat tells the server (InProgress) and the coordinator (an event)
 // that the shard is alive every AckWait/3, until stop is called.
 func (w *Worker) heartbeat(msg jetstream.Msg, job *shardMsg) (stop func()) {
@@ -461,10 +500,13 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, d
 	default:
 		log.Error("shard failed on its last delivery", "kind", kind, "err", err)
 	}
-	b, _ := json.Marshal(envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Error: err.Error(), Kind: kind, Cause: cause})
+	rkey := job.resultKey()
+	b, serr := seal(job.key, purposeResult, rkey, envelope{V: wireVersion, Worker: w.opts.Name, Samples: len(job.Indices), Error: err.Error(), Kind: kind, Cause: cause})
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, cerr := w.c.res.results.Create(sctx, resultKey(job.Predict, job.Shard), b); cerr != nil && !errors.Is(cerr, jetstream.ErrKeyExists) {
+	if serr != nil {
+		log.Error("report shard failure", "err", serr)
+	} else if _, cerr := w.c.res.results.Create(sctx, rkey, b); cerr != nil && !errors.Is(cerr, jetstream.ErrKeyExists) {
 		log.Error("report shard failure", "err", cerr)
 	}
 	reason := err.Error()
@@ -548,15 +590,16 @@ func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte
 			return false, err
 		}
 	}
-	b, err := json.Marshal(env)
+	rkey := job.resultKey()
+	b, err := seal(job.key, purposeResult, rkey, env)
 	if err != nil {
 		return false, err
 	}
-	if _, err := w.c.res.results.Create(ctx, resultKey(job.Predict, job.Shard), b); err != nil {
+	if _, err := w.c.res.results.Create(ctx, rkey, b); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return true, nil
 		}
-		return false, fmt.Errorf("key-value bucket %s: create %s: %w", ResultsBucket, resultKey(job.Predict, job.Shard), err)
+		return false, fmt.Errorf("key-value bucket %s: create %s: %w", ResultsBucket, rkey, err)
 	}
 	return false, nil
 }

@@ -19,6 +19,8 @@
 #   is not calibration; REPORT_HTML=true measures it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The fleet secret the coordinator and its workers share (README: "Credentials").
+export FLEETCAL_SECRET=${FLEETCAL_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 root=$(pwd)
 work=${1:-$(mktemp -d)}
 reps=${2:-3}

@@ -10,6 +10,8 @@
 # Needs the ports 4222, 4223, 9100, 9101 and 9102 of 127.0.0.1 free. Usage: scripts/fleet_demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The fleet secret the coordinator and its workers share (README: "Credentials").
+export FLEETCAL_SECRET=${FLEETCAL_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 for port in 4222 4223 9100 9101 9102; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "fleet_demo: 127.0.0.1:$port is taken; the README's commands need it" >&2

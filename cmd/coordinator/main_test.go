@@ -206,3 +206,38 @@ func TestInspectTensors(t *testing.T) {
 		t.Errorf("inspect without --tensors lists tensors")
 	}
 }
+
+// TestQuantizeFleetFlags: the fleet secret and credential flags are
+// checked before anything runs, each with one clear line.
+func TestQuantizeFleetFlags(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("tiny"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats", "nats://127.0.0.1:1"}, "--nats needs the fleet secret its workers hold: --secret-file FILE or $FLEETCAL_SECRET"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--secret-file", short}, "secret in " + short + ": 4 bytes, want at least 16"},
+		{[]string{"--secret-file", "/nonexistent"}, "--secret-file: open /nonexistent: no such file or directory"},
+		{[]string{"--token", "t"}, "--token and --creds are for an external server (--nats)"},
+		{[]string{"--listen", "127.0.0.1:0", "--creds", "x.creds"}, "--token and --creds are for an external server (--nats)"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Setenv("FLEETCAL_SECRET", "")
+			args := append([]string{"quantize", "-c", "config.json", "-o", t.TempDir()}, tc.args...)
+			code, _, stderr := runCmd(t, args...)
+			if code != 1 || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want 1 and one line containing %q", code, stderr, tc.want)
+			}
+		})
+	}
+	_, out, _ := runCmd(t, "quantize", "--help")
+	for _, flag := range []string{"--secret-file", "--listen", "--nkey"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("quantize --help lacks %s", flag)
+		}
+	}
+}

@@ -64,10 +64,11 @@ signal exits at once.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl := &o.Fleet
 	f.StringVar(&fl.NATS, "nats", "", "NATS URL of a fleet whose workers calibrate (default: embedded server and --workers local workers)")
-	f.StringVar(&fl.Listen, "listen", "", "address the embedded NATS server listens on for remote workers (beyond loopback it needs --user/--password or --token)")
+	f.StringVar(&fl.Listen, "listen", "", "address the embedded NATS server listens on for remote workers; they join with --user/--password or --nkey, or the generated credentials logged once")
 	f.StringVar(&fl.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this host:port")
 	f.IntVar(&fl.ShardSize, "shard-size", 0, "samples per shard (default 16)")
 	f.BoolVar(&fl.ShipData, "ship-data", false, "send the calibration data to workers through the NATS Object Store (no shared storage needed)")
+	f.StringVar(&fl.SecretFile, "secret-file", "", "file holding the fleet secret shared with the workers (default: $"+cluster.EnvSecret+"; required with --nats, generated otherwise)")
 	f.BoolVar(&fl.InProcess, "in-process", false, "calibrate in this process with ONNX Runtime, without NATS")
 	addConnFlags(f, &fl.Conn)
 	return cmd
@@ -75,11 +76,11 @@ signal exits at once.`,
 
 // addConnFlags adds the NATS credential and TLS flags.
 func addConnFlags(f *pflag.FlagSet, c *cluster.ConnOptions) {
-	f.StringVar(&c.User, "user", "", "NATS user")
-	f.StringVar(&c.Password, "password", "", "NATS password")
-	f.StringVar(&c.Token, "token", "", "NATS token")
-	f.StringVar(&c.CredsFile, "creds", "", "NATS .creds file")
-	f.StringVar(&c.NKeyFile, "nkey", "", "NATS NKey seed file")
+	f.StringVar(&c.User, "user", "", "NATS user (with --nats: this client's; with the embedded server: the remote workers')")
+	f.StringVar(&c.Password, "password", "", "NATS password (with --user)")
+	f.StringVar(&c.Token, "token", "", "NATS token (--nats only)")
+	f.StringVar(&c.CredsFile, "creds", "", "NATS .creds file (--nats only)")
+	f.StringVar(&c.NKeyFile, "nkey", "", "NATS NKey seed file (with --nats: this client's; with the embedded server: the remote workers')")
 	f.StringVar(&c.TLSCA, "tls-ca", "", "CA file to verify the NATS server")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "client certificate file for NATS")
 	f.StringVar(&c.TLSKey, "tls-key", "", "client key file for NATS")

@@ -7,8 +7,11 @@
 // the folders of killed workers. It drops the shards of runs that are
 // gone (ended by their coordinator) without computing them.
 //
-//	worker --nats nats://coordinator:4222 --user fleet --password secret \
+//	FLEETCAL_SECRET=... worker --nats nats://coordinator:4222 --user fleet --password secret \
 //	       --concurrency 2 --threads 2 --metrics-addr :9102
+//
+// The fleet secret (--secret-file or $FLEETCAL_SECRET) is the coordinator's:
+// run specs, shards and results are authenticated with keys derived from it.
 //
 // The logic lives in package cluster (cluster.WorkerConfig, cluster.RunWorker).
 //
@@ -99,6 +102,7 @@ func newCmd(ctx context.Context, stderr io.Writer) *cobra.Command {
 	f.IntVar(&cfg.Worker.Threads, "threads", 1, "ONNX Runtime intra-op threads per shard (capped to the CPU cores, at most 4 per core)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on host:port/metrics (and \"ok\" on /healthz for probes)")
 	f.StringVar(&cfg.Worker.Name, "name", "", "worker name in logs and errors (default: host name and a random suffix)")
+	f.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the fleet secret shared with the coordinator (default: $"+cluster.EnvSecret+"); results are authenticated with it")
 	f.StringVar(&cfg.Conn.User, "user", "", "NATS user (with --password)")
 	f.StringVar(&cfg.Conn.Password, "password", "", "NATS password")
 	f.StringVar(&cfg.Conn.Token, "token", "", "NATS token")

@@ -32,11 +32,16 @@ import (
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
+// testSecret is the fleet secret of the tests (in $FLEETCAL_SECRET for
+// the worker processes and runCmd).
+const testSecret = "fleetcal-test-secret-0123456789"
+
 func TestMain(m *testing.M) {
 	if err := engine.Init(); err != nil {
 		fmt.Fprintf(os.Stderr, "worker tests need ONNX Runtime: %v\n", err)
 		os.Exit(1)
 	}
+	os.Setenv(cluster.EnvSecret, testSecret)
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -184,6 +189,39 @@ func TestMetricsAddrBusy(t *testing.T) {
 	}
 }
 
+// TestSecret: a worker without the fleet secret, or with a short one,
+// refuses to start.
+func TestSecret(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("tiny\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", nil, "worker: invalid configuration: the fleet secret is required: --secret-file FILE or $FLEETCAL_SECRET (the coordinator's; a coordinator with --listen logs it)\n"},
+		{testSecret, []string{"--secret-file", short}, "worker: invalid configuration: secret in " + short + ": 4 bytes, want at least 16\n"},
+		{"", []string{"--secret-file", "/nonexistent"}, "worker: invalid configuration: --secret-file: open /nonexistent: no such file or directory\n"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Setenv(cluster.EnvSecret, tc.env)
+			code, stderr := runCmd(t, t.Context(), append([]string{"--nats", "nats://127.0.0.1:1"}, tc.args...)...)
+			if code != 1 || stderr != tc.want {
+				t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, tc.want)
+			}
+		})
+	}
+}
+
+// workerArgs are the worker-role credentials of srv as flags.
+func workerArgs(srv *cluster.Server) []string {
+	wc := srv.WorkerConn()
+	return []string{"--user", wc.User, "--password", wc.Password}
+}
+
 // TestUnreachable: a URL where nothing listens fails within seconds, in one
 // line naming the URL.
 func TestUnreachable(t *testing.T) {
@@ -242,7 +280,7 @@ func TestSIGTERM(t *testing.T) {
 	srv := startServer(t, cluster.ServerOptions{})
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "--nats", srv.ClientURL(), "--metrics-addr", addr, "--name", "polite")
+	cmd := exec.Command(bin, append([]string{"--nats", srv.ClientURL(), "--metrics-addr", addr, "--name", "polite"}, workerArgs(srv)...)...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -295,7 +333,7 @@ func TestKillMidShard(t *testing.T) {
 	srv := startServer(t, cluster.ServerOptions{})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	nc, err := cluster.Connect(ctx, srv.ClientURL(), cluster.ConnOptions{})
+	nc, err := cluster.Connect(ctx, srv.ClientURL(), srv.CoordinatorConn())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +386,7 @@ func TestKillMidShard(t *testing.T) {
 
 	cm := cluster.NewCoordinatorMetrics(nil)
 	e, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "calib"}`), BaseDir: dir, Len: 8},
-		cluster.EngineOptions{ShardSize: 4, AckWait: time.Second, Metrics: cm, IdleTimeout: 30 * time.Second})
+		cluster.EngineOptions{ShardSize: 4, AckWait: time.Second, Metrics: cm, IdleTimeout: 30 * time.Second, Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +397,7 @@ func TestKillMidShard(t *testing.T) {
 	// The victim reads each sample 300ms late: 1.2s per shard.
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	var stderr bytes.Buffer
-	victim := exec.Command(bin, "--nats", srv.ClientURL(), "--name", "victim", "--metrics-addr", addr)
+	victim := exec.Command(bin, append([]string{"--nats", srv.ClientURL(), "--name", "victim", "--metrics-addr", addr}, workerArgs(srv)...)...)
 	victim.Env = append(os.Environ(), envSampleDelay+"=300ms")
 	victim.Stderr = &stderr
 	if err := victim.Start(); err != nil {
@@ -390,7 +428,7 @@ func TestKillMidShard(t *testing.T) {
 		t.Fatalf("victim exit: %v, want killed", err)
 	}
 
-	survivor, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: "survivor"})
+	survivor, err := cluster.NewWorker(nc, cluster.WorkerOptions{Name: "survivor", Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
