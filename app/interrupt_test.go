@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetcal/fleetcal/cluster"
 )
 
 // coordinatorBinary builds cmd/coordinator into a temporary folder.
@@ -154,6 +156,7 @@ func TestInterruptExternalFleet(t *testing.T) {
 	}
 	natsBin, workerBin := fleetBinaries(t)
 	coordinator := coordinatorBinary(t)
+	t.Setenv(cluster.EnvSecret, appTestSecret) // the coordinator and the workers inherit it
 	config := fixtureRun(t, "convnet_op13.onnx", 64, `{"preset": "performance", "stat_subset_size": 64}`, nil)
 
 	addr, monitor, metrics := fleetFreeAddr(t), fleetFreeAddr(t), fleetFreeAddr(t)

@@ -40,7 +40,7 @@ type CoordinatorMetrics struct {
 // NewCoordinatorMetrics registers the coordinator's metrics with reg.
 func NewCoordinatorMetrics(reg prometheus.Registerer) *CoordinatorMetrics {
 	f := promauto.With(reg)
-	return &CoordinatorMetrics{
+	m := &CoordinatorMetrics{
 		SamplesDone: f.NewCounter(prometheus.CounterOpts{
 			Name: "fleetcal_coordinator_samples_done_total",
 			Help: "Samples whose shard result was merged.",
@@ -89,6 +89,12 @@ func NewCoordinatorMetrics(reg prometheus.Registerer) *CoordinatorMetrics {
 			Buckets: fastBuckets,
 		}),
 	}
+	// Every reason from the start, at 0: an alert on one finds its series
+	// before the first rejection.
+	for _, r := range []string{rejectUnknown, rejectUnauthenticated, rejectDeleted, rejectBadPayload} {
+		m.ResultsRejected.WithLabelValues(r)
+	}
+	return m
 }
 
 // WorkerMetrics are a worker's Prometheus metrics (fleetcal_worker_*).

@@ -48,7 +48,7 @@ func TestMetricsLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Names follow fleetcal_<component>_<name>_<unit>: 10 coordinator and 10 worker metrics.
+	// Names follow fleetcal_<component>_<name>_<unit>: 11 coordinator and 10 worker metrics.
 	var coord, work int
 	for _, mf := range mfs {
 		switch {
@@ -60,8 +60,8 @@ func TestMetricsLint(t *testing.T) {
 			t.Errorf("metric %s outside fleetcal_<component>_", mf.GetName())
 		}
 	}
-	if coord != 10 || work != 10 {
-		t.Errorf("%d coordinator and %d worker metrics, want 10 and 10", coord, work)
+	if coord != 11 || work != 10 {
+		t.Errorf("%d coordinator and %d worker metrics, want 11 and 10", coord, work)
 	}
 	if n := testutil.ToFloat64(NewWorkerMetrics(prometheus.NewRegistry()).ShardsFailed.WithLabelValues(kindRefused)); n != 0 {
 		t.Errorf("fresh refused counter %v", n)

@@ -444,10 +444,13 @@ func runFleet(t *testing.T) fleetScrape {
 	out := filepath.Join(tmp, "out")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	coord := start(t, "coordinator", exec.CommandContext(ctx, filepath.Join(bin, "coordinator"), "quantize",
+	ccmd := exec.CommandContext(ctx, filepath.Join(bin, "coordinator"), "quantize",
 		"-c", "../examples/fashion-mnist/config.json", "-o", out,
 		"--nats", "nats://"+natsAddr, "--user", placeholderUser, "--password", placeholderPassword,
-		"--metrics-addr", coordMetrics, "--shard-size", "8", "--skip-eval", "--report-html=false"))
+		"--metrics-addr", coordMetrics, "--shard-size", "8", "--skip-eval", "--report-html=false")
+	// The fleet secret of the env file: the coordinator's must be the workers'.
+	ccmd.Env = append(os.Environ(), "FLEETCAL_SECRET="+env["FLEETCAL_SECRET"])
+	coord := start(t, "coordinator", ccmd)
 	shardsDone := regexp.MustCompile(`(?m)^fleetcal_coordinator_shards_done_total [1-9]`)
 	var coordErr error
 poll:
