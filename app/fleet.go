@@ -45,6 +45,12 @@ type FleetOptions struct {
 	MetricsAddr string
 	// InProcess skips NATS entirely: one in-process ONNX Runtime engine.
 	InProcess bool
+	// RunID names the run on an external server (NATS) and makes it
+	// resumable: a coordinator started again with the same RunID, config
+	// and secret after one died (SIGKILL, a lost machine) reads back the
+	// results the dead one's shards stored and computes only the others
+	// (cluster.EngineOptions.Resume). Empty: a random id, not resumable.
+	RunID string
 }
 
 // Validate checks the options and loads the fleet secret.
@@ -67,6 +73,9 @@ func (o *FleetOptions) Validate() error {
 	}
 	if o.NATS != "" && o.Secret == "" {
 		return fmt.Errorf("%w: --nats needs the fleet secret its workers hold: --secret-file FILE or $%s", cluster.ErrBadSpec, cluster.EnvSecret)
+	}
+	if o.RunID != "" && o.NATS == "" {
+		return fmt.Errorf("%w: --run-id %s: a run resumes on an external server (--nats): the embedded server's store ends with this process", cluster.ErrBadSpec, o.RunID)
 	}
 	return nil
 }
@@ -176,10 +185,10 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 		return fail(err)
 	}
 	closeConn = nc.Close
-	ce, err = cluster.NewEngine(nc, cluster.RunSpec{DataSource: j.cfg.Engine.DataSource,
+	ce, err = cluster.NewEngine(nc, cluster.RunSpec{RunID: o.RunID, DataSource: j.cfg.Engine.DataSource,
 		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
 		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples, SameHost: o.NATS == "" && o.Listen == ""},
-		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log, Secret: secret})
+		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log, Secret: secret, Resume: o.RunID != ""})
 	if err != nil {
 		return fail(err)
 	}

@@ -79,6 +79,15 @@ type EngineOptions struct {
 	Metrics *CoordinatorMetrics
 	// Log receives progress and warnings (default: discarded).
 	Log *slog.Logger
+	// Resume makes the run resumable: Predict ids are derived from the run
+	// id and what each Predict computes (not from a random nonce), results
+	// are read back from ResultsBucket before shards are published, and
+	// partials stay in the object store until their Predict ends. A
+	// coordinator started again with the same RunSpec.RunID (and secret) on
+	// the same NATS server after one died finds the results the dead one's
+	// shards stored, publishes only the shards without one, and gives the
+	// same bits. Off, a Predict never reads a result it did not ask for.
+	Resume bool
 	// Secret is the fleet secret the coordinator shares with its workers
 	// (at least MinSecretLen bytes; required). Run specs, shards and results
 	// are authenticated with a key derived from it (runKey); results
@@ -99,9 +108,12 @@ type Engine struct {
 	log    *slog.Logger
 	m      *CoordinatorMetrics
 	nonce  string
-	seq    atomic.Uint64
-	key    []byte // runKey(opts.Secret, spec.RunID)
-	keyID  string
+	// resumeIDs counts the Predicts of each content digest (Resume).
+	idMu      sync.Mutex
+	resumeIDs map[string]int
+	seq       atomic.Uint64
+	key       []byte // runKey(opts.Secret, spec.RunID)
+	keyID     string
 
 	runMu  sync.Mutex
 	runRev uint64 // revision of the run spec in RunsBucket, 0 until put

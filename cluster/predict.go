@@ -93,7 +93,10 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
 	}
-	id := fmt.Sprintf("%s-%s-%d", e.spec.RunID, e.nonce, e.seq.Add(1))
+	id, err := e.predictID(ref, opts, indices, batch)
+	if err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
+	}
 	p := &predictRun{
 		e: e, id: id, subject: shardSubject(e.spec.RunID, id), opts: opts, total: len(indices),
 		tmpl: shardMsg{
@@ -110,6 +113,43 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 		p.col = &metricCollector{metric: opts.Metric, perSample: opts.MetricPerSample, order: order, pending: map[int]sampleOutputs{}}
 	}
 	return p.run(ctx, plan)
+}
+
+// predictID names a Predict: the run id, this coordinator's random nonce
+// and a sequence number. With EngineOptions.Resume it is the run id, a
+// digest of what the Predict computes (its model's stage digests, the
+// layout, the samples, the batch size, whether outputs come back) and the
+// number of earlier Predicts of that digest on this engine: a coordinator
+// started again on the run, whose algorithms make the same Predicts in the
+// same order, gets the same ids and so finds the results stored for them.
+func (e *Engine) predictID(ref *modelRef, opts pipeline.PredictOptions, indices []int, batch int) (string, error) {
+	if !e.opts.Resume {
+		return fmt.Sprintf("%s-%s-%d", e.spec.RunID, e.nonce, e.seq.Add(1)), nil
+	}
+	var stages []string
+	for _, st := range ref.Stages {
+		stages = append(stages, st.Name+"="+st.Digest)
+	}
+	b, err := json.Marshal(struct {
+		Stages  []string
+		Cascade bool
+		Layout  pipeline.StatsLayout
+		Indices []int
+		Batch   int
+		Outputs bool
+	}{stages, ref.Cascade, opts.StatsLayout, indices, batch, opts.Metric != nil})
+	if err != nil {
+		return "", err
+	}
+	d := sum(b)[:16]
+	e.idMu.Lock()
+	defer e.idMu.Unlock()
+	if e.resumeIDs == nil {
+		e.resumeIDs = map[string]int{}
+	}
+	n := e.resumeIDs[d]
+	e.resumeIDs[d]++
+	return fmt.Sprintf("%s-%s-%d", e.spec.RunID, d, n), nil
 }
 
 // Shard states.
@@ -163,6 +203,31 @@ type predictRun struct {
 	outstanding  int
 	done, total  int
 	lastProgress time.Time
+	// kept are the accepted results whose partials stay in the object
+	// store until the Predict ends (EngineOptions.Resume).
+	kept []*envelope
+}
+
+// initialValues reads the values a KeyValue watcher replays first, up to
+// the nil entry that ends them.
+func initialValues(ctx context.Context, w jetstream.KeyWatcher) ([]jetstream.KeyValueEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var out []jetstream.KeyValueEntry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case ent, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("results watcher stopped")
+			}
+			if ent == nil {
+				return out, nil
+			}
+			out = append(out, ent)
+		}
+	}
 }
 
 func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.PredictResult, error) {
@@ -196,8 +261,34 @@ func (p *predictRun) run(ctx context.Context, plan []sharding.Shard) (pipeline.P
 	defer p.cleanup()
 
 	p.lastProgress = time.Now()
+	var stored []jetstream.KeyValueEntry
+	if p.e.opts.Resume {
+		// Results stored before this coordinator started, by the shards of
+		// one that died: their shards are not published again.
+		if stored, err = initialValues(rctx, watcher); err != nil {
+			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: read the stored results of %s: %w", p.id, err)
+		}
+	}
+	have := map[string]bool{}
+	for _, ent := range stored {
+		if ent.Operation() == jetstream.KeyValuePut {
+			have[strings.TrimPrefix(ent.Key(), p.id+".")] = true
+		}
+	}
 	for _, sh := range plan {
+		if have[sh.Key()] {
+			p.track(sh, 0)
+			continue
+		}
 		if err := p.publish(rctx, sh); err != nil {
+			return pipeline.PredictResult{}, err
+		}
+	}
+	if len(have) > 0 {
+		p.log.Warn("resuming: results stored by an earlier coordinator are read back", "shards", len(have), "of", len(plan))
+	}
+	for _, ent := range stored {
+		if err := p.onResult(rctx, ent); err != nil {
 			return pipeline.PredictResult{}, err
 		}
 	}
@@ -320,6 +411,9 @@ func (p *predictRun) track(sh sharding.Shard, seq uint64) *shardState {
 // cleanup tells workers to stop the predict's shards they are running and
 // removes what is left of it on the work queue.
 func (p *predictRun) cleanup() {
+	for _, env := range p.kept {
+		p.deleteObjects(env)
+	}
 	p.e.m.ShardsInFlight.Sub(float64(p.outstanding))
 	if p.outstanding > 0 {
 		if err := p.e.nc.Publish(cancelSubject(p.id), nil); err != nil {
@@ -593,7 +687,11 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 	}
 	p.mergeTime += time.Since(start)
 	set.Hists, set.NonFinite, set.Folds = nil, nil, nil
-	p.deleteObjects(env)
+	if p.e.opts.Resume {
+		p.kept = append(p.kept, env) // a coordinator resuming the run reads them again
+	} else {
+		p.deleteObjects(env)
+	}
 	p.skipped = append(p.skipped, env.Skipped...)
 	st.state = stateDone
 	st.partial = set

@@ -70,6 +70,7 @@ signal exits at once.`,
 	f.BoolVar(&fl.ShipData, "ship-data", false, "send the calibration data to workers through the NATS Object Store (no shared storage needed)")
 	f.StringVar(&fl.SecretFile, "secret-file", "", "file holding the fleet secret shared with the workers (default: $"+cluster.EnvSecret+"; required with --nats, generated otherwise)")
 	f.BoolVar(&fl.InProcess, "in-process", false, "calibrate in this process with ONNX Runtime, without NATS")
+	f.StringVar(&fl.RunID, "run-id", "", "name the run on the --nats server and make it resumable: the same command started again after the coordinator died reads back the results already stored and computes only the rest")
 	addConnFlags(f, &fl.Conn)
 	return cmd
 }
