@@ -44,6 +44,22 @@ func fixtureRun(t *testing.T, modelFile string, n int, params string, edit func(
 	return fixtureConfig(t, modelFile, []int{1, 3, 16, 16}, n, 1, params, edit)
 }
 
+// inProcessModel quantizes config in process (no NATS, no evaluation) and
+// returns its net.onnx: the model fleet runs of config must write.
+func inProcessModel(t *testing.T, config string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := Quantize(t.Context(), QuantizeOptions{Config: config, OutputDir: dir, SkipEvaluation: true,
+		Fleet: FleetOptions{InProcess: true}}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "net.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
 // fixtureConfig writes n random N(0,1) samples of shape (seeded) as .npy
 // files in DIR/calib and DIR/config.json quantizing the fixture modelFile
 // with DefaultQuantization's params; edit may change DIR afterwards.

@@ -30,15 +30,7 @@ const appTestSecret = "fleetcal-app-test-secret-0123"
 // is refused. The model is byte-identical to an undisturbed run's.
 func TestFleetForgedResults(t *testing.T) {
 	config := fixtureRun(t, "convnet_op13.onnx", 48, `{"preset": "performance", "stat_subset_size": 48}`, nil)
-	wantDir := t.TempDir()
-	if _, err := Quantize(t.Context(), QuantizeOptions{Config: config, OutputDir: wantDir, SkipEvaluation: true,
-		Fleet: FleetOptions{InProcess: true}}); err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(filepath.Join(wantDir, "net.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := inProcessModel(t, config)
 
 	addr := fleetFreeAddr(t)
 	url := "nats://" + addr
@@ -51,7 +43,7 @@ func TestFleetForgedResults(t *testing.T) {
 	go func() { attackDone <- attack(actx, url, creds, &forged) }()
 
 	out := t.TempDir()
-	_, err = Quantize(ctx, QuantizeOptions{Config: config, OutputDir: out, SkipEvaluation: true, Workers: 1,
+	_, err := Quantize(ctx, QuantizeOptions{Config: config, OutputDir: out, SkipEvaluation: true, Workers: 1,
 		Fleet: FleetOptions{Listen: addr, Conn: creds, ShardSize: 4}})
 	stopAttack()
 	if aerr := <-attackDone; aerr != nil {

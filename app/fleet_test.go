@@ -201,15 +201,7 @@ func TestNATSServerRestart(t *testing.T) {
 		}
 	})
 
-	wantDir := t.TempDir()
-	if _, err := Quantize(t.Context(), QuantizeOptions{Config: config, OutputDir: wantDir, SkipEvaluation: true,
-		Fleet: FleetOptions{InProcess: true}}); err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(filepath.Join(wantDir, "net.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := inProcessModel(t, config)
 
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {

@@ -28,15 +28,7 @@ func TestCoordinatorResume(t *testing.T) {
 	t.Setenv(cluster.EnvSecret, appTestSecret) // the coordinator and the worker inherit it
 	const samples, shard = 64, 4
 	config := fixtureRun(t, "convnet_op13.onnx", samples, `{"preset": "performance", "stat_subset_size": 64}`, nil)
-	wantDir := t.TempDir()
-	if _, err := Quantize(t.Context(), QuantizeOptions{Config: config, OutputDir: wantDir, SkipEvaluation: true,
-		Fleet: FleetOptions{InProcess: true}}); err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(filepath.Join(wantDir, "net.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := inProcessModel(t, config)
 
 	addr, metrics := fleetFreeAddr(t), fleetFreeAddr(t)
 	url := "nats://" + addr
