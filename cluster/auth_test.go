@@ -89,6 +89,20 @@ func TestWorkerPermissions(t *testing.T) {
 		{"write a run spec", func(c *nats.Conn) error { return c.Publish("$KV."+RunsBucket+"."+e.RunID(), []byte("{}")) }},
 		{"write a model", func(c *nats.Conn) error { return c.Publish("$O."+ModelsBucket+".C.x", []byte("x")) }},
 		{"watch results", func(c *nats.Conn) error { _, err := c.SubscribeSync("$KV." + ResultsBucket + ".>"); return err }},
+		// Results and partial statistics, of this run or another, are not
+		// for workers to read.
+		{"read a result", func(c *nats.Conn) error {
+			return c.Publish("$JS.API.DIRECT.GET.KV_"+ResultsBucket+".$KV."+ResultsBucket+"."+e.RunID()+"-x-1.0-2", nil)
+		}},
+		{"read a result by sequence", func(c *nats.Conn) error {
+			return c.Publish("$JS.API.STREAM.MSG.GET.KV_"+ResultsBucket, []byte(`{"seq": 1}`))
+		}},
+		{"read partial statistics", func(c *nats.Conn) error {
+			return c.Publish("$JS.API.CONSUMER.CREATE.OBJ_"+PartialsBucket, []byte("{}"))
+		}},
+		{"read a chunk of partial statistics", func(c *nats.Conn) error {
+			return c.Publish("$JS.API.DIRECT.GET.OBJ_"+PartialsBucket+".$O."+PartialsBucket+".C.x", nil)
+		}},
 		{"create a stream", func(c *nats.Conn) error { return c.Publish("$JS.API.STREAM.CREATE.EVIL", []byte("{}")) }},
 		{"delete the work queue", func(c *nats.Conn) error { return c.Publish("$JS.API.STREAM.DELETE."+StreamName, nil) }},
 		{"cancel a predict", func(c *nats.Conn) error { return c.Publish(cancelSubject("p"), nil) }},

@@ -37,12 +37,13 @@
 // message waits in a buffer while its ack timer runs. While a shard runs
 // the worker sends InProgress every AckWait/3.
 //
-// A worker stores its result (sealed, see Trust) with KeyValue.Create under
-// "<predict>.<shard key>" (with "=<attempt>" for a shard redone) in ResultsBucket: the encoded partial reduce.Set
-// (and the outputs, for a metric) inline, or in the Object Store
-// PartialsBucket above 512 KiB, with their SHA-256. The first Create wins;
-// a later delivery of the same shard gets ErrKeyExists, counts a duplicate
-// and drops its result. The coordinator watches its keys, verifies and
+// A worker stores its result (sealed, see Trust) under "<predict>.<shard
+// key>" (with "=<attempt>" for a shard redone) in ResultsBucket, with a
+// publish that expects no earlier value on the key (a create that never
+// reads the key): the encoded partial reduce.Set (and the outputs, for a
+// metric) inline, or in the Object Store PartialsBucket above 512 KiB,
+// with their SHA-256. The first create wins; a later delivery of the same
+// shard finds the key taken, counts a duplicate and drops its result. The coordinator watches its keys, verifies and
 // decodes each result and merges it with reduce.Set.Merge, which is exact:
 // histograms and non-finite counts (integer sums) on arrival, per-sample
 // values in shard order as soon as no earlier shard is pending, so it holds
@@ -109,10 +110,10 @@
 // the work queue, read run specs, models and shipped data, create result
 // keys and large partials, publish progress events and hear cancellations.
 // It may not publish shards, write run specs, models or data, watch results,
-// cancel predicts, or create, change or delete streams and consumers. It may
-// read a result key (KeyValue.Create reads the key it could not create, to
-// tell a deleted key from a taken one); results are sealed, so reading one
-// does not help forging another. The embedded server serves one coordinator,
+// cancel predicts, or create, change or delete streams and consumers, and
+// it may not read results or partial statistics, of its run or another
+// (only the metadata of the partials it writes, which an object put reads).
+// The embedded server serves one coordinator,
 // so "the runs a worker was given" are all of its runs; on an external
 // server the operator grants the same subjects.
 //

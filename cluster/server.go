@@ -54,11 +54,15 @@ func workerPermissions() *server.Permissions {
 	for _, st := range []string{StreamName, kv(ResultsBucket), kv(RunsBucket), obj(ModelsBucket), obj(PartialsBucket), obj(DataBucket)} {
 		pub = append(pub, "$JS.API.STREAM.INFO."+st)
 	}
-	for _, st := range []string{kv(ResultsBucket), kv(RunsBucket), obj(ModelsBucket), obj(PartialsBucket), obj(DataBucket)} {
-		// Reads: direct and stream gets.
+	for _, st := range []string{kv(RunsBucket), obj(ModelsBucket), obj(DataBucket)} {
+		// Reads: direct and stream gets. Results and partial statistics
+		// are not read: a worker writes its own (createResult; an object
+		// put reads only the object's metadata, below) and reads no one
+		// else's, of its run or another.
 		pub = append(pub, "$JS.API.DIRECT.GET."+st, "$JS.API.DIRECT.GET."+st+".>", "$JS.API.STREAM.MSG.GET."+st)
 	}
-	for _, st := range []string{obj(ModelsBucket), obj(PartialsBucket), obj(DataBucket)} {
+	pub = append(pub, "$JS.API.DIRECT.GET."+obj(PartialsBucket)+".$O."+PartialsBucket+".M.>")
+	for _, st := range []string{obj(ModelsBucket), obj(DataBucket)} {
 		// Object reads go through an ordered consumer of the object's chunks.
 		pub = append(pub, "$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>",
 			"$JS.API.CONSUMER.DELETE."+st+".>", "$JS.API.CONSUMER.INFO."+st+".>")

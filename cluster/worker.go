@@ -506,7 +506,7 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, job *shardMsg, d
 	defer cancel()
 	if serr != nil {
 		log.Error("report shard failure", "err", serr)
-	} else if _, cerr := w.c.res.results.Create(sctx, rkey, b); cerr != nil && !errors.Is(cerr, jetstream.ErrKeyExists) {
+	} else if _, cerr := w.createResult(sctx, rkey, b); cerr != nil {
 		log.Error("report shard failure", "err", cerr)
 	}
 	reason := err.Error()
@@ -595,13 +595,26 @@ func (w *Worker) store(ctx context.Context, job *shardMsg, stats, outputs []byte
 	if err != nil {
 		return false, err
 	}
-	if _, err := w.c.res.results.Create(ctx, rkey, b); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return true, nil
-		}
+	exists, err := w.createResult(ctx, rkey, b)
+	if err != nil {
 		return false, fmt.Errorf("key-value bucket %s: create %s: %w", ResultsBucket, rkey, err)
 	}
-	return false, nil
+	return exists, nil
+}
+
+// createResult stores b under the result key rkey unless the key holds a
+// value or a delete marker already (exists true): a publish that expects
+// no earlier message on the key's subject. Unlike KeyValue.Create, it
+// never reads the key, so the worker role needs no right to read results
+// (workerPermissions).
+func (w *Worker) createResult(ctx context.Context, rkey string, b []byte) (exists bool, err error) {
+	_, err = w.c.res.js.Publish(ctx, "$KV."+ResultsBucket+"."+rkey, b, jetstream.WithExpectLastSequencePerSubject(0))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return true, nil
+	}
+	return false, err
 }
 
 func (w *Worker) deleteObjects(names []string) {
