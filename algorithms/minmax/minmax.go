@@ -103,6 +103,10 @@ type Report struct {
 	NothingQuantized string   `json:"nothing_quantized,omitempty"`
 	SaturationFix    string   `json:"saturation_fix"`
 	SevenBitLayers   []string `json:"seven_bit_weight_layers"`
+	// MinMACsPerElement is min_macs_per_element (0: the cost rule is off);
+	// SlowLayers the layers it left in float, and why.
+	MinMACsPerElement float64     `json:"min_macs_per_element"`
+	SlowLayers        []SlowLayer `json:"slower_in_int8_left_in_float,omitempty"`
 }
 
 // ActivationEntry is one quantized activation tensor.
@@ -219,7 +223,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	fp := prep.Model
 	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: prep.BatchNorms, ConstantsUnfolded: prep.Constants,
 		CastsFolded: prep.Casts, IdentitiesFolded: prep.Identities, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
-		SaturationFix: a.r.saturationFix}
+		SaturationFix: a.r.saturationFix, MinMACsPerElement: a.r.minMACs}
 
 	a.last = nil
 	plans := make([]plan, len(fp.Models()))

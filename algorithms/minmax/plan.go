@@ -1,6 +1,7 @@
 package minmax
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -72,6 +73,18 @@ type plan struct {
 	// untyped lists, in graph order, the tensors a quantizable node reads
 	// whose element type is unknown; those nodes stay in float.
 	untyped []string
+	// slow lists, in graph order, the layers the cost rule left in float.
+	slow []SlowLayer
+}
+
+// SlowLayer is a layer the cost rule (min_macs_per_element) left in float.
+type SlowLayer struct {
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	// MACsPerElement is the layer's multiply-adds per activation element it
+	// reads or writes (0 for an elementwise op).
+	MACsPerElement float64 `json:"macs_per_element"`
+	Reason         string  `json:"reason"`
 }
 
 type planOptions struct {
@@ -79,6 +92,8 @@ type planOptions struct {
 	ignoredScope      []string
 	ignoredOperations []string
 	perChannelWeights bool
+	// minMACsPerElement > 0 turns the cost rule on (see costOf).
+	minMACsPerElement float64
 }
 
 // makePlan decides which tensors and weights to quantize. nodes must be in
@@ -138,8 +153,15 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		return types.IsFloat32(name)
 	}
 	layerOf := map[*onnxpb.NodeProto]bool{}
+	// int8Out: tensors an INT8 layer writes (or a pass-through op moves) as
+	// uint8 under the cost rule, so that an elementwise op reading only such
+	// tensors adds no QuantizeLinear of its own.
+	int8Out := map[string]bool{}
 	for _, n := range nodes {
 		op := n.GetOpType()
+		if opt.minMACsPerElement > 0 && passThroughOps[op] && len(n.Input) > 0 && len(n.Output) == 1 && int8Out[n.Input[0]] {
+			int8Out[n.Output[0]] = true
+		}
 		if !ops[op] || ignoredNode[n.GetName()] || len(n.Input) == 0 {
 			continue
 		}
@@ -169,6 +191,18 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		}
 		if !ok {
 			continue
+		}
+		if opt.minMACsPerElement > 0 {
+			if sl, slow := costOf(n, inits, l.weight, acts, int8Out, opt.minMACsPerElement); slow {
+				p.slow = append(p.slow, sl)
+				continue
+			}
+			for _, o := range n.Output {
+				int8Out[o] = true
+			}
+			if cs := consumers[n.Output[0]]; len(n.Output) == 1 && len(cs) == 1 && cs[0].GetOpType() == "Relu" && len(cs[0].Output) == 1 {
+				int8Out[cs[0].Output[0]] = true
+			}
 		}
 		for _, in := range acts {
 			quantizedInput[in] = true
@@ -276,6 +310,80 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		}
 	}
 	return p
+}
+
+// The cost rule (min_macs_per_element, on by default in
+// DefaultQuantization) leaves in float the layers whose integer kernel, with
+// the QuantizeLinear of its input and the DequantizeLinear of its output,
+// costs ONNX Runtime more than the float kernel it replaces. It reads only
+// the graph, so the model written does not depend on the CPU or on timing.
+// Measured on the corpus (BENCHMARKS.md, "Speed: the cost rule"):
+//   - a Conv, MatMul or Gemm pays in INT8 when it does enough multiply-adds
+//     per activation element it reads or writes (each such element costs a
+//     QuantizeLinear or DequantizeLinear at an INT8/float boundary, and the
+//     integer kernels' requantization): Cout·(Cin/group)·kh·kw /
+//     (Cin·stride_h·stride_w + Cout) for a Conv, K·N/(K+N) for a MatMul or
+//     Gemm, both independent of the spatial size and the batch. Depthwise
+//     convolutions (kh·kw/2, ONNX Runtime's uint8 depthwise kernel being
+//     slower than its float NCHWc one), the small-channel 1×1 convolutions of
+//     mobile networks, squeeze-excite and small attention MatMuls fall
+//     below; ResNet-style 3×3 convolutions (≥ 96) stay INT8;
+//   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
+//     input it reads is already uint8 (written by an INT8 layer), so it
+//     never adds a QuantizeLinear of its own.
+
+// DefaultMinMACsPerElement is min_macs_per_element's default in
+// DefaultQuantization.
+const DefaultMinMACsPerElement = 48.0
+
+// costOf applies the cost rule to node n (weight w, activation inputs
+// acts): slow is true when n stays in float, with the reason.
+func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, minMACs float64) (sl SlowLayer, slow bool) {
+	sl = SlowLayer{Node: n.GetName(), Op: n.GetOpType()}
+	if w == "" {
+		for _, in := range acts {
+			if !int8Out[in] {
+				sl.Reason = fmt.Sprintf("input %q is not written by an INT8 layer: quantizing it would add a QuantizeLinear", in)
+				return sl, true
+			}
+		}
+		return sl, false
+	}
+	d := inits[w].GetDims()
+	switch n.GetOpType() {
+	case "Conv":
+		if len(d) < 3 {
+			return sl, false
+		}
+		g := max(attrInt(n, "group", 1), 1)
+		cout, cinG := float64(d[0]), float64(d[1])
+		k, st := 1.0, 1.0
+		for _, v := range d[2:] {
+			k *= float64(v)
+		}
+		for _, a := range n.Attribute {
+			if a.GetName() == "strides" {
+				for _, v := range a.GetInts() {
+					st *= float64(max(v, 1))
+				}
+			}
+		}
+		sl.MACsPerElement = cout * cinG * k / (cinG*float64(g)*st + cout)
+		if g > 1 && d[1] == 1 {
+			sl.Reason = "depthwise convolution, "
+		}
+	default: // MatMul, Gemm: a 2-D weight
+		if len(d) != 2 {
+			return sl, false
+		}
+		sl.MACsPerElement = float64(d[0]) * float64(d[1]) / float64(d[0]+d[1])
+	}
+	sl.MACsPerElement = float64(int64(sl.MACsPerElement*10+0.5)) / 10
+	if sl.MACsPerElement >= minMACs {
+		return sl, false
+	}
+	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
+	return sl, true
 }
 
 // markFirstLayers sets first on the layers with a weight that no other

@@ -1,6 +1,8 @@
 package minmax
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -141,6 +143,8 @@ func TestParamsErrors(t *testing.T) {
 		{Params{Weights: &QuantConfig{LevelLow: ptr[int32](-200), LevelHigh: ptr[int32](127)}}, "weights: levels [-200, 127] must hold 0 and lie within [-128, 127]"},
 		{Params{Weights: &QuantConfig{LevelLow: ptr[int32](-127)}}, "set both level_low and level_high"},
 		{Params{Activations: &QuantConfig{LevelLow: ptr[int32](-1), LevelHigh: ptr[int32](255)}}, "within [0, 255]"},
+		{Params{MinMACsPerElement: ptr(-1.0)}, "min_macs_per_element: -1, want a finite number, at least 0"},
+		{Params{MinMACsPerElement: ptr(math.NaN())}, "min_macs_per_element: NaN"},
 	} {
 		_, err := tc.p.resolve()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -306,5 +310,96 @@ func TestParamsSaturationFix(t *testing.T) {
 				t.Errorf("resolve(%+v) = %q, %v; want %q", tc.p, r.saturationFix, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlanCostRule: min_macs_per_element leaves in float the Conv layers
+// with few multiply-adds per activation element (a depthwise convolution,
+// a strided 1×1 convolution) and the elementwise ops that would need a
+// QuantizeLinear of their own; 0 turns the rule off.
+func TestPlanCostRule(t *testing.T) {
+	f32 := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range dims {
+			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(model.TypeFloat), Shape: shape}}}}
+	}
+	node := func(op, name string, in ...string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{OpType: proto.String(op), Name: proto.String(name), Input: in, Output: []string{name}}
+	}
+	ints := func(name string, v ...int64) *onnxpb.AttributeProto {
+		return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
+	}
+	pads := ints("pads", 1, 1, 1, 1)
+	weight := func(name string, dims ...int64) *onnxpb.TensorProto {
+		n := int64(1)
+		for _, d := range dims {
+			n *= d
+		}
+		return model.NewTensorFloat32(name, dims, make([]float32, n))
+	}
+	convA := node("Conv", "conv_a", "x", "wa")
+	convA.Attribute = []*onnxpb.AttributeProto{pads}
+	dw := node("Conv", "dw", "relu_a", "wd")
+	dw.Attribute = []*onnxpb.AttributeProto{pads, {Name: proto.String("group"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(32)}}
+	convB := node("Conv", "conv_b", "relu_a", "wb")
+	convB.Attribute = []*onnxpb.AttributeProto{pads}
+	convS := node("Conv", "conv_s", "add1", "ws")
+	convS.Attribute = []*onnxpb.AttributeProto{ints("strides", 2, 2)}
+	p := &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}},
+		Graph: &onnxpb.GraphProto{
+			Name:  proto.String("g"),
+			Input: []*onnxpb.ValueInfoProto{f32("x", 1, 16, 8, 8)},
+			Initializer: []*onnxpb.TensorProto{
+				weight("wa", 32, 16, 3, 3), weight("wd", 32, 1, 3, 3), weight("wb", 32, 32, 3, 3), weight("ws", 16, 32, 1, 1),
+			},
+			Node: []*onnxpb.NodeProto{
+				convA,                                   // 32·16·9/(16+32) = 96 MACs per element
+				node("Relu", "relu_a", "conv_a"),        //
+				dw,                                      // depthwise: 32·1·9/(32+32) = 4.5
+				convB,                                   // 32·32·9/(32+32) = 144
+				node("Add", "add1", "relu_a", "conv_b"), // both inputs INT8: QLinearAdd
+				node("Add", "add2", "dw", "conv_b"),     // dw is float: stays float
+				convS,                                   // 1×1 stride 2: 16·32/(32·4+16) = 3.6
+				node("Sigmoid", "out1", "add2"),
+				node("Sigmoid", "out2", "conv_s"),
+			},
+			Output: []*onnxpb.ValueInfoProto{f32("out1", 1, 32, 8, 8), f32("out2", 1, 16, 4, 4)},
+		},
+	}
+	order, err := model.NewGraph(p).TopoOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		minMACs      float64
+		layers, slow []string
+	}{
+		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:4.5", "add2:0", "conv_s:3.6"}},
+		// Above conv_a's 96: conv_a in float, so add1 reads a float input.
+		{100, []string{"conv_b"}, []string{"conv_a:96", "dw:4.5", "add1:0", "add2:0", "conv_s:3.6"}},
+	} {
+		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs})
+		var layers, slow []string
+		for _, l := range pl.layers {
+			layers = append(layers, l.node.GetName())
+		}
+		for _, s := range pl.slow {
+			slow = append(slow, fmt.Sprintf("%s:%g", s.Node, s.MACsPerElement))
+			if s.Reason == "" {
+				t.Errorf("min %g: %s left in float without a reason", tc.minMACs, s.Node)
+			}
+		}
+		if !slices.Equal(layers, tc.layers) || !slices.Equal(slow, tc.slow) {
+			t.Errorf("min_macs_per_element %g: layers %v, slow %v; want %v, %v", tc.minMACs, layers, slow, tc.layers, tc.slow)
+		}
+		if tc.minMACs == 48 && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
+			t.Errorf("dw's reason = %q, want it to say depthwise", pl.slow[0].Reason)
+		}
 	}
 }

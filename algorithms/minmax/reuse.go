@@ -52,6 +52,7 @@ func (a *Algorithm) planOptions(extra []string) planOptions {
 		ignoredScope:      scope,
 		ignoredOperations: opTypes(a.params.Ignored.Operations),
 		perChannelWeights: a.r.perChannelWeights,
+		minMACsPerElement: a.r.minMACs,
 	}
 }
 
@@ -61,8 +62,10 @@ func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
 	c := a.last
 	a.report.Activations, a.report.Layers, a.report.FoldedRelus, a.report.FloatOps = nil, nil, 0, nil
 	a.report.SevenBitLayers = []string{}
+	a.report.SlowLayers = nil
 	var out []*model.Stage
 	for i, s := range c.fp.Models() {
+		a.report.SlowLayers = append(a.report.SlowLayers, plans[i].slow...)
 		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
 		if err := a.apply(p, plans[i], c.stats); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)

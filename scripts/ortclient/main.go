@@ -200,6 +200,10 @@ type profile struct {
 	// FloatCompute names the float Conv/MatMul/Gemm kernels the INT8 model
 	// still ran.
 	FloatCompute []string `json:"int8_float_compute_kernels"`
+	// FP32Kernels and INT8Kernels are every kernel each model ran, by node
+	// (--kernels).
+	FP32Kernels []engine.KernelRun `json:"fp32_kernel_list,omitempty"`
+	INT8Kernels []engine.KernelRun `json:"int8_kernel_list,omitempty"`
 }
 
 func main() {
@@ -211,14 +215,15 @@ func main() {
 	threads := flag.Int("threads", 1, "intra-op threads (0: ONNX Runtime's default)")
 	limit := flag.Int("samples", 0, "fidelity on the first N samples only (0: all)")
 	prof := flag.Bool("profile", false, "add ONNX Runtime's kernel profile of both models")
+	kernels := flag.Int("kernels", 0, "with --profile: list every kernel of both models, profiled over N runs")
 	flag.Parse()
-	if err := run(*fp32, *int8, *dir, *runs, *warmup, *threads, *limit, *prof); err != nil {
+	if err := run(*fp32, *int8, *dir, *runs, *warmup, *threads, *limit, *prof, *kernels); err != nil {
 		fmt.Fprintln(os.Stderr, "ortclient:", err)
 		os.Exit(1)
 	}
 }
 
-func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool) error {
+func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool, kernels int) error {
 	if fp32 == "" || int8 == "" || dir == "" {
 		return errors.New("--fp32, --int8 and --data are required")
 	}
@@ -310,7 +315,7 @@ func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool) er
 		}
 	}
 	if prof {
-		if res.Profile, err = profileBoth(ctx, fp32, int8, first, threads); err != nil {
+		if res.Profile, err = profileBoth(ctx, fp32, int8, first, threads, kernels); err != nil {
 			return err
 		}
 	}
@@ -365,7 +370,7 @@ func cosine(a, b [][]float32) float64 {
 	return dot / math.Sqrt(na*nb)
 }
 
-func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, threads int) (*profile, error) {
+func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, threads, kernels int) (*profile, error) {
 	var out profile
 	for i, path := range []string{fp32, int8} {
 		p, err := model.LoadFile(path)
@@ -376,15 +381,21 @@ func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, thre
 		if err != nil {
 			return nil, err
 		}
-		kp, err := engine.ProfileKernels(ctx, raw, s.Inputs, threads, 5)
+		kp, err := engine.ProfileKernels(ctx, raw, s.Inputs, threads, max(kernels, 5))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if i == 0 {
 			out.FP32Ops = kp.OpCounts()
+			if kernels > 0 {
+				out.FP32Kernels = kp.Kernels
+			}
 			continue
 		}
 		out.INT8Ops, out.INT8Micros = kp.OpCounts(), kp.OpMicros()
+		if kernels > 0 {
+			out.INT8Kernels = kp.Kernels
+		}
 		out.WeightDQ = kp.DequantizedWeights(p)
 		for _, k := range kp.Kernels {
 			switch k.Op {
