@@ -253,11 +253,15 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if len(a.report.UntypedTensors) > 0 {
 		a.env.Log.Warn("tensors of unknown element type are left in float", "tensors", a.report.UntypedTensors)
 	}
-	layers := 0
+	layers, slow := 0, 0
 	for _, pl := range plans {
 		layers += len(pl.layers)
+		slow += len(pl.slow)
 	}
-	if layers == 0 {
+	if layers == 0 && slow > 0 {
+		a.report.NothingQuantized = fmt.Sprintf("every layer is slower in INT8 than in float by the cost rule (%d left in float, min_macs_per_element %g; 0 turns the rule off)", slow, a.r.minMACs)
+		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
+	} else if layers == 0 {
 		// Say why: the layers may all sit in If/Loop/Scan bodies, which
 		// are not quantized.
 		inside, notF32 := 0, 0

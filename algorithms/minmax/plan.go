@@ -319,11 +319,13 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 // the graph, so the model written does not depend on the CPU or on timing.
 // Measured on the corpus (BENCHMARKS.md, "Speed: the cost rule"):
 //   - a Conv, MatMul or Gemm pays in INT8 when it does enough multiply-adds
-//     per activation element it reads or writes (each such element costs a
-//     QuantizeLinear or DequantizeLinear at an INT8/float boundary, and the
-//     integer kernels' requantization): Cout·(Cin/group)·kh·kw /
+//     per activation element it may move across an INT8/float boundary
+//     (each costs a QuantizeLinear or DequantizeLinear, plus the integer
+//     kernels' requantization): Cout·(Cin/group)·kh·kw /
 //     (Cin·stride_h·stride_w + Cout) for a Conv, K·N/(K+N) for a MatMul or
-//     Gemm, both independent of the spatial size and the batch. Depthwise
+//     Gemm, both independent of the spatial size and the batch; an input
+//     an INT8 layer wrote is uint8 already and does not count (Cin·… and K
+//     drop from the denominators). Depthwise
 //     convolutions (kh·kw/2, ONNX Runtime's uint8 depthwise kernel being
 //     slower than its float NCHWc one), the small-channel 1×1 convolutions of
 //     mobile networks, squeeze-excite and small attention MatMuls fall
@@ -368,7 +370,11 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 				}
 			}
 		}
-		sl.MACsPerElement = cout * cinG * k / (cinG*float64(g)*st + cout)
+		in := cinG * float64(g) * st
+		if int8Out[acts[0]] {
+			in = 0 // its input is uint8 already: no QuantizeLinear
+		}
+		sl.MACsPerElement = cout * cinG * k / (in + cout)
 		if g > 1 && d[1] == 1 {
 			sl.Reason = "depthwise convolution, "
 		}
@@ -376,7 +382,15 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if len(d) != 2 {
 			return sl, false
 		}
-		sl.MACsPerElement = float64(d[0]) * float64(d[1]) / float64(d[0]+d[1])
+		kd, nd := float64(d[0]), float64(d[1])
+		if n.GetOpType() == "Gemm" && attrInt(n, "transB", 0) != 0 {
+			kd, nd = nd, kd
+		}
+		in := kd
+		if int8Out[acts[0]] {
+			in = 0
+		}
+		sl.MACsPerElement = kd * nd / (in + nd)
 	}
 	sl.MACsPerElement = float64(int64(sl.MACsPerElement*10+0.5)) / 10
 	if sl.MACsPerElement >= minMACs {

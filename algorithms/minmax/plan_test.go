@@ -364,7 +364,7 @@ func TestPlanCostRule(t *testing.T) {
 				convB,                                   // 32·32·9/(32+32) = 144
 				node("Add", "add1", "relu_a", "conv_b"), // both inputs INT8: QLinearAdd
 				node("Add", "add2", "dw", "conv_b"),     // dw is float: stays float
-				convS,                                   // 1×1 stride 2: 16·32/(32·4+16) = 3.6
+				convS,                                   // 1×1 stride 2: 16·32/(32·4+16) = 3.6 (32)
 				node("Sigmoid", "out1", "add2"),
 				node("Sigmoid", "out2", "conv_s"),
 			},
@@ -380,7 +380,8 @@ func TestPlanCostRule(t *testing.T) {
 		layers, slow []string
 	}{
 		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil},
-		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:4.5", "add2:0", "conv_s:3.6"}},
+		// dw and conv_s read uint8 tensors (relu_a, add1): 32·9/32, 16·32/16.
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}},
 		// Above conv_a's 96: conv_a in float, so add1 reads a float input.
 		{100, []string{"conv_b"}, []string{"conv_a:96", "dw:4.5", "add1:0", "add2:0", "conv_s:3.6"}},
 	} {

@@ -8,13 +8,15 @@
 // package to read .npy/.npz samples).
 //
 //	go run ./scripts/ortclient --fp32 model.onnx --int8 out/model.onnx --data heldout/ [--runs 21] [--threads 1]
+//	    [--other before/model.onnx] [--profile [--kernels N]]
 //
 // It prints one JSON object: fidelity over every sample of --data (top-1
 // agreement of the first output's last axis, cosine similarity of all float
 // outputs: mean and minimum over samples) and latency (milliseconds per
 // inference on the first sample: median, 10th and 90th percentile of each
 // model, and the median of the per-round FP32/INT8 ratios; rounds run
-// FP32 then INT8, then INT8 then FP32, alternately).
+// FP32 then INT8, then INT8 then FP32, alternately; with --other, a third
+// model in the same rounds, the order rotating).
 package main
 
 import (
@@ -159,9 +161,23 @@ type result struct {
 	Speedup       float64    `json:"speedup_median_of_ratios"`
 	SpeedupSpread [2]float64 `json:"speedup_p10_p90"`
 	Profile       *profile   `json:"profile,omitempty"`
+	// Other is --other's latency, timed in the same rounds (another INT8
+	// model, e.g. before a change): its speed-up and the ratio of INT8 to
+	// Other speed-ups are from the same runs.
+	Other *otherResult `json:"other,omitempty"`
 	// Flips are the samples whose top-1 differs, with the FP32 model's
 	// margin between its two best scores there (a near-tie flips easily).
 	Flips []flip `json:"top1_flips,omitempty"`
+}
+
+type otherResult struct {
+	Model         string     `json:"model"`
+	Latency       stats      `json:"latency"`
+	Speedup       float64    `json:"speedup_median_of_ratios"`
+	SpeedupSpread [2]float64 `json:"speedup_p10_p90"`
+	// INT8VsOther is the median of the per-round --other/--int8 time
+	// ratios: above 1, --int8 is faster than --other.
+	INT8VsOther float64 `json:"int8_vs_other_median_of_ratios"`
 }
 
 type flip struct {
@@ -216,14 +232,15 @@ func main() {
 	limit := flag.Int("samples", 0, "fidelity on the first N samples only (0: all)")
 	prof := flag.Bool("profile", false, "add ONNX Runtime's kernel profile of both models")
 	kernels := flag.Int("kernels", 0, "with --profile: list every kernel of both models, profiled over N runs")
+	other := flag.String("other", "", "another INT8 model timed in the same alternated rounds (latency only)")
 	flag.Parse()
-	if err := run(*fp32, *int8, *dir, *runs, *warmup, *threads, *limit, *prof, *kernels); err != nil {
+	if err := run(*fp32, *int8, *other, *dir, *runs, *warmup, *threads, *limit, *prof, *kernels); err != nil {
 		fmt.Fprintln(os.Stderr, "ortclient:", err)
 		os.Exit(1)
 	}
 }
 
-func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool, kernels int) error {
+func run(fp32, int8, other, dir string, runs, warmup, threads, limit int, prof bool, kernels int) error {
 	if fp32 == "" || int8 == "" || dir == "" {
 		return errors.New("--fp32, --int8 and --data are required")
 	}
@@ -287,32 +304,49 @@ func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool, ke
 	}
 	res.Top1Agreement = float64(agree) / float64(n)
 
-	var ta, tb, ratio []float64
+	sessions := []*session{a, b}
+	if other != "" {
+		c, err := open(other, threads)
+		if err != nil {
+			return err
+		}
+		sessions = append(sessions, c)
+	}
+	var ta, tb, tc, ratio, ratioC, bVsC []float64
 	time1 := func(s *session) (float64, error) {
 		t0 := time.Now()
 		_, err := s.run(first)
 		return float64(time.Since(t0).Microseconds()) / 1000, err
 	}
 	for r := range warmup + runs {
-		order := []*session{a, b}
-		if r%2 == 1 {
-			order = []*session{b, a}
+		// Each round runs every model once, in an order that rotates (and
+		// reverses every other round), so that no model always runs first.
+		order := make([]int, len(sessions))
+		for i := range order {
+			order[i] = (i + r/2) % len(sessions)
 		}
-		var d [2]float64
-		for _, s := range order {
-			ms, err := time1(s)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		d := make([]float64, len(sessions))
+		for _, i := range order {
+			ms, err := time1(sessions[i])
 			if err != nil {
 				return err
 			}
-			if s == a {
-				d[0] = ms
-			} else {
-				d[1] = ms
-			}
+			d[i] = ms
 		}
 		if r >= warmup {
 			ta, tb, ratio = append(ta, d[0]), append(tb, d[1]), append(ratio, d[0]/d[1])
+			if len(d) == 3 {
+				tc, ratioC, bVsC = append(tc, d[2]), append(ratioC, d[0]/d[2]), append(bVsC, d[2]/d[1])
+			}
 		}
+	}
+	if other != "" {
+		rc := summarize(ratioC)
+		res.Other = &otherResult{Model: other, Latency: summarize(tc), Speedup: rc.MedianMS,
+			SpeedupSpread: [2]float64{rc.P10MS, rc.P90MS}, INT8VsOther: summarize(bVsC).MedianMS}
 	}
 	if prof {
 		if res.Profile, err = profileBoth(ctx, fp32, int8, first, threads, kernels); err != nil {
