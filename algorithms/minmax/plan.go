@@ -2,6 +2,7 @@ package minmax
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -157,9 +158,32 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	// uint8 under the cost rule, so that an elementwise op reading only such
 	// tensors adds no QuantizeLinear of its own.
 	int8Out := map[string]bool{}
+	// readInt8 tells whether every reader of tensor can take it as uint8:
+	// compute ops, and pass-through and int8UnaryOps ops whose own
+	// readers can (looking depth ops ahead).
+	var readInt8 func(tensor string, depth int) bool
+	readInt8 = func(tensor string, depth int) bool {
+		if graphOutput[tensor] || depth == 0 {
+			return false
+		}
+		for _, c := range consumers[tensor] {
+			switch op := c.GetOpType(); {
+			case ignoredNode[c.GetName()]:
+				return false
+			case ops[op]:
+			case (passThroughOps[op] || int8UnaryOps[op]) && len(c.Output) == 1:
+				if !readInt8(c.Output[0], depth-1) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return len(consumers[tensor]) > 0
+	}
 	for _, n := range nodes {
 		op := n.GetOpType()
-		if opt.minMACsPerElement > 0 && passThroughOps[op] && len(n.Input) > 0 && len(n.Output) == 1 && int8Out[n.Input[0]] {
+		if opt.minMACsPerElement > 0 && (passThroughOps[op] || int8UnaryOps[op]) && len(n.Input) > 0 && len(n.Output) == 1 && int8Out[n.Input[0]] {
 			int8Out[n.Output[0]] = true
 		}
 		if !ops[op] || ignoredNode[n.GetName()] || len(n.Input) == 0 {
@@ -193,7 +217,8 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			continue
 		}
 		if opt.minMACsPerElement > 0 {
-			if sl, slow := costOf(n, inits, l.weight, acts, int8Out, opt.minMACsPerElement); slow {
+			outBoundary := len(n.Output) != 1 || !readInt8(n.Output[0], 3)
+			if sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, opt.minMACsPerElement); slow {
 				p.slow = append(p.slow, sl)
 				continue
 			}
@@ -314,22 +339,24 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 
 // The cost rule (min_macs_per_element, on by default in
 // DefaultQuantization) leaves in float the layers whose integer kernel, with
-// the QuantizeLinear of its input and the DequantizeLinear of its output,
-// costs ONNX Runtime more than the float kernel it replaces. It reads only
-// the graph, so the model written does not depend on the CPU or on timing.
-// Measured on the corpus (BENCHMARKS.md, "Speed: the cost rule"):
+// the QuantizeLinear and DequantizeLinear it needs at INT8/float
+// boundaries, costs ONNX Runtime more than the float kernel it replaces. It
+// reads only the graph, so the model written does not depend on the CPU or
+// on timing. From ONNX Runtime's profiles of the corpus (BENCHMARKS.md):
 //   - a Conv, MatMul or Gemm pays in INT8 when it does enough multiply-adds
-//     per activation element it may move across an INT8/float boundary
-//     (each costs a QuantizeLinear or DequantizeLinear, plus the integer
-//     kernels' requantization): Cout·(Cin/group)·kh·kw /
-//     (Cin·stride_h·stride_w + Cout) for a Conv, K·N/(K+N) for a MatMul or
-//     Gemm, both independent of the spatial size and the batch; an input
-//     an INT8 layer wrote is uint8 already and does not count (Cin·… and K
-//     drop from the denominators). Depthwise
-//     convolutions (kh·kw/2, ONNX Runtime's uint8 depthwise kernel being
-//     slower than its float NCHWc one), the small-channel 1×1 convolutions of
-//     mobile networks, squeeze-excite and small attention MatMuls fall
-//     below; ResNet-style 3×3 convolutions (≥ 96) stay INT8;
+//     per activation element that crosses a boundary: its input unless an
+//     INT8 layer wrote it (uint8 already), its output unless every reader
+//     takes uint8 (compute ops, and pass-through ops, Relu, Sigmoid and
+//     LeakyRelu whose readers do). Per output position a Conv does
+//     Cout·(Cin/group)·kh·kw multiply-adds and moves Cin·stride_h·stride_w
+//     input and Cout output elements; a MatMul or Gemm K·N, K and N: the
+//     ratio does not depend on the spatial size or the batch. A layer
+//     inside an INT8 chain (ResNet blocks, EfficientNet's SiLU as
+//     QLinearSigmoid and QLinearMul) crosses no boundary and stays INT8;
+//     the small-channel and depthwise convolutions between exported
+//     Hardswish ops (Add/Clip/Div/HardSigmoid, float), squeeze-excite and
+//     small attention matrices between float Softmax, LayerNormalization and
+//     bias Adds fall below the threshold;
 //   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
 //     input it reads is already uint8 (written by an INT8 layer), so it
 //     never adds a QuantizeLinear of its own.
@@ -340,7 +367,7 @@ const DefaultMinMACsPerElement = 48.0
 
 // costOf applies the cost rule to node n (weight w, activation inputs
 // acts): slow is true when n stays in float, with the reason.
-func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, minMACs float64) (sl SlowLayer, slow bool) {
+func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary bool, minMACs float64) (sl SlowLayer, slow bool) {
 	sl = SlowLayer{Node: n.GetName(), Op: n.GetOpType()}
 	if w == "" {
 		for _, in := range acts {
@@ -374,7 +401,7 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if int8Out[acts[0]] {
 			in = 0 // its input is uint8 already: no QuantizeLinear
 		}
-		sl.MACsPerElement = cout * cinG * k / (in + cout)
+		sl.MACsPerElement = perElement(cout*cinG*k, in, cout, outBoundary)
 		if g > 1 && d[1] == 1 {
 			sl.Reason = "depthwise convolution, "
 		}
@@ -390,14 +417,31 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if int8Out[acts[0]] {
 			in = 0
 		}
-		sl.MACsPerElement = kd * nd / (in + nd)
+		sl.MACsPerElement = perElement(kd*nd, in, nd, outBoundary)
 	}
-	sl.MACsPerElement = float64(int64(sl.MACsPerElement*10+0.5)) / 10
 	if sl.MACsPerElement >= minMACs {
 		return sl, false
 	}
 	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
 	return sl, true
+}
+
+// int8UnaryOps keep a uint8 tensor uint8 in ONNX Runtime's QDQ fusions
+// (QLinearSigmoid, QLinearLeakyRelu; a Relu folds into the Q before it).
+var int8UnaryOps = map[string]bool{"Relu": true, "Sigmoid": true, "LeakyRelu": true}
+
+// perElement is macs (per output position) over the activation elements
+// per output position that cross an INT8/float boundary: in (0 when the
+// input is uint8 already) and out (when a reader of the output stays in
+// float). With no boundary it is +Inf: the layer sits inside an INT8 chain.
+func perElement(macs, in, out float64, outBoundary bool) float64 {
+	if !outBoundary {
+		out = 0
+	}
+	if in+out == 0 {
+		return math.Inf(1)
+	}
+	return float64(int64(macs/(in+out)*10+0.5)) / 10
 }
 
 // markFirstLayers sets first on the layers with a weight that no other

@@ -314,9 +314,12 @@ func TestParamsSaturationFix(t *testing.T) {
 }
 
 // TestPlanCostRule: min_macs_per_element leaves in float the Conv layers
-// with few multiply-adds per activation element (a depthwise convolution,
-// a strided 1×1 convolution) and the elementwise ops that would need a
-// QuantizeLinear of their own; 0 turns the rule off.
+// with few multiply-adds per activation element crossing an INT8/float
+// boundary (a depthwise convolution read by a float op, a strided 1×1
+// convolution read by a graph output's Sigmoid) and the elementwise ops
+// that would need a QuantizeLinear of their own; a layer inside an INT8
+// chain (conv_b: uint8 in, INT8 readers) has no boundary; 0 turns the rule
+// off.
 func TestPlanCostRule(t *testing.T) {
 	f32 := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
 		shape := &onnxpb.TensorShapeProto{}
@@ -358,13 +361,14 @@ func TestPlanCostRule(t *testing.T) {
 				weight("wa", 32, 16, 3, 3), weight("wd", 32, 1, 3, 3), weight("wb", 32, 32, 3, 3), weight("ws", 16, 32, 1, 1),
 			},
 			Node: []*onnxpb.NodeProto{
-				convA,                                   // 32·16·9/(16+32) = 96 MACs per element
+				convA,                                   // 32·16·9/16 = 288 MACs per element (its Relu keeps uint8)
 				node("Relu", "relu_a", "conv_a"),        //
-				dw,                                      // depthwise: 32·1·9/(32+32) = 4.5
-				convB,                                   // 32·32·9/(32+32) = 144
+				dw,                                      // depthwise, read by a float Tanh: 32·9/32 = 9 (4.5 with relu_a float)
+				node("Tanh", "tanh", "dw"),              //
+				convB,                                   // no boundary when relu_a is uint8; else 32·32·9/32 = 288
 				node("Add", "add1", "relu_a", "conv_b"), // both inputs INT8: QLinearAdd
-				node("Add", "add2", "dw", "conv_b"),     // dw is float: stays float
-				convS,                                   // 1×1 stride 2: 16·32/(32·4+16) = 3.6 (32)
+				node("Add", "add2", "tanh", "conv_b"),   // tanh is float: stays float
+				convS,                                   // 1×1 stride 2, read by a graph output's Sigmoid: 16·32/16 = 32 (3.6 with add1 float)
 				node("Sigmoid", "out1", "add2"),
 				node("Sigmoid", "out2", "conv_s"),
 			},
@@ -380,10 +384,9 @@ func TestPlanCostRule(t *testing.T) {
 		layers, slow []string
 	}{
 		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil},
-		// dw and conv_s read uint8 tensors (relu_a, add1): 32·9/32, 16·32/16.
 		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}},
-		// Above conv_a's 96: conv_a in float, so add1 reads a float input.
-		{100, []string{"conv_b"}, []string{"conv_a:96", "dw:4.5", "add1:0", "add2:0", "conv_s:3.6"}},
+		// Above conv_a's 288: conv_a in float, so nothing reads uint8.
+		{300, nil, []string{"conv_a:288", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}},
 	} {
 		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs})
 		var layers, slow []string
