@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/model/onnxpb"
@@ -30,9 +31,12 @@ func images(n int) pipeline.SliceLoader {
 	return out
 }
 
-// quantize runs DefaultQuantization on the test convnet.
+// quantize runs DefaultQuantization on the test convnet, cost rule off
+// (its 16×16 layers are all below it; these tests are about latency_aware).
 func quantize(t *testing.T, p Params) ([]byte, *model.CompressedModel, *Algorithm) {
 	t.Helper()
+	off := 0.0
+	p.MinMACsPerElement = &off
 	data := images(4)
 	e, err := engine.New(data, engine.Options{Threads: 1})
 	if err != nil {
@@ -169,5 +173,36 @@ func TestAttributeRenamedFP32Kernels(t *testing.T) {
 	want := []layerCost{{"c1", "Conv", 10, 5}, {"c2", "Conv", 20, 6}, {"c3", "Conv", 30, 7}}
 	if !slices.Equal(got, want) {
 		t.Errorf("attribute = %+v, want %+v", got, want)
+	}
+}
+
+// TestCostRuleOnByDefault: DefaultQuantization applies the cost rule unless
+// min_macs_per_element is 0; the test convnet's 16×16 layers (at most
+// 0.3M multiply-adds, each next to a float graph input or output) all stay
+// in float, and the report says why.
+func TestCostRuleOnByDefault(t *testing.T) {
+	data := images(4)
+	e, err := engine.New(data, engine.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	env := pipeline.AlgorithmEnv{Engine: e, DataLen: data.Len(), Log: slog.New(slog.DiscardHandler), Data: data, Threads: 1}
+	fm, err := model.Load(model.Config{Name: "m", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Params{}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Run(t.Context(), fm); err != nil {
+		t.Fatal(err)
+	}
+	r := a.Report().(map[string]any)[minmax.Name].(minmax.Report)
+	if r.MinMACsPerElement != minmax.DefaultMinMACsPerElement || len(r.Layers) != 0 || len(r.SlowLayers) == 0 ||
+		!strings.Contains(r.NothingQuantized, "cost rule") {
+		t.Errorf("min_macs_per_element %g, %d INT8 layers, %d left in float, nothing_quantized %q",
+			r.MinMACsPerElement, len(r.Layers), len(r.SlowLayers), r.NothingQuantized)
 	}
 }

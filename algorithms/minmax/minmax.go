@@ -229,6 +229,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	plans := make([]plan, len(fp.Models()))
 	orders := make([][]*onnxpb.NodeProto, len(fp.Models()))
 	types := make([]*model.Types, len(fp.Models()))
+	shapes := make([]*model.Types, len(fp.Models()))
 	layout := pipeline.StatsLayout{}
 	minSpec, maxSpec := a.r.minEst.StatSpec(), a.r.maxEst.StatSpec()
 	for i, s := range fp.Models() {
@@ -238,7 +239,12 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		}
 		orders[i] = order
 		types[i] = model.InferTypes(s.Proto)
-		plans[i] = makePlan(s.Proto.GetGraph(), types[i], order, a.planOptions(nil))
+		if a.r.minMACs > 0 && i == 0 && !fp.IsCascade() {
+			if shapes[i], err = a.sampleShapes(ctx, s.Proto); err != nil {
+				return nil, err
+			}
+		}
+		plans[i] = makePlan(s.Proto.GetGraph(), types[i], order, a.planOptionsFor(nil, shapes[i]))
 		a.report.UntypedTensors = append(a.report.UntypedTensors, plans[i].untyped...)
 		for _, act := range plans[i].activations {
 			if act.shares == "" {
@@ -306,7 +312,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		}
 	}
 
-	a.last = &collected{fp: fp, orders: orders, types: types, stats: stats, plans: plans}
+	a.last = &collected{fp: fp, orders: orders, types: types, shapes: shapes, stats: stats, plans: plans}
 	return a.build(plans)
 }
 

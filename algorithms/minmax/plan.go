@@ -85,7 +85,10 @@ type SlowLayer struct {
 	// MACsPerElement is the layer's multiply-adds per activation element it
 	// reads or writes (0 for an elementwise op).
 	MACsPerElement float64 `json:"macs_per_element"`
-	Reason         string  `json:"reason"`
+	// MACs is its multiply-adds per sample at the calibration sample's
+	// input shapes (0 when unknown).
+	MACs   int64  `json:"macs,omitempty"`
+	Reason string `json:"reason"`
 }
 
 type planOptions struct {
@@ -95,6 +98,9 @@ type planOptions struct {
 	perChannelWeights bool
 	// minMACsPerElement > 0 turns the cost rule on (see costOf).
 	minMACsPerElement float64
+	// shapes, when set, are the tensor types with the graph inputs' shapes
+	// of a calibration sample: the cost rule reads layer sizes from them.
+	shapes *model.Types
 }
 
 // makePlan decides which tensors and weights to quantize. nodes must be in
@@ -218,7 +224,11 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		}
 		if opt.minMACsPerElement > 0 {
 			outBoundary := len(n.Output) != 1 || !readInt8(n.Output[0], 3)
-			if sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, opt.minMACsPerElement); slow {
+			positions := int64(0)
+			if opt.shapes != nil {
+				positions = outputPositions(opt.shapes, n)
+			}
+			if sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, positions, opt.minMACsPerElement); slow {
 				p.slow = append(p.slow, sl)
 				continue
 			}
@@ -367,7 +377,7 @@ const DefaultMinMACsPerElement = 48.0
 
 // costOf applies the cost rule to node n (weight w, activation inputs
 // acts): slow is true when n stays in float, with the reason.
-func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary bool, minMACs float64) (sl SlowLayer, slow bool) {
+func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary bool, positions int64, minMACs float64) (sl SlowLayer, slow bool) {
 	sl = SlowLayer{Node: n.GetName(), Op: n.GetOpType()}
 	if w == "" {
 		for _, in := range acts {
@@ -402,6 +412,7 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 			in = 0 // its input is uint8 already: no QuantizeLinear
 		}
 		sl.MACsPerElement = perElement(cout*cinG*k, in, cout, outBoundary)
+		sl.MACs = int64(cout*cinG*k) * positions
 		if g > 1 && d[1] == 1 {
 			sl.Reason = "depthwise convolution, "
 		}
@@ -418,12 +429,53 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 			in = 0
 		}
 		sl.MACsPerElement = perElement(kd*nd, in, nd, outBoundary)
+		sl.MACs = int64(kd*nd) * positions
 	}
 	if sl.MACsPerElement >= minMACs {
-		return sl, false
+		if math.IsInf(sl.MACsPerElement, 1) || sl.MACs == 0 || sl.MACs >= MinBoundaryLayerMACs {
+			return sl, false
+		}
+		sl.Reason += fmt.Sprintf("%d multiply-adds in all, below %d: with an INT8/float boundary, the QuantizeLinear/DequantizeLinear and kernel overhead cost more than INT8 saves", sl.MACs, MinBoundaryLayerMACs)
+		return sl, true
 	}
 	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
 	return sl, true
+}
+
+// MinBoundaryLayerMACs is the least number of multiply-adds (per sample,
+// at the calibration sample's shapes) for which a layer that needs a
+// QuantizeLinear or DequantizeLinear pays in INT8: below it the fixed cost
+// of those nodes and of the integer kernel exceeds what INT8 saves (ppocr_cls's
+// 1×1 convolutions, 0.2M to 1.6M multiply-adds at 48×192, ran 6 % slower
+// than in float; BENCHMARKS.md).
+const MinBoundaryLayerMACs = 2_000_000
+
+// outputPositions is the number of output positions of layer n per sample
+// in shapes (a Conv's output spatial size, a MatMul's or Gemm's output rows
+// but the batch); 0 when unknown.
+func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
+	if len(n.Output) == 0 {
+		return 0
+	}
+	t, ok := shapes.Of(n.Output[0])
+	if !ok || len(t.Shape) < 2 {
+		return 0
+	}
+	dims := t.Shape[2:] // Conv: N, C, spatial...
+	if n.GetOpType() != "Conv" {
+		dims = t.Shape[1 : len(t.Shape)-1] // MatMul, Gemm: ..., rows, N
+		if len(t.Shape) == 2 {
+			dims = t.Shape[:1]
+		}
+	}
+	p := int64(1)
+	for _, d := range dims {
+		if d <= 0 {
+			return 0
+		}
+		p *= d
+	}
+	return p
 }
 
 // int8UnaryOps keep a uint8 tensor uint8 in ONNX Runtime's QDQ fusions

@@ -382,13 +382,22 @@ func TestPlanCostRule(t *testing.T) {
 	for _, tc := range []struct {
 		minMACs      float64
 		layers, slow []string
+		shapes       bool
 	}{
-		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil},
-		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}},
+		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil, false},
+		// With the layers' sizes (8×8 outputs): conv_a does 32·16·9·64 =
+		// 294,912 multiply-adds and reads the float graph input, below
+		// MinBoundaryLayerMACs; then nothing is uint8.
+		{48, nil, []string{"conv_a:288", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, true},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, false},
 		// Above conv_a's 288: conv_a in float, so nothing reads uint8.
-		{300, nil, []string{"conv_a:288", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}},
+		{300, nil, []string{"conv_a:288", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, false},
 	} {
-		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs})
+		opt := planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs}
+		if tc.shapes {
+			opt.shapes = model.InferTypes(p)
+		}
+		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, opt)
 		var layers, slow []string
 		for _, l := range pl.layers {
 			layers = append(layers, l.node.GetName())
@@ -402,7 +411,10 @@ func TestPlanCostRule(t *testing.T) {
 		if !slices.Equal(layers, tc.layers) || !slices.Equal(slow, tc.slow) {
 			t.Errorf("min_macs_per_element %g: layers %v, slow %v; want %v, %v", tc.minMACs, layers, slow, tc.layers, tc.slow)
 		}
-		if tc.minMACs == 48 && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
+		if tc.shapes && (pl.slow[0].MACs != 294912 || !strings.Contains(pl.slow[0].Reason, "294912 multiply-adds in all")) {
+			t.Errorf("conv_a: %+v, want 294912 multiply-adds named in the reason", pl.slow[0])
+		}
+		if tc.minMACs == 48 && !tc.shapes && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
 			t.Errorf("dw's reason = %q, want it to say depthwise", pl.slow[0].Reason)
 		}
 	}
