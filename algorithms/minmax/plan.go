@@ -165,7 +165,8 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	// tensors adds no QuantizeLinear of its own.
 	int8Out := map[string]bool{}
 	// readInt8 tells whether every reader of tensor can take it as uint8:
-	// compute ops, and pass-through and int8UnaryOps ops whose own
+	// compute ops (a Conv, MatMul or Gemm only if it will pay in INT8 with
+	// a uint8 input), and pass-through and int8UnaryOps ops whose own
 	// readers can (looking depth ops ahead).
 	var readInt8 func(tensor string, depth int) bool
 	readInt8 = func(tensor string, depth int) bool {
@@ -176,6 +177,15 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			switch op := c.GetOpType(); {
 			case ignoredNode[c.GetName()]:
 				return false
+			case weightedOps[op] && ops[op]:
+				w, ok := weightOf(c, inits)
+				if !ok || len(c.Output) != 1 {
+					return false
+				}
+				macs, out := perPosition(c, inits[w].GetDims())
+				if !readInt8(c.Output[0], depth-1) && !(out > 0 && macs/out >= opt.minMACsPerElement) {
+					return false
+				}
 			case ops[op]:
 			case (passThroughOps[op] || int8UnaryOps[op]) && len(c.Output) == 1:
 				if !readInt8(c.Output[0], depth-1) {
@@ -432,7 +442,10 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		sl.MACs = int64(kd*nd) * positions
 	}
 	if sl.MACsPerElement >= minMACs {
-		if math.IsInf(sl.MACsPerElement, 1) || sl.MACs == 0 || sl.MACs >= MinBoundaryLayerMACs {
+		// The size test is for a layer alone between float ops (a boundary
+		// on both sides): the first layer of an INT8 chain pays for the
+		// chain's QuantizeLinear.
+		if int8Out[acts[0]] || !outBoundary || sl.MACs == 0 || sl.MACs >= MinBoundaryLayerMACs {
 			return sl, false
 		}
 		sl.Reason += fmt.Sprintf("%d multiply-adds in all, below %d: with an INT8/float boundary, the QuantizeLinear/DequantizeLinear and kernel overhead cost more than INT8 saves", sl.MACs, MinBoundaryLayerMACs)
@@ -476,6 +489,30 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 		p *= d
 	}
 	return p
+}
+
+// perPosition is a weighted layer's multiply-adds and output elements per
+// output position (Conv: Cout·(Cin/group)·kh·kw and Cout; MatMul, Gemm:
+// K·N and N), from its weight's dims.
+func perPosition(n *onnxpb.NodeProto, d []int64) (macs, out float64) {
+	if n.GetOpType() == "Conv" {
+		if len(d) < 3 {
+			return 0, 0
+		}
+		macs = float64(d[0] * d[1])
+		for _, v := range d[2:] {
+			macs *= float64(v)
+		}
+		return macs, float64(d[0])
+	}
+	if len(d) != 2 {
+		return 0, 0
+	}
+	nd := d[1]
+	if n.GetOpType() == "Gemm" && attrInt(n, "transB", 0) != 0 {
+		nd = d[0]
+	}
+	return float64(d[0] * d[1]), float64(nd)
 }
 
 // int8UnaryOps keep a uint8 tensor uint8 in ONNX Runtime's QDQ fusions

@@ -361,7 +361,7 @@ func TestPlanCostRule(t *testing.T) {
 				weight("wa", 32, 16, 3, 3), weight("wd", 32, 1, 3, 3), weight("wb", 32, 32, 3, 3), weight("ws", 16, 32, 1, 1),
 			},
 			Node: []*onnxpb.NodeProto{
-				convA,                                   // 32·16·9/16 = 288 MACs per element (its Relu keeps uint8)
+				convA,                                   // dw stays float, so relu_a is read in float: 32·16·9/(16+32) = 96
 				node("Relu", "relu_a", "conv_a"),        //
 				dw,                                      // depthwise, read by a float Tanh: 32·9/32 = 9 (4.5 with relu_a float)
 				node("Tanh", "tanh", "dw"),              //
@@ -386,12 +386,13 @@ func TestPlanCostRule(t *testing.T) {
 	}{
 		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil, false},
 		// With the layers' sizes (8×8 outputs): conv_a does 32·16·9·64 =
-		// 294,912 multiply-adds and reads the float graph input, below
-		// MinBoundaryLayerMACs; then nothing is uint8.
-		{48, nil, []string{"conv_a:288", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, true},
+		// 294,912 multiply-adds between the float graph input and dw (which
+		// stays float), below MinBoundaryLayerMACs; conv_b, read by compute
+		// ops only, starts an INT8 chain and has no size test.
+		{48, []string{"conv_b"}, []string{"conv_a:96", "dw:4.5", "add1:0", "add2:0", "conv_s:3.6"}, true},
 		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, false},
-		// Above conv_a's 288: conv_a in float, so nothing reads uint8.
-		{300, nil, []string{"conv_a:288", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, false},
+		// Above conv_a's 96 and conv_b's 288: nothing reads uint8.
+		{300, nil, []string{"conv_a:96", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, false},
 	} {
 		opt := planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs}
 		if tc.shapes {
