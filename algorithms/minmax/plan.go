@@ -84,7 +84,7 @@ type SlowLayer struct {
 	Op   string `json:"op"`
 	// MACsPerElement is the layer's multiply-adds per activation element it
 	// reads or writes (0 for an elementwise op).
-	MACsPerElement float64 `json:"macs_per_element"`
+	MACsPerElement float64 `json:"macs_per_element,omitempty"`
 	// MACs is its multiply-adds per sample at the calibration sample's
 	// input shapes (0 when unknown).
 	MACs   int64  `json:"macs,omitempty"`
@@ -197,10 +197,25 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		}
 		return len(consumers[tensor]) > 0
 	}
+	// Under the cost rule, the INT8 layers connected through uint8 tensors
+	// form regions (union-find over p.layers' indices): origin is the layer
+	// whose region a uint8 tensor belongs to, macs each layer's
+	// multiply-adds (-1: unknown).
+	origin := map[string]int{}
+	var parent []int
+	var macs []int64
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
 	for _, n := range nodes {
 		op := n.GetOpType()
 		if opt.minMACsPerElement > 0 && (passThroughOps[op] || int8UnaryOps[op]) && len(n.Input) > 0 && len(n.Output) == 1 && int8Out[n.Input[0]] {
 			int8Out[n.Output[0]] = true
+			origin[n.Output[0]] = origin[n.Input[0]]
 		}
 		if !ops[op] || ignoredNode[n.GetName()] || len(n.Input) == 0 {
 			continue
@@ -238,22 +253,56 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			if opt.shapes != nil {
 				positions = outputPositions(opt.shapes, n)
 			}
-			if sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, positions, opt.minMACsPerElement); slow {
+			sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, positions, opt.minMACsPerElement)
+			if slow {
 				p.slow = append(p.slow, sl)
 				continue
 			}
+			li := len(p.layers)
+			parent = append(parent, li)
+			switch {
+			case l.weight == "":
+				macs = append(macs, 0)
+			case sl.MACs > 0:
+				macs = append(macs, sl.MACs)
+			default:
+				macs = append(macs, -1)
+			}
+			for _, in := range acts {
+				if int8Out[in] {
+					parent[find(li)] = find(origin[in])
+				}
+			}
 			for _, o := range n.Output {
 				int8Out[o] = true
+				origin[o] = li
 			}
 			if cs := consumers[n.Output[0]]; len(n.Output) == 1 && len(cs) == 1 && cs[0].GetOpType() == "Relu" && len(cs[0].Output) == 1 {
 				int8Out[cs[0].Output[0]] = true
+				origin[cs[0].Output[0]] = li
 			}
+			p.layers = append(p.layers, l)
+			continue
 		}
 		for _, in := range acts {
 			quantizedInput[in] = true
 		}
 		layerOf[n] = true
 		p.layers = append(p.layers, l)
+	}
+
+	if opt.minMACsPerElement > 0 {
+		p.layers = dropSmallRegions(&p, parent, macs, find)
+		for _, l := range p.layers {
+			layerOf[l.node] = true
+			acts := l.node.Input
+			if l.weight != "" {
+				acts = acts[:1]
+			}
+			for _, in := range acts {
+				quantizedInput[in] = true
+			}
+		}
 	}
 
 	markFirstLayers(nodes, p.layers)
@@ -489,6 +538,41 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 		p *= d
 	}
 	return p
+}
+
+// MinRegionMACs is the least number of multiply-adds (per sample, at the
+// calibration sample's shapes) of a region of INT8 layers connected through
+// uint8 tensors: a region pays a QuantizeLinear where it starts and a
+// DequantizeLinear where it ends, and ONNX Runtime's integer kernels cost
+// more than the float ones on small tensors (fmnist_mobilenetv3 at 28×28:
+// QLinearConv 1,303 µs against 515 µs of float Conv; ppocr_cls's regions
+// of 2M to 6M multiply-adds ran 4–6 % slower than float; BENCHMARKS.md).
+const MinRegionMACs = 8_000_000
+
+// dropSmallRegions removes from p.layers the regions whose layers' sizes
+// are all known and add up to less than MinRegionMACs, moving them to
+// p.slow; it returns the layers kept, in order.
+func dropSmallRegions(p *plan, parent []int, macs []int64, find func(int) int) []layer {
+	total := map[int]int64{}
+	for i := range p.layers {
+		r := find(i)
+		if macs[i] < 0 || total[r] < 0 {
+			total[r] = -1
+			continue
+		}
+		total[r] += macs[i]
+	}
+	var kept []layer
+	for i, l := range p.layers {
+		r := find(i)
+		if t := total[r]; t < 0 || t >= MinRegionMACs {
+			kept = append(kept, l)
+			continue
+		}
+		p.slow = append(p.slow, SlowLayer{Node: l.node.GetName(), Op: l.node.GetOpType(), MACs: max(macs[i], 0),
+			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) does %d multiply-adds in all, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves", total[r], MinRegionMACs)})
+	}
+	return kept
 }
 
 // perPosition is a weighted layer's multiply-adds and output elements per
