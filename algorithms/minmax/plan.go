@@ -426,6 +426,10 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     Hardswish ops (Add/Clip/Div/HardSigmoid, float), squeeze-excite and
 //     small attention matrices between float Softmax, LayerNormalization and
 //     bias Adds fall below the threshold;
+//   - with the layers' sizes (the graph inputs shaped like calibration
+//     sample 0), a layer with a boundary on both sides needs
+//     MinBoundaryLayerMACs multiply-adds, and a region of INT8 layers
+//     connected through uint8 tensors MinRegionMACs in all;
 //   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
 //     input it reads is already uint8 (written by an INT8 layer), so it
 //     never adds a QuantizeLinear of its own.
