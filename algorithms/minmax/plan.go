@@ -427,9 +427,8 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     small attention matrices between float Softmax, LayerNormalization and
 //     bias Adds fall below the threshold;
 //   - with the layers' sizes (the graph inputs shaped like calibration
-//     sample 0), a layer with a boundary on both sides needs
-//     MinBoundaryLayerMACs multiply-adds, and a region of INT8 layers
-//     connected through uint8 tensors MinRegionMACs in all;
+//     sample 0), a region of INT8 layers connected through uint8 tensors
+//     needs MinRegionMACs multiply-adds in all;
 //   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
 //     input it reads is already uint8 (written by an INT8 layer), so it
 //     never adds a QuantizeLinear of its own.
@@ -495,26 +494,11 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		sl.MACs = int64(kd*nd) * positions
 	}
 	if sl.MACsPerElement >= minMACs {
-		// The size test is for a layer alone between float ops (a boundary
-		// on both sides): the first layer of an INT8 chain pays for the
-		// chain's QuantizeLinear.
-		if int8Out[acts[0]] || !outBoundary || sl.MACs == 0 || sl.MACs >= MinBoundaryLayerMACs {
-			return sl, false
-		}
-		sl.Reason += fmt.Sprintf("%d multiply-adds in all, below %d: with an INT8/float boundary, the QuantizeLinear/DequantizeLinear and kernel overhead cost more than INT8 saves", sl.MACs, MinBoundaryLayerMACs)
-		return sl, true
+		return sl, false
 	}
 	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
 	return sl, true
 }
-
-// MinBoundaryLayerMACs is the least number of multiply-adds (per sample,
-// at the calibration sample's shapes) for which a layer that needs a
-// QuantizeLinear or DequantizeLinear pays in INT8: below it the fixed cost
-// of those nodes and of the integer kernel exceeds what INT8 saves (ppocr_cls's
-// 1×1 convolutions, 0.2M to 1.6M multiply-adds at 48×192, ran 6 % slower
-// than in float; BENCHMARKS.md).
-const MinBoundaryLayerMACs = 2_000_000
 
 // outputPositions is the number of output positions of layer n per sample
 // in shapes (a Conv's output spatial size, a MatMul's or Gemm's output rows
@@ -549,9 +533,10 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 // uint8 tensors: a region pays a QuantizeLinear where it starts and a
 // DequantizeLinear where it ends, and ONNX Runtime's integer kernels cost
 // more than the float ones on small tensors (fmnist_mobilenetv3 at 28×28:
-// QLinearConv 1,303 µs against 515 µs of float Conv; ppocr_cls's regions
-// of 2M to 6M multiply-adds ran 4–6 % slower than float; BENCHMARKS.md).
-const MinRegionMACs = 8_000_000
+// QLinearConv 1,303 µs against 515 µs of float Conv). On the corpus
+// (BENCHMARKS.md), ppocr_cls's regions (0.02M to 1.2M) made it 4–6 % slower
+// than float, ppocr_det's from 2.4M up faster.
+const MinRegionMACs = 2_000_000
 
 // dropSmallRegions removes from p.layers the regions whose layers' sizes
 // are all known and add up to less than MinRegionMACs, moving them to

@@ -385,12 +385,10 @@ func TestPlanCostRule(t *testing.T) {
 		shapes       int64 // the input's height and width for the layers' sizes (0: unknown)
 	}{
 		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil, 0},
-		// With the layers' sizes (8×8 outputs): conv_a does 32·16·9·64 =
-		// 294,912 multiply-adds between the float graph input and dw (which
-		// stays float), below MinBoundaryLayerMACs; conv_b, read by compute
-		// ops only, passes alone but is an INT8 region of 589,824
-		// multiply-adds, below MinRegionMACs.
-		{48, nil, []string{"conv_a:96", "dw:4.5", "add1:0", "add2:0", "conv_s:3.6", "conv_b:0"}, 8},
+		// With the layers' sizes (8×8 outputs): the region conv_a, conv_b,
+		// add1 does 32·16·9·64 + 32·32·9·64 = 884,736 multiply-adds, below
+		// MinRegionMACs.
+		{48, nil, []string{"dw:9", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
 		// At 64×64 conv_a does 18.9M multiply-adds, and its region (conv_a,
 		// conv_b, add1) 56.6M.
 		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 64},
@@ -418,8 +416,8 @@ func TestPlanCostRule(t *testing.T) {
 		if !slices.Equal(layers, tc.layers) || !slices.Equal(slow, tc.slow) {
 			t.Errorf("min_macs_per_element %g: layers %v, slow %v; want %v, %v", tc.minMACs, layers, slow, tc.layers, tc.slow)
 		}
-		if tc.shapes == 8 && (pl.slow[0].MACs != 294912 || !strings.Contains(pl.slow[0].Reason, "294912 multiply-adds in all")) {
-			t.Errorf("conv_a: %+v, want 294912 multiply-adds named in the reason", pl.slow[0])
+		if tc.shapes == 8 && (pl.slow[3].MACs != 294912 || !strings.Contains(pl.slow[3].Reason, "does 884736 multiply-adds in all")) {
+			t.Errorf("conv_a: %+v, want 294912 multiply-adds and its region's 884736 in the reason", pl.slow[3])
 		}
 		if tc.minMACs == 48 && tc.shapes == 0 && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
 			t.Errorf("dw's reason = %q, want it to say depthwise", pl.slow[0].Reason)
