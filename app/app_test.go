@@ -85,7 +85,8 @@ func fixtureConfig(t *testing.T, modelFile string, shape []int, n int, seed uint
 // TestQuantizeOldOpsetConstantWeights quantizes a model whose weights are
 // Constant nodes, at opset 9, with an unfolded BatchNormalization.
 func TestQuantizeOldOpsetConstantWeights(t *testing.T) {
-	cfg := fixtureRun(t, "convnet_op9_const.onnx", 8, `{"stat_subset_size": 8}`, nil)
+	// Its small layers are below the cost rule's threshold.
+	cfg := fixtureRun(t, "convnet_op9_const.onnx", 8, `{"stat_subset_size": 8, "min_macs_per_element": 0}`, nil)
 	out := t.TempDir()
 	rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 1})
 	if err != nil {

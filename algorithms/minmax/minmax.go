@@ -266,7 +266,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 	if layers == 0 && slow > 0 {
 		a.report.NothingQuantized = fmt.Sprintf("every layer is slower in INT8 than in float by the cost rule (%d left in float, min_macs_per_element %g; 0 turns the rule off)", slow, a.r.minMACs)
-		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
 	} else if layers == 0 {
 		// Say why: the layers may all sit in If/Loop/Scan bodies, which
 		// are not quantized.
@@ -280,7 +279,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 			}
 		}
 		a.report.NothingQuantized = fmt.Sprintf("no float32 layer to quantize: %d Conv/Gemm/MatMul nodes read tensors of another type (float16 parts stay as they are), %d sit inside If/Loop/Scan bodies", notF32, inside)
-		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
 	}
 	if len(a.report.UnmatchedIgnored) > 0 {
 		a.env.Log.Warn("ignored scope names match no node", "names", a.report.UnmatchedIgnored)
@@ -299,6 +297,11 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	stats, n, err := a.collect(ctx, fp, layout)
 	if err != nil {
 		return nil, err
+	}
+	if a.report.NothingQuantized != "" {
+		// Warned once the statistics pass worked: a run that fails logs
+		// only its error.
+		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
 	}
 	a.report.CalibrationSize = n
 	if len(stats.NonFinite) > 0 {
