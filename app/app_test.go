@@ -101,7 +101,8 @@ func fixtureConfig(t *testing.T, modelFile string, shape []int, n int, seed uint
 // TestQuantizeOldOpsetConstantWeights quantizes a model whose weights are
 // Constant nodes, at opset 9, with an unfolded BatchNormalization.
 func TestQuantizeOldOpsetConstantWeights(t *testing.T) {
-	cfg := fixtureRun(t, "convnet_op9_const.onnx", 8, `{"stat_subset_size": 8}`, nil)
+	// Its small layers are below the cost rule's threshold.
+	cfg := fixtureRun(t, "convnet_op9_const.onnx", 8, `{"stat_subset_size": 8, "min_macs_per_element": 0}`, nil)
 	out := t.TempDir()
 	rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 1})
 	if err != nil {
@@ -216,7 +217,8 @@ func TestQuantizeBadInputs(t *testing.T) {
 func TestQuantizeShapeArithmetic(t *testing.T) {
 	for _, name := range []string{"shape_arith_op11.onnx", "shape_arith_op13.onnx"} {
 		t.Run(name, func(t *testing.T) {
-			cfg := fixtureConfig(t, name, []int{1, 3, 8, 8}, 8, 3, `{"stat_subset_size": 8}`, nil)
+			// Its two small Convs are below the cost rule's threshold.
+			cfg := fixtureConfig(t, name, []int{1, 3, 8, 8}, 8, 3, `{"stat_subset_size": 8, "min_macs_per_element": 0}`, nil)
 			out := t.TempDir()
 			rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 2})
 			if err != nil {

@@ -15,7 +15,11 @@ import (
 // models: every Conv layer the report calls INT8 runs as QLinearConv, no
 // float Conv is left, and no DequantizeLinear of a weight runs at inference
 // time (a layer that did not fuse dequantizes its weights at every
-// inference and is slower than FP32).
+// inference and is slower than FP32). The fixtures are small (3 to 32
+// channels): DefaultQuantization's cost rule keeps most of their layers in
+// float, so the fusion check turns it off ("min_macs_per_element": 0); with
+// the rule on, every layer still INT8 runs as an integer kernel and no
+// weight is dequantized at run time either.
 func TestInt8RunsIntegerKernels(t *testing.T) {
 	for _, tc := range []struct {
 		model string
@@ -25,34 +29,47 @@ func TestInt8RunsIntegerKernels(t *testing.T) {
 		{"shape_arith_op13.onnx", []int{1, 3, 8, 8}},
 		{"deep_resnet.onnx", []int{1, 3, 8, 8}},
 	} {
-		t.Run(tc.model, func(t *testing.T) {
-			cfg := fixtureConfig(t, tc.model, tc.shape, 4, 5, `{"stat_subset_size": 4}`, nil)
-			out := t.TempDir()
-			rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 1, SkipEvaluation: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mm := rep.Algorithms[0].Details.(map[string]any)[minmax.Name].(minmax.Report)
-			convs := 0
-			for _, l := range mm.Layers {
-				if l.Op == "Conv" {
-					convs++
-				}
-			}
-			j, err := open(t.Context(), cfg, "", 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer j.Close()
-			s, err := j.loader.Item(t.Context(), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ops := checkInt8Kernels(t, filepath.Join(out, "net.onnx"), s.Inputs, mm)
-			if ops["QLinearConv"] == 0 || ops["Conv"]+ops["FusedConv"] != 0 {
-				t.Errorf("float convolutions ran: %d Conv, %d FusedConv", ops["Conv"], ops["FusedConv"])
-			}
-		})
+		for _, rule := range []string{"off", "default"} {
+			t.Run(tc.model+"/cost_rule_"+rule, func(t *testing.T) {
+				testInt8Kernels(t, tc.model, tc.shape, rule == "off")
+			})
+		}
+	}
+}
+
+func testInt8Kernels(t *testing.T, fixture string, shape []int, ruleOff bool) {
+	params := `{"stat_subset_size": 4}`
+	if ruleOff {
+		params = `{"stat_subset_size": 4, "min_macs_per_element": 0}`
+	}
+	cfg := fixtureConfig(t, fixture, shape, 4, 5, params, nil)
+	out := t.TempDir()
+	rep, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: out, Workers: 1, SkipEvaluation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm := rep.Algorithms[0].Details.(map[string]any)[minmax.Name].(minmax.Report)
+	convs := 0
+	for _, l := range mm.Layers {
+		if l.Op == "Conv" {
+			convs++
+		}
+	}
+	j, err := open(t.Context(), cfg, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	s, err := j.loader.Item(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := checkInt8Kernels(t, filepath.Join(out, "net.onnx"), s.Inputs, mm)
+	if ruleOff && (ops["QLinearConv"] == 0 || ops["Conv"]+ops["FusedConv"] != 0) {
+		t.Errorf("float convolutions ran: %d Conv, %d FusedConv", ops["Conv"], ops["FusedConv"])
+	}
+	if !ruleOff && ops["QLinearConv"] != convs {
+		t.Errorf("%d QLinearConv ran, the report has %d INT8 Conv layers (%d left in float by the cost rule)", ops["QLinearConv"], convs, len(mm.SlowLayers))
 	}
 }
 

@@ -151,7 +151,7 @@ func TestParamErrors(t *testing.T) {
 		{`{"max_iter_num": -1}`, "max_iter_num: -1, want at least 0"},
 		{`{"metric_subset_ratio": 0}`, "metric_subset_ratio: 0 is outside (0, 1]"},
 		// Strict decoding names the key and lists AA's and the base's keys.
-		{`{"maximal_dorp": 0.01}`, `params: unknown key "maximal_dorp"; valid keys: activations, annotation_free, base_algorithm, convert_to_mixed_preset, drop_type, fast_bias_mode, histogram_estimator, ignored, latency_aware, max_iter_num, maximal_drop, metric_subset_ratio, min_layer_speedup, model_type, preset, range_estimator, ranking_subset_size, saturation_fix, seed, shuffle_data, stat_batch_size, stat_subset_size, target_device, tune_hyperparams, use_fast_bias, use_prev_if_drop_increase, weights`},
+		{`{"maximal_dorp": 0.01}`, `params: unknown key "maximal_dorp"; valid keys: activations, annotation_free, base_algorithm, convert_to_mixed_preset, drop_type, fast_bias_mode, histogram_estimator, ignored, latency_aware, max_iter_num, maximal_drop, metric_subset_ratio, min_layer_speedup, min_macs_per_element, model_type, preset, range_estimator, ranking_subset_size, saturation_fix, seed, shuffle_data, stat_batch_size, stat_subset_size, target_device, tune_hyperparams, use_fast_bias, use_prev_if_drop_increase, weights`},
 		// The base algorithm's parameters pass through and are checked.
 		{`{"preset": "accuracy"}`, `preset: unknown preset "accuracy"; valid: mixed, performance`},
 		{`{"stat_subset_size": 0}`, "stat_subset_size: 0"},

@@ -55,6 +55,10 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 			return nil, fmt.Errorf("%s: min_layer_speedup must be positive, got %g", Name, *p.MinLayerSpeedup)
 		}
 	}
+	if p.MinMACsPerElement == nil {
+		d := float64(minmax.DefaultMinMACsPerElement)
+		p.MinMACsPerElement = &d
+	}
 	mm, err := minmax.New(p.Params, env)
 	if err != nil {
 		return nil, err

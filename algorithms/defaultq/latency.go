@@ -232,15 +232,47 @@ func kernelTimes(p *engine.KernelProfile) map[string]float64 {
 	return out
 }
 
-// attribute gives each quantized layer its FP32 kernel time and its INT8
-// time: its kernel plus the DequantizeLinear nodes on its activation inputs
+// nchwcFused are the operators ONNX Runtime's NCHWc transformer fuses
+// into the float Conv before them (activations, and Add as a sum); the
+// fused kernel is named after the last fused node's output.
+var nchwcFused = map[string]bool{"Relu": true, "Clip": true, "Sigmoid": true, "HardSigmoid": true,
+	"LeakyRelu": true, "Tanh": true, "Add": true}
+
+// fusedOutputs lists n's outputs and those of the chain of single readers
+// ONNX Runtime may fuse into it (Conv → HardSigmoid runs as one NCHWc Conv
+// named "<HardSigmoid output>_nchwc"; Conv → Add → Relu as one named after
+// the Relu's output).
+func fusedOutputs(n *onnxpb.NodeProto, consumers map[string][]*onnxpb.NodeProto) []string {
+	out := slices.Clone(n.GetOutput())
+	if len(out) != 1 {
+		return out
+	}
+	cur := out[0]
+	for range 3 {
+		cs := consumers[cur]
+		if len(cs) != 1 || !nchwcFused[cs[0].GetOpType()] || len(cs[0].GetOutput()) != 1 {
+			break
+		}
+		cur = cs[0].GetOutput()[0]
+		out = append(out, cur)
+	}
+	return out
+}
+
+// attribute gives each quantized layer its FP32 kernel time (its node, or
+// the NCHWc Conv named after its output or the output of what was fused
+// into it) and its INT8 time: its kernel plus the DequantizeLinear nodes on its activation inputs
 // and the QuantizeLinear nodes before them, a QuantizeLinear shared by n
 // DequantizeLinear nodes counting 1/n.
 func attribute(fp, q *onnxpb.ModelProto, layers []string, fpProf, qProf *engine.KernelProfile) []layerCost {
 	ft, qt := kernelTimes(fpProf), kernelTimes(qProf)
 	fpNodes := map[string]*onnxpb.NodeProto{}
+	fpConsumers := map[string][]*onnxpb.NodeProto{}
 	for _, n := range fp.GetGraph().GetNode() {
 		fpNodes[n.GetName()] = n
+		for _, i := range n.GetInput() {
+			fpConsumers[i] = append(fpConsumers[i], n)
+		}
 	}
 	producer := map[string]*onnxpb.NodeProto{}
 	consumers := map[string]int{}
@@ -261,7 +293,7 @@ func attribute(fp, q *onnxpb.ModelProto, layers []string, fpProf, qProf *engine.
 			continue
 		}
 		lc := layerCost{node: l, op: fn.GetOpType(), fp32: ft[l], int8us: qt[l]}
-		for _, o := range fn.GetOutput() {
+		for _, o := range fusedOutputs(fn, fpConsumers) {
 			lc.fp32 += ft[o+"_nchwc"]
 		}
 		for _, in := range qn.GetInput() {

@@ -5,11 +5,16 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -26,9 +31,12 @@ func images(n int) pipeline.SliceLoader {
 	return out
 }
 
-// quantize runs DefaultQuantization on the test convnet.
+// quantize runs DefaultQuantization on the test convnet, cost rule off
+// (its 16×16 layers are all below it; these tests are about latency_aware).
 func quantize(t *testing.T, p Params) ([]byte, *model.CompressedModel, *Algorithm) {
 	t.Helper()
+	off := 0.0
+	p.MinMACsPerElement = &off
 	data := images(4)
 	e, err := engine.New(data, engine.Options{Threads: 1})
 	if err != nil {
@@ -133,5 +141,70 @@ func TestMinLayerSpeedupNeedsLatencyAware(t *testing.T) {
 	v := 1.2
 	if _, err := New(Params{MinLayerSpeedup: &v}, pipeline.AlgorithmEnv{}); err == nil || !strings.Contains(err.Error(), "latency_aware") {
 		t.Error("min_layer_speedup without latency_aware: no error")
+	}
+}
+
+// TestAttributeRenamedFP32Kernels: ONNX Runtime runs a float Conv fused
+// with the activation after it as one NCHWc kernel named after the
+// activation's output ("<HardSigmoid output>_nchwc", paddle2onnx's
+// squeeze-excite), and an INT8 layer as "<node>_token_N"; both times are
+// the layer's (before, the FP32 side counted 0 and the layer was reverted).
+func TestAttributeRenamedFP32Kernels(t *testing.T) {
+	node := func(op, name string, in ...string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{OpType: proto.String(op), Name: proto.String(name), Input: in, Output: []string{name + "_out"}}
+	}
+	fp := &onnxpb.ModelProto{Graph: &onnxpb.GraphProto{Node: []*onnxpb.NodeProto{
+		node("Conv", "c1", "x", "w1"), node("HardSigmoid", "hs", "c1_out"),
+		node("Conv", "c2", "hs_out", "w2"), node("Add", "add", "c2_out", "hs_out"), node("Relu", "relu", "add_out"),
+		node("Conv", "c3", "relu_out", "w3"), node("Mul", "mul", "c3_out", "relu_out"),
+	}}}
+	q := &onnxpb.ModelProto{Graph: &onnxpb.GraphProto{Node: []*onnxpb.NodeProto{
+		node("Conv", "c1", "x", "w1"), node("Conv", "c2", "hs_out", "w2"), node("Conv", "c3", "relu_out", "w3"),
+	}}}
+	fpProf := &engine.KernelProfile{Kernels: []engine.KernelRun{
+		{Node: "hs_out_nchwc", Op: "Conv", Micros: 10}, {Node: "relu_out_nchwc", Op: "Conv", Micros: 20},
+		{Node: "c3_out_nchwc", Op: "Conv", Micros: 30}, {Node: "ReorderOutput_token_7", Op: "ReorderOutput", Micros: 99},
+	}}
+	qProf := &engine.KernelProfile{Kernels: []engine.KernelRun{
+		{Node: "c1_token_1", Op: "QLinearConv", Micros: 5}, {Node: "c2_token_2", Op: "QLinearConv", Micros: 6},
+		{Node: "c3/duplicated", Op: "QLinearConv", Micros: 7},
+	}}
+	got := attribute(fp, q, []string{"c1", "c2", "c3"}, fpProf, qProf)
+	want := []layerCost{{"c1", "Conv", 10, 5}, {"c2", "Conv", 20, 6}, {"c3", "Conv", 30, 7}}
+	if !slices.Equal(got, want) {
+		t.Errorf("attribute = %+v, want %+v", got, want)
+	}
+}
+
+// TestCostRuleOnByDefault: DefaultQuantization applies the cost rule unless
+// min_macs_per_element is 0: some of the test convnet's layers stay in
+// float, and the report says why.
+func TestCostRuleOnByDefault(t *testing.T) {
+	data := images(4)
+	e, err := engine.New(data, engine.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	env := pipeline.AlgorithmEnv{Engine: e, DataLen: data.Len(), Log: slog.New(slog.DiscardHandler), Data: data, Threads: 1}
+	fm, err := model.Load(model.Config{Name: "m", Model: "../../testdata/models/convnet_op13.onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Params{}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Run(t.Context(), fm); err != nil {
+		t.Fatal(err)
+	}
+	r := a.Report().(map[string]any)[minmax.Name].(minmax.Report)
+	if r.MinMACsPerElement != minmax.DefaultMinMACsPerElement || len(r.SlowLayers) == 0 {
+		t.Errorf("min_macs_per_element %g, %d left in float", r.MinMACsPerElement, len(r.SlowLayers))
+	}
+	for _, s := range r.SlowLayers {
+		if s.Node == "" || s.Reason == "" {
+			t.Errorf("left in float without a reason: %+v", s)
+		}
 	}
 }

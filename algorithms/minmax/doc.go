@@ -6,6 +6,8 @@
 //	a, _ := minmax.New(minmax.Params{Preset: "performance"}, env)
 //	q, err := a.Run(ctx, floatModel) // q.Reference is the prepared float model
 //
-// The plan (which tensors get Q/DQ) depends only on the graph: pure Go,
-// never imports cgo or NATS.
+// The plan (which tensors get Q/DQ) depends only on the graph and, under
+// the cost rule (min_macs_per_element, plan.go), the shapes of calibration
+// sample 0: never on timing, so the output is the same on any CPU or
+// fleet. Pure Go, never imports cgo or NATS.
 package minmax

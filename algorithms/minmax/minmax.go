@@ -103,6 +103,10 @@ type Report struct {
 	NothingQuantized string   `json:"nothing_quantized,omitempty"`
 	SaturationFix    string   `json:"saturation_fix"`
 	SevenBitLayers   []string `json:"seven_bit_weight_layers"`
+	// MinMACsPerElement is min_macs_per_element (0: the cost rule is off);
+	// SlowLayers the layers it left in float, and why.
+	MinMACsPerElement float64     `json:"min_macs_per_element"`
+	SlowLayers        []SlowLayer `json:"slower_in_int8_left_in_float,omitempty"`
 }
 
 // ActivationEntry is one quantized activation tensor.
@@ -219,12 +223,13 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	fp := prep.Model
 	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: prep.BatchNorms, ConstantsUnfolded: prep.Constants,
 		CastsFolded: prep.Casts, IdentitiesFolded: prep.Identities, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
-		SaturationFix: a.r.saturationFix}
+		SaturationFix: a.r.saturationFix, MinMACsPerElement: a.r.minMACs}
 
 	a.last = nil
 	plans := make([]plan, len(fp.Models()))
 	orders := make([][]*onnxpb.NodeProto, len(fp.Models()))
 	types := make([]*model.Types, len(fp.Models()))
+	shapes := make([]*model.Types, len(fp.Models()))
 	layout := pipeline.StatsLayout{}
 	minSpec, maxSpec := a.r.minEst.StatSpec(), a.r.maxEst.StatSpec()
 	for i, s := range fp.Models() {
@@ -234,7 +239,12 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		}
 		orders[i] = order
 		types[i] = model.InferTypes(s.Proto)
-		plans[i] = makePlan(s.Proto.GetGraph(), types[i], order, a.planOptions(nil))
+		if a.r.minMACs > 0 && i == 0 && !fp.IsCascade() {
+			if shapes[i], err = a.sampleShapes(ctx, s.Proto); err != nil {
+				return nil, err
+			}
+		}
+		plans[i] = makePlan(s.Proto.GetGraph(), types[i], order, a.planOptionsFor(nil, shapes[i]))
 		a.report.UntypedTensors = append(a.report.UntypedTensors, plans[i].untyped...)
 		for _, act := range plans[i].activations {
 			if act.shares == "" {
@@ -249,11 +259,14 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if len(a.report.UntypedTensors) > 0 {
 		a.env.Log.Warn("tensors of unknown element type are left in float", "tensors", a.report.UntypedTensors)
 	}
-	layers := 0
+	layers, slow := 0, 0
 	for _, pl := range plans {
 		layers += len(pl.layers)
+		slow += len(pl.slow)
 	}
-	if layers == 0 {
+	if layers == 0 && slow > 0 {
+		a.report.NothingQuantized = fmt.Sprintf("every layer is slower in INT8 than in float by the cost rule (%d left in float, min_macs_per_element %g; 0 turns the rule off)", slow, a.r.minMACs)
+	} else if layers == 0 {
 		// Say why: the layers may all sit in If/Loop/Scan bodies, which
 		// are not quantized.
 		inside, notF32 := 0, 0
@@ -266,7 +279,6 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 			}
 		}
 		a.report.NothingQuantized = fmt.Sprintf("no float32 layer to quantize: %d Conv/Gemm/MatMul nodes read tensors of another type (float16 parts stay as they are), %d sit inside If/Loop/Scan bodies", notF32, inside)
-		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
 	}
 	if len(a.report.UnmatchedIgnored) > 0 {
 		a.env.Log.Warn("ignored scope names match no node", "names", a.report.UnmatchedIgnored)
@@ -286,6 +298,11 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	if err != nil {
 		return nil, err
 	}
+	if a.report.NothingQuantized != "" {
+		// Warned once the statistics pass worked: a run that fails logs
+		// only its error.
+		a.env.Log.Warn("nothing was quantized: the output model is the float model", "why", a.report.NothingQuantized)
+	}
 	a.report.CalibrationSize = n
 	if len(stats.NonFinite) > 0 {
 		a.report.NonFiniteTensors = stats.NonFinite
@@ -298,7 +315,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 		}
 	}
 
-	a.last = &collected{fp: fp, orders: orders, types: types, stats: stats, plans: plans}
+	a.last = &collected{fp: fp, orders: orders, types: types, shapes: shapes, stats: stats, plans: plans}
 	return a.build(plans)
 }
 

@@ -3,6 +3,7 @@ package minmax
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/fleetcal/fleetcal/algorithms/qmath"
@@ -50,6 +51,13 @@ type Params struct {
 	// weights.reduced_range is the older spelling: true is "all", false is
 	// "no"; setting both to different things is an error.
 	SaturationFix string `json:"saturation_fix"`
+	// MinMACsPerElement turns on the cost rule (plan.go, costOf): a Conv,
+	// MatMul or Gemm doing fewer multiply-adds per activation element it
+	// reads or writes stays in float, and an elementwise op stays in float
+	// unless every input is written by an INT8 layer. 0 (MinMaxQuantization's
+	// default) turns it off; DefaultQuantization's default is
+	// DefaultMinMACsPerElement. Higher keeps more layers in float.
+	MinMACsPerElement *float64 `json:"min_macs_per_element"`
 }
 
 // Saturation fixes (POT's saturation_fix values).
@@ -193,6 +201,8 @@ type resolved struct {
 	minEst, maxEst qmath.Estimator
 	transformer    bool
 	hist           *HistogramEstimator
+	// minMACs is min_macs_per_element (0: cost rule off).
+	minMACs float64
 	// weightLevels and actLevels override the 8-bit levels when set.
 	weightLevels, actLevels *[2]int32
 }
@@ -225,6 +235,12 @@ func (p *Params) resolve() (resolved, error) {
 	r.transformer = p.ModelType == "transformer"
 	if err := p.Ignored.check(); err != nil {
 		return r, err
+	}
+	if m := p.MinMACsPerElement; m != nil {
+		if !(*m >= 0) || math.IsInf(*m, 0) {
+			return r, fmt.Errorf("min_macs_per_element: %g, want a finite number, at least 0 (0 turns the cost rule off)", *m)
+		}
+		r.minMACs = *m
 	}
 	rangeEst := p.RangeEst
 	if a := p.Activations; a != nil {

@@ -1,6 +1,8 @@
 package minmax
 
 import (
+	"fmt"
+	"math"
 	"slices"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -72,6 +74,21 @@ type plan struct {
 	// untyped lists, in graph order, the tensors a quantizable node reads
 	// whose element type is unknown; those nodes stay in float.
 	untyped []string
+	// slow lists, in graph order, the layers the cost rule left in float.
+	slow []SlowLayer
+}
+
+// SlowLayer is a layer the cost rule (min_macs_per_element) left in float.
+type SlowLayer struct {
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	// MACsPerElement is the layer's multiply-adds per activation element it
+	// reads or writes (0 for an elementwise op).
+	MACsPerElement float64 `json:"macs_per_element,omitempty"`
+	// MACs is its multiply-adds per sample at the calibration sample's
+	// input shapes (0 when unknown).
+	MACs   int64  `json:"macs,omitempty"`
+	Reason string `json:"reason"`
 }
 
 type planOptions struct {
@@ -79,6 +96,11 @@ type planOptions struct {
 	ignoredScope      []string
 	ignoredOperations []string
 	perChannelWeights bool
+	// minMACsPerElement > 0 turns the cost rule on (see costOf).
+	minMACsPerElement float64
+	// shapes, when set, are the tensor types with the graph inputs' shapes
+	// of a calibration sample: the cost rule reads layer sizes from them.
+	shapes *model.Types
 }
 
 // makePlan decides which tensors and weights to quantize. nodes must be in
@@ -138,8 +160,63 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		return types.IsFloat32(name)
 	}
 	layerOf := map[*onnxpb.NodeProto]bool{}
+	// int8Out: tensors an INT8 layer writes (or a pass-through op moves) as
+	// uint8 under the cost rule, so that an elementwise op reading only such
+	// tensors adds no QuantizeLinear of its own.
+	int8Out := map[string]bool{}
+	// readInt8 tells whether every reader of tensor can take it as uint8:
+	// compute ops (a Conv, MatMul or Gemm only if it will pay in INT8 with
+	// a uint8 input), and pass-through and int8UnaryOps ops whose own
+	// readers can (looking depth ops ahead).
+	var readInt8 func(tensor string, depth int) bool
+	readInt8 = func(tensor string, depth int) bool {
+		if graphOutput[tensor] || depth == 0 {
+			return false
+		}
+		for _, c := range consumers[tensor] {
+			switch op := c.GetOpType(); {
+			case ignoredNode[c.GetName()]:
+				return false
+			case weightedOps[op] && ops[op]:
+				w, ok := weightOf(c, inits)
+				if !ok || len(c.Output) != 1 {
+					return false
+				}
+				macs, out := perPosition(c, inits[w].GetDims())
+				if !readInt8(c.Output[0], depth-1) && !(out > 0 && macs/out >= opt.minMACsPerElement) {
+					return false
+				}
+			case ops[op]:
+			case (passThroughOps[op] || int8UnaryOps[op]) && len(c.Output) == 1:
+				if !readInt8(c.Output[0], depth-1) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return len(consumers[tensor]) > 0
+	}
+	// Under the cost rule, the INT8 layers connected through uint8 tensors
+	// form regions (union-find over p.layers' indices): origin is the layer
+	// whose region a uint8 tensor belongs to, macs each layer's
+	// multiply-adds (-1: unknown).
+	origin := map[string]int{}
+	var parent []int
+	var macs []int64
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
 	for _, n := range nodes {
 		op := n.GetOpType()
+		if opt.minMACsPerElement > 0 && (passThroughOps[op] || int8UnaryOps[op]) && len(n.Input) > 0 && len(n.Output) == 1 && int8Out[n.Input[0]] {
+			int8Out[n.Output[0]] = true
+			origin[n.Output[0]] = origin[n.Input[0]]
+		}
 		if !ops[op] || ignoredNode[n.GetName()] || len(n.Input) == 0 {
 			continue
 		}
@@ -170,11 +247,62 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		if !ok {
 			continue
 		}
+		if opt.minMACsPerElement > 0 {
+			outBoundary := len(n.Output) != 1 || !readInt8(n.Output[0], 3)
+			positions := int64(0)
+			if opt.shapes != nil {
+				positions = outputPositions(opt.shapes, n)
+			}
+			sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, positions, opt.minMACsPerElement)
+			if slow {
+				p.slow = append(p.slow, sl)
+				continue
+			}
+			li := len(p.layers)
+			parent = append(parent, li)
+			switch {
+			case l.weight == "":
+				macs = append(macs, 0)
+			case sl.MACs > 0:
+				macs = append(macs, sl.MACs)
+			default:
+				macs = append(macs, -1)
+			}
+			for _, in := range acts {
+				if int8Out[in] {
+					parent[find(li)] = find(origin[in])
+				}
+			}
+			for _, o := range n.Output {
+				int8Out[o] = true
+				origin[o] = li
+			}
+			if cs := consumers[n.Output[0]]; len(n.Output) == 1 && len(cs) == 1 && cs[0].GetOpType() == "Relu" && len(cs[0].Output) == 1 {
+				int8Out[cs[0].Output[0]] = true
+				origin[cs[0].Output[0]] = li
+			}
+			p.layers = append(p.layers, l)
+			continue
+		}
 		for _, in := range acts {
 			quantizedInput[in] = true
 		}
 		layerOf[n] = true
 		p.layers = append(p.layers, l)
+	}
+
+	if opt.minMACsPerElement > 0 {
+		p.layers = dropSmallRegions(&p, parent, macs, find)
+		for _, l := range p.layers {
+			layerOf[l.node] = true
+			acts := l.node.Input
+			if l.weight != "" {
+				acts = acts[:1]
+			}
+			for _, in := range acts {
+				quantizedInput[in] = true
+			}
+		}
 	}
 
 	markFirstLayers(nodes, p.layers)
@@ -276,6 +404,206 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 		}
 	}
 	return p
+}
+
+// The cost rule (min_macs_per_element, on by default in
+// DefaultQuantization) leaves in float the layers whose integer kernel, with
+// the QuantizeLinear and DequantizeLinear it needs at INT8/float
+// boundaries, costs ONNX Runtime more than the float kernel it replaces. It
+// reads only the graph, so the model written does not depend on the CPU or
+// on timing. From ONNX Runtime's profiles of the corpus (BENCHMARKS.md):
+//   - a Conv, MatMul or Gemm pays in INT8 when it does enough multiply-adds
+//     per activation element that crosses a boundary: its input unless an
+//     INT8 layer wrote it (uint8 already), its output unless every reader
+//     takes uint8 (compute ops, and pass-through ops, Relu, Sigmoid and
+//     LeakyRelu whose readers do). Per output position a Conv does
+//     Cout·(Cin/group)·kh·kw multiply-adds and moves Cin·stride_h·stride_w
+//     input and Cout output elements; a MatMul or Gemm K·N, K and N: the
+//     ratio does not depend on the spatial size or the batch. A layer
+//     inside an INT8 chain (ResNet blocks, EfficientNet's SiLU as
+//     QLinearSigmoid and QLinearMul) crosses no boundary and stays INT8;
+//     the small-channel and depthwise convolutions between exported
+//     Hardswish ops (Add/Clip/Div/HardSigmoid, float), squeeze-excite and
+//     small attention matrices between float Softmax, LayerNormalization and
+//     bias Adds fall below the threshold;
+//   - with the layers' sizes (the graph inputs shaped like calibration
+//     sample 0), a region of INT8 layers connected through uint8 tensors
+//     needs MinRegionMACs multiply-adds in all;
+//   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
+//     input it reads is already uint8 (written by an INT8 layer), so it
+//     never adds a QuantizeLinear of its own.
+
+// DefaultMinMACsPerElement is min_macs_per_element's default in
+// DefaultQuantization.
+const DefaultMinMACsPerElement = 48.0
+
+// costOf applies the cost rule to node n (weight w, activation inputs
+// acts): slow is true when n stays in float, with the reason.
+func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary bool, positions int64, minMACs float64) (sl SlowLayer, slow bool) {
+	sl = SlowLayer{Node: n.GetName(), Op: n.GetOpType()}
+	if w == "" {
+		for _, in := range acts {
+			if !int8Out[in] {
+				sl.Reason = fmt.Sprintf("input %q is not written by an INT8 layer: quantizing it would add a QuantizeLinear", in)
+				return sl, true
+			}
+		}
+		return sl, false
+	}
+	d := inits[w].GetDims()
+	switch n.GetOpType() {
+	case "Conv":
+		if len(d) < 3 {
+			return sl, false
+		}
+		g := max(attrInt(n, "group", 1), 1)
+		cout, cinG := float64(d[0]), float64(d[1])
+		k, st := 1.0, 1.0
+		for _, v := range d[2:] {
+			k *= float64(v)
+		}
+		for _, a := range n.Attribute {
+			if a.GetName() == "strides" {
+				for _, v := range a.GetInts() {
+					st *= float64(max(v, 1))
+				}
+			}
+		}
+		in := cinG * float64(g) * st
+		if int8Out[acts[0]] {
+			in = 0 // its input is uint8 already: no QuantizeLinear
+		}
+		sl.MACsPerElement = perElement(cout*cinG*k, in, cout, outBoundary)
+		sl.MACs = int64(cout*cinG*k) * positions
+		if g > 1 && d[1] == 1 {
+			sl.Reason = "depthwise convolution, "
+		}
+	default: // MatMul, Gemm: a 2-D weight
+		if len(d) != 2 {
+			return sl, false
+		}
+		kd, nd := float64(d[0]), float64(d[1])
+		if n.GetOpType() == "Gemm" && attrInt(n, "transB", 0) != 0 {
+			kd, nd = nd, kd
+		}
+		in := kd
+		if int8Out[acts[0]] {
+			in = 0
+		}
+		sl.MACsPerElement = perElement(kd*nd, in, nd, outBoundary)
+		sl.MACs = int64(kd*nd) * positions
+	}
+	if sl.MACsPerElement >= minMACs {
+		return sl, false
+	}
+	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
+	return sl, true
+}
+
+// outputPositions is the number of output positions of layer n per sample
+// in shapes (a Conv's output spatial size, a MatMul's or Gemm's output rows
+// but the batch); 0 when unknown.
+func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
+	if len(n.Output) == 0 {
+		return 0
+	}
+	t, ok := shapes.Of(n.Output[0])
+	if !ok || len(t.Shape) < 2 {
+		return 0
+	}
+	dims := t.Shape[2:] // Conv: N, C, spatial...
+	if n.GetOpType() != "Conv" {
+		dims = t.Shape[1 : len(t.Shape)-1] // MatMul, Gemm: ..., rows, N
+		if len(t.Shape) == 2 {
+			dims = t.Shape[:1]
+		}
+	}
+	p := int64(1)
+	for _, d := range dims {
+		if d <= 0 {
+			return 0
+		}
+		p *= d
+	}
+	return p
+}
+
+// MinRegionMACs is the least number of multiply-adds (per sample, at the
+// calibration sample's shapes) of a region of INT8 layers connected through
+// uint8 tensors: a region pays a QuantizeLinear where it starts and a
+// DequantizeLinear where it ends, and ONNX Runtime's integer kernels cost
+// more than the float ones on small tensors (fmnist_mobilenetv3 at 28×28:
+// QLinearConv 1,303 µs against 515 µs of float Conv). On the corpus
+// (BENCHMARKS.md), ppocr_cls's regions (0.02M to 1.2M) made it 4–6 % slower
+// than float, ppocr_det's from 2.4M up faster.
+const MinRegionMACs = 2_000_000
+
+// dropSmallRegions removes from p.layers the regions whose layers' sizes
+// are all known and add up to less than MinRegionMACs, moving them to
+// p.slow; it returns the layers kept, in order.
+func dropSmallRegions(p *plan, parent []int, macs []int64, find func(int) int) []layer {
+	total := map[int]int64{}
+	for i := range p.layers {
+		r := find(i)
+		if macs[i] < 0 || total[r] < 0 {
+			total[r] = -1
+			continue
+		}
+		total[r] += macs[i]
+	}
+	var kept []layer
+	for i, l := range p.layers {
+		r := find(i)
+		if t := total[r]; t < 0 || t >= MinRegionMACs {
+			kept = append(kept, l)
+			continue
+		}
+		p.slow = append(p.slow, SlowLayer{Node: l.node.GetName(), Op: l.node.GetOpType(), MACs: max(macs[i], 0),
+			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) does %d multiply-adds in all, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves", total[r], MinRegionMACs)})
+	}
+	return kept
+}
+
+// perPosition is a weighted layer's multiply-adds and output elements per
+// output position (Conv: Cout·(Cin/group)·kh·kw and Cout; MatMul, Gemm:
+// K·N and N), from its weight's dims.
+func perPosition(n *onnxpb.NodeProto, d []int64) (macs, out float64) {
+	if n.GetOpType() == "Conv" {
+		if len(d) < 3 {
+			return 0, 0
+		}
+		macs = float64(d[0] * d[1])
+		for _, v := range d[2:] {
+			macs *= float64(v)
+		}
+		return macs, float64(d[0])
+	}
+	if len(d) != 2 {
+		return 0, 0
+	}
+	nd := d[1]
+	if n.GetOpType() == "Gemm" && attrInt(n, "transB", 0) != 0 {
+		nd = d[0]
+	}
+	return float64(d[0] * d[1]), float64(nd)
+}
+
+// int8UnaryOps keep a uint8 tensor uint8 in ONNX Runtime's QDQ fusions
+// (QLinearSigmoid, QLinearLeakyRelu; a Relu folds into the Q before it).
+var int8UnaryOps = map[string]bool{"Relu": true, "Sigmoid": true, "LeakyRelu": true}
+
+// perElement is macs (per output position) over the activation elements
+// per output position that cross an INT8/float boundary: in (0 when the
+// input is uint8 already) and out (when a reader of the output stays in
+// float). With no boundary it is +Inf: the layer sits inside an INT8 chain.
+func perElement(macs, in, out float64, outBoundary bool) float64 {
+	if !outBoundary {
+		out = 0
+	}
+	if in+out == 0 {
+		return math.Inf(1)
+	}
+	return float64(int64(macs/(in+out)*10+0.5)) / 10
 }
 
 // markFirstLayers sets first on the layers with a weight that no other

@@ -1,6 +1,8 @@
 package minmax
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -144,6 +146,8 @@ func TestParamsErrors(t *testing.T) {
 		{Params{Ignored: Ignored{Operations: []IgnoredOpType{{"Gemm"}, {"Convv"}}}}, `ignored.operations[1]: unknown operator type "Convv" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul"); did you mean "Conv"?`},
 		{Params{Ignored: Ignored{Operations: []IgnoredOpType{{"matmul"}}}}, `unknown operator type "matmul" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul"); did you mean "MatMul"?`},
 		{Params{Ignored: Ignored{Operations: []IgnoredOpType{{"Xyzzy"}}}}, `unknown operator type "Xyzzy" (ONNX operator types, case-sensitive, e.g. "Conv", "MatMul")`},
+		{Params{MinMACsPerElement: ptr(-1.0)}, "min_macs_per_element: -1, want a finite number, at least 0"},
+		{Params{MinMACsPerElement: ptr(math.NaN())}, "min_macs_per_element: NaN"},
 	} {
 		_, err := tc.p.resolve()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -309,5 +313,117 @@ func TestParamsSaturationFix(t *testing.T) {
 				t.Errorf("resolve(%+v) = %q, %v; want %q", tc.p, r.saturationFix, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlanCostRule: min_macs_per_element leaves in float the Conv layers
+// with few multiply-adds per activation element crossing an INT8/float
+// boundary (a depthwise convolution read by a float op, a strided 1×1
+// convolution read by a graph output's Sigmoid) and the elementwise ops
+// that would need a QuantizeLinear of their own; a layer inside an INT8
+// chain (conv_b: uint8 in, INT8 readers) has no boundary; 0 turns the rule
+// off.
+func TestPlanCostRule(t *testing.T) {
+	f32 := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range dims {
+			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(model.TypeFloat), Shape: shape}}}}
+	}
+	node := func(op, name string, in ...string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{OpType: proto.String(op), Name: proto.String(name), Input: in, Output: []string{name}}
+	}
+	ints := func(name string, v ...int64) *onnxpb.AttributeProto {
+		return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
+	}
+	pads := ints("pads", 1, 1, 1, 1)
+	weight := func(name string, dims ...int64) *onnxpb.TensorProto {
+		n := int64(1)
+		for _, d := range dims {
+			n *= d
+		}
+		return model.NewTensorFloat32(name, dims, make([]float32, n))
+	}
+	convA := node("Conv", "conv_a", "x", "wa")
+	convA.Attribute = []*onnxpb.AttributeProto{pads}
+	dw := node("Conv", "dw", "relu_a", "wd")
+	dw.Attribute = []*onnxpb.AttributeProto{pads, {Name: proto.String("group"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(32)}}
+	convB := node("Conv", "conv_b", "relu_a", "wb")
+	convB.Attribute = []*onnxpb.AttributeProto{pads}
+	convS := node("Conv", "conv_s", "add1", "ws")
+	convS.Attribute = []*onnxpb.AttributeProto{ints("strides", 2, 2)}
+	p := &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}},
+		Graph: &onnxpb.GraphProto{
+			Name:  proto.String("g"),
+			Input: []*onnxpb.ValueInfoProto{f32("x", 1, 16, 8, 8)},
+			Initializer: []*onnxpb.TensorProto{
+				weight("wa", 32, 16, 3, 3), weight("wd", 32, 1, 3, 3), weight("wb", 32, 32, 3, 3), weight("ws", 16, 32, 1, 1),
+			},
+			Node: []*onnxpb.NodeProto{
+				convA,                                   // dw stays float, so relu_a is read in float: 32·16·9/(16+32) = 96
+				node("Relu", "relu_a", "conv_a"),        //
+				dw,                                      // depthwise, read by a float Tanh: 32·9/32 = 9 (4.5 with relu_a float)
+				node("Tanh", "tanh", "dw"),              //
+				convB,                                   // no boundary when relu_a is uint8; else 32·32·9/32 = 288
+				node("Add", "add1", "relu_a", "conv_b"), // both inputs INT8: QLinearAdd
+				node("Add", "add2", "tanh", "conv_b"),   // tanh is float: stays float
+				convS,                                   // 1×1 stride 2, read by a graph output's Sigmoid: 16·32/16 = 32 (3.6 with add1 float)
+				node("Sigmoid", "out1", "add2"),
+				node("Sigmoid", "out2", "conv_s"),
+			},
+			Output: []*onnxpb.ValueInfoProto{f32("out1", 1, 32, 8, 8), f32("out2", 1, 16, 4, 4)},
+		},
+	}
+	order, err := model.NewGraph(p).TopoOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		minMACs      float64
+		layers, slow []string
+		shapes       int64 // the input's height and width for the layers' sizes (0: unknown)
+	}{
+		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil, 0},
+		// With the layers' sizes (8×8 outputs): the region conv_a, conv_b,
+		// add1 does 32·16·9·64 + 32·32·9·64 = 884,736 multiply-adds, below
+		// MinRegionMACs.
+		{48, nil, []string{"dw:9", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
+		// At 64×64 conv_a does 18.9M multiply-adds, and its region (conv_a,
+		// conv_b, add1) 56.6M.
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 64},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 0},
+		// Above conv_a's 96 and conv_b's 288: nothing reads uint8.
+		{300, nil, []string{"conv_a:96", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, 0},
+	} {
+		opt := planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs}
+		if tc.shapes > 0 {
+			sized := proto.Clone(p).(*onnxpb.ModelProto)
+			sized.Graph.Input = []*onnxpb.ValueInfoProto{f32("x", 1, 16, tc.shapes, tc.shapes)}
+			opt.shapes = model.InferTypes(sized)
+		}
+		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, opt)
+		var layers, slow []string
+		for _, l := range pl.layers {
+			layers = append(layers, l.node.GetName())
+		}
+		for _, s := range pl.slow {
+			slow = append(slow, fmt.Sprintf("%s:%g", s.Node, s.MACsPerElement))
+			if s.Reason == "" {
+				t.Errorf("min %g: %s left in float without a reason", tc.minMACs, s.Node)
+			}
+		}
+		if !slices.Equal(layers, tc.layers) || !slices.Equal(slow, tc.slow) {
+			t.Errorf("min_macs_per_element %g: layers %v, slow %v; want %v, %v", tc.minMACs, layers, slow, tc.layers, tc.slow)
+		}
+		if tc.shapes == 8 && (pl.slow[3].MACs != 294912 || !strings.Contains(pl.slow[3].Reason, "does 884736 multiply-adds in all")) {
+			t.Errorf("conv_a: %+v, want 294912 multiply-adds and its region's 884736 in the reason", pl.slow[3])
+		}
+		if tc.minMACs == 48 && tc.shapes == 0 && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
+			t.Errorf("dw's reason = %q, want it to say depthwise", pl.slow[0].Reason)
+		}
 	}
 }

@@ -38,11 +38,17 @@ type collected struct {
 	types  []*model.Types
 	stats  *reduce.Set
 	plans  []plan // Run's plans, without extra ignored nodes
+	// shapes are the stages' tensor types with the graph inputs' shapes
+	// of calibration sample 0 (nil: the declared shapes), for the cost rule.
+	shapes []*model.Types
 }
 
 // planOptions are the plan options of the params, with extra node names
 // added to the ignored scope.
-func (a *Algorithm) planOptions(extra []string) planOptions {
+func (a *Algorithm) planOptions(extra []string) planOptions { return a.planOptionsFor(extra, nil) }
+
+// planOptionsFor is planOptions with the tensor shapes the cost rule reads.
+func (a *Algorithm) planOptionsFor(extra []string, shapes *model.Types) planOptions {
 	scope := a.params.Ignored.Scope
 	if len(extra) > 0 {
 		scope = append(slices.Clip(scope), extra...)
@@ -52,6 +58,8 @@ func (a *Algorithm) planOptions(extra []string) planOptions {
 		ignoredScope:      scope,
 		ignoredOperations: opTypes(a.params.Ignored.Operations),
 		perChannelWeights: a.r.perChannelWeights,
+		minMACsPerElement: a.r.minMACs,
+		shapes:            shapes,
 	}
 }
 
@@ -61,8 +69,10 @@ func (a *Algorithm) build(plans []plan) (*model.CompressedModel, error) {
 	c := a.last
 	a.report.Activations, a.report.Layers, a.report.FoldedRelus, a.report.FloatOps = nil, nil, 0, nil
 	a.report.SevenBitLayers = []string{}
+	a.report.SlowLayers = nil
 	var out []*model.Stage
 	for i, s := range c.fp.Models() {
+		a.report.SlowLayers = append(a.report.SlowLayers, plans[i].slow...)
 		p := proto.Clone(s.Proto).(*onnxpb.ModelProto)
 		if err := a.apply(p, plans[i], c.stats); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", s.Name, err)
@@ -91,7 +101,7 @@ func (a *Algorithm) Requantize(ctx context.Context, ignored []string) (*model.Co
 	}
 	plans := make([]plan, len(a.last.orders))
 	for i, s := range a.last.fp.Models() {
-		plans[i] = makePlan(s.Proto.GetGraph(), a.last.types[i], a.last.orders[i], a.planOptions(ignored))
+		plans[i] = makePlan(s.Proto.GetGraph(), a.last.types[i], a.last.orders[i], a.planOptionsFor(ignored, a.last.shapes[i]))
 	}
 	return a.build(plans)
 }
@@ -124,4 +134,32 @@ func (a *Algorithm) Reference() *model.CompressedModel {
 		return nil
 	}
 	return a.last.fp
+}
+
+// sampleShapes infers p's tensor types with its graph inputs shaped like
+// calibration sample 0 (dynamic height, width or sequence made concrete),
+// so that the cost rule knows each layer's size; nil without a data loader.
+// The same data give the same shapes, whatever the fleet.
+func (a *Algorithm) sampleShapes(ctx context.Context, p *onnxpb.ModelProto) (*model.Types, error) {
+	if a.env.Data == nil || a.env.Data.Len() == 0 {
+		return nil, nil
+	}
+	s, err := a.env.Data.Item(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cost rule: sample 0: %w", err)
+	}
+	c := proto.Clone(p).(*onnxpb.ModelProto)
+	for _, in := range c.GetGraph().GetInput() {
+		t, ok := s.Inputs[in.GetName()]
+		tt := in.GetType().GetTensorType()
+		if !ok || tt == nil {
+			continue
+		}
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range t.Shape {
+			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		tt.Shape = shape
+	}
+	return model.InferTypes(c), nil
 }

@@ -11,9 +11,14 @@
 #
 #   scripts/corpus/bench.sh [NAME...]     (default: every model built)
 #   RUNS=41 WORKERS=2 scripts/corpus/bench.sh
+#   PARAMS='{"min_macs_per_element": 0}' OUT=.deps/corpus-bench-off scripts/corpus/bench.sh
+#
+# PARAMS (JSON object) is merged into the params of the config's first
+# algorithm (written next to it as config.bench.json); OUT is where logs,
+# JSON and models go (default .deps/corpus-bench).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=.deps/corpus-bench
+OUT=${OUT:-.deps/corpus-bench}
 mkdir -p "$OUT" bin
 go build -o bin/ ./cmd/coordinator ./scripts/ortclient || exit 1
 names=("$@")
@@ -22,7 +27,13 @@ for n in "${names[@]}"; do
   d=.deps/corpus/$n
   [ -f "$d/config.json" ] || continue
   rm -rf "$OUT/$n"
-  if ! bin/coordinator quantize -c "$d/config.json" -o "$OUT/$n" --workers "${WORKERS:-2}" --skip-eval >"$OUT/$n.quantize.log" 2>&1; then
+  cfg=$d/config.json
+  if [ -n "${PARAMS:-}" ]; then
+    cfg=$d/config.bench.json
+    /usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["compression"]["algorithms"][0].setdefault("params", {}).update(json.loads(sys.argv[2])); json.dump(c, open(sys.argv[3], "w"), indent=2)' \
+      "$d/config.json" "$PARAMS" "$cfg" || exit 1
+  fi
+  if ! bin/coordinator quantize -c "$cfg" -o "$OUT/$n" --workers "${WORKERS:-2}" --skip-eval >"$OUT/$n.quantize.log" 2>&1; then
     echo "{\"error\": $(tail -1 "$OUT/$n.quantize.log" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >"$OUT/$n.client.json"
     continue
   fi
@@ -67,7 +78,8 @@ for n in names:
     convs = ops.get("Conv", 0)
     wdq = len(p.get("weight_dequantize_at_runtime") or [])
     secs = rep["stage_seconds"].get("quantization", 0)
-    row += [", ".join(f"{v} {k_}" for k_, v in sorted(weighted.items())) or "0",
+    slow = mm.get("slower_in_int8_left_in_float") or []
+    row += [(", ".join(f"{v} {k_}" for k_, v in sorted(weighted.items())) or "0") + (f" ({len(slow)} by the cost rule in float)" if slow else ""),
             ", ".join(f"{k_} {v}" for k_, v in fl) or "-", fid,
             f"{c['fp32']['median_ms']:.2f}", f"{c['int8']['median_ms']:.2f}",
             f"{c['speedup_median_of_ratios']:.2f}× ({c['speedup_p10_p90'][0]:.2f}–{c['speedup_p10_p90'][1]:.2f})",

@@ -5,7 +5,8 @@
 # (scripts/corpus/build.sh): fidelity of each INT8 model to its FP32
 # original on the held-apart samples (scripts/ortclient: top-1 agreement,
 # cosine mean and min) and the quantization stage's seconds (report.json).
-# Prints a Markdown table; keeps the models and logs in $OUT.
+# Every layer is INT8 ("min_macs_per_element": 0, DefaultQuantization's cost
+# rule off). Prints a Markdown table; keeps the models and logs in $OUT.
 #
 #   scripts/corpus/bias_ab.sh [NAME...]        (default: every model built)
 #   CORPUS=.deps/corpus OUT=.deps/bias-ab WORKERS=2 scripts/corpus/bias_ab.sh
@@ -32,6 +33,8 @@ c["model"]["model"] = os.path.join(base, c["model"]["model"])
 ds = c["engine"]["data_source"]
 ds["path"] = os.path.join(base, ds["path"])
 a = c["compression"]["algorithms"][0]
+# Every layer INT8 (no cost rule), so that the three corrections meet the same layers.
+a["params"]["min_macs_per_element"] = 0
 if v == "precise":
     a["params"]["use_fast_bias"] = False
 elif v == "none":

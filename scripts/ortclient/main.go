@@ -8,13 +8,15 @@
 // package to read .npy/.npz samples).
 //
 //	go run ./scripts/ortclient --fp32 model.onnx --int8 out/model.onnx --data heldout/ [--runs 21] [--threads 1]
+//	    [--other before/model.onnx] [--profile [--kernels N]]
 //
 // It prints one JSON object: fidelity over every sample of --data (top-1
 // agreement of the first output's last axis, cosine similarity of all float
 // outputs: mean and minimum over samples) and latency (milliseconds per
 // inference on the first sample: median, 10th and 90th percentile of each
 // model, and the median of the per-round FP32/INT8 ratios; rounds run
-// FP32 then INT8, then INT8 then FP32, alternately).
+// FP32 then INT8, then INT8 then FP32, alternately; with --other, a third
+// model in the same rounds, the order rotating).
 package main
 
 import (
@@ -159,9 +161,23 @@ type result struct {
 	Speedup       float64    `json:"speedup_median_of_ratios"`
 	SpeedupSpread [2]float64 `json:"speedup_p10_p90"`
 	Profile       *profile   `json:"profile,omitempty"`
+	// Other is --other's latency, timed in the same rounds (another INT8
+	// model, e.g. before a change): its speed-up and the ratio of INT8 to
+	// Other speed-ups are from the same runs.
+	Other *otherResult `json:"other,omitempty"`
 	// Flips are the samples whose top-1 differs, with the FP32 model's
 	// margin between its two best scores there (a near-tie flips easily).
 	Flips []flip `json:"top1_flips,omitempty"`
+}
+
+type otherResult struct {
+	Model         string     `json:"model"`
+	Latency       stats      `json:"latency"`
+	Speedup       float64    `json:"speedup_median_of_ratios"`
+	SpeedupSpread [2]float64 `json:"speedup_p10_p90"`
+	// INT8VsOther is the median of the per-round --other/--int8 time
+	// ratios: above 1, --int8 is faster than --other.
+	INT8VsOther float64 `json:"int8_vs_other_median_of_ratios"`
 }
 
 type flip struct {
@@ -200,6 +216,10 @@ type profile struct {
 	// FloatCompute names the float Conv/MatMul/Gemm kernels the INT8 model
 	// still ran.
 	FloatCompute []string `json:"int8_float_compute_kernels"`
+	// FP32Kernels and INT8Kernels are every kernel each model ran, by node
+	// (--kernels).
+	FP32Kernels []engine.KernelRun `json:"fp32_kernel_list,omitempty"`
+	INT8Kernels []engine.KernelRun `json:"int8_kernel_list,omitempty"`
 }
 
 func main() {
@@ -211,14 +231,16 @@ func main() {
 	threads := flag.Int("threads", 1, "intra-op threads (0: ONNX Runtime's default)")
 	limit := flag.Int("samples", 0, "fidelity on the first N samples only (0: all)")
 	prof := flag.Bool("profile", false, "add ONNX Runtime's kernel profile of both models")
+	kernels := flag.Int("kernels", 0, "with --profile: list every kernel of both models, profiled over N runs")
+	other := flag.String("other", "", "another INT8 model timed in the same alternated rounds (latency only)")
 	flag.Parse()
-	if err := run(*fp32, *int8, *dir, *runs, *warmup, *threads, *limit, *prof); err != nil {
+	if err := run(*fp32, *int8, *other, *dir, *runs, *warmup, *threads, *limit, *prof, *kernels); err != nil {
 		fmt.Fprintln(os.Stderr, "ortclient:", err)
 		os.Exit(1)
 	}
 }
 
-func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool) error {
+func run(fp32, int8, other, dir string, runs, warmup, threads, limit int, prof bool, kernels int) error {
 	if fp32 == "" || int8 == "" || dir == "" {
 		return errors.New("--fp32, --int8 and --data are required")
 	}
@@ -282,35 +304,52 @@ func run(fp32, int8, dir string, runs, warmup, threads, limit int, prof bool) er
 	}
 	res.Top1Agreement = float64(agree) / float64(n)
 
-	var ta, tb, ratio []float64
+	sessions := []*session{a, b}
+	if other != "" {
+		c, err := open(other, threads)
+		if err != nil {
+			return err
+		}
+		sessions = append(sessions, c)
+	}
+	var ta, tb, tc, ratio, ratioC, bVsC []float64
 	time1 := func(s *session) (float64, error) {
 		t0 := time.Now()
 		_, err := s.run(first)
 		return float64(time.Since(t0).Microseconds()) / 1000, err
 	}
 	for r := range warmup + runs {
-		order := []*session{a, b}
-		if r%2 == 1 {
-			order = []*session{b, a}
+		// Each round runs every model once, in an order that rotates (and
+		// reverses every other round), so that no model always runs first.
+		order := make([]int, len(sessions))
+		for i := range order {
+			order[i] = (i + r/2) % len(sessions)
 		}
-		var d [2]float64
-		for _, s := range order {
-			ms, err := time1(s)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		d := make([]float64, len(sessions))
+		for _, i := range order {
+			ms, err := time1(sessions[i])
 			if err != nil {
 				return err
 			}
-			if s == a {
-				d[0] = ms
-			} else {
-				d[1] = ms
-			}
+			d[i] = ms
 		}
 		if r >= warmup {
 			ta, tb, ratio = append(ta, d[0]), append(tb, d[1]), append(ratio, d[0]/d[1])
+			if len(d) == 3 {
+				tc, ratioC, bVsC = append(tc, d[2]), append(ratioC, d[0]/d[2]), append(bVsC, d[2]/d[1])
+			}
 		}
 	}
+	if other != "" {
+		rc := summarize(ratioC)
+		res.Other = &otherResult{Model: other, Latency: summarize(tc), Speedup: rc.MedianMS,
+			SpeedupSpread: [2]float64{rc.P10MS, rc.P90MS}, INT8VsOther: summarize(bVsC).MedianMS}
+	}
 	if prof {
-		if res.Profile, err = profileBoth(ctx, fp32, int8, first, threads); err != nil {
+		if res.Profile, err = profileBoth(ctx, fp32, int8, first, threads, kernels); err != nil {
 			return err
 		}
 	}
@@ -365,7 +404,7 @@ func cosine(a, b [][]float32) float64 {
 	return dot / math.Sqrt(na*nb)
 }
 
-func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, threads int) (*profile, error) {
+func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, threads, kernels int) (*profile, error) {
 	var out profile
 	for i, path := range []string{fp32, int8} {
 		p, err := model.LoadFile(path)
@@ -376,15 +415,21 @@ func profileBoth(ctx context.Context, fp32, int8 string, s pipeline.Sample, thre
 		if err != nil {
 			return nil, err
 		}
-		kp, err := engine.ProfileKernels(ctx, raw, s.Inputs, threads, 5)
+		kp, err := engine.ProfileKernels(ctx, raw, s.Inputs, threads, max(kernels, 5))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if i == 0 {
 			out.FP32Ops = kp.OpCounts()
+			if kernels > 0 {
+				out.FP32Kernels = kp.Kernels
+			}
 			continue
 		}
 		out.INT8Ops, out.INT8Micros = kp.OpCounts(), kp.OpMicros()
+		if kernels > 0 {
+			out.INT8Kernels = kp.Kernels
+		}
 		out.WeightDQ = kp.DequantizedWeights(p)
 		for _, k := range kp.Kernels {
 			switch k.Op {
