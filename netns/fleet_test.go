@@ -16,15 +16,16 @@ import (
 	"time"
 )
 
-// The run: the shipped example, 300 calibration samples in shards of 10,
-// each sample slowed by the worker's test hook so that a shard lasts long
-// enough to be cut in the middle (30 shards of 0.2 s).
+// The run: the shipped example, 300 calibration samples in shards of 10
+// (30 shards), each sample slowed by the worker's test hook so that the
+// network matters (0.2 s a shard) and, in the cut, a shard lasts long
+// enough to be cut in the middle (0.5 s).
 const (
 	example     = "../examples/fashion-mnist/config.json"
 	modelFile   = "fashion_cnn.onnx" // the config's model_name
 	calibration = 300                // the config's stat_subset_size
 	shardSize   = "10"
-	sampleDelay = "FLEETCAL_WORKER_TEST_SAMPLE_DELAY=20ms"
+	sampleDelay = "FLEETCAL_WORKER_TEST_SAMPLE_DELAY="
 	// ackWait is the coordinator's default AckWait (cluster/coordinator.go):
 	// a shard its worker no longer heartbeats is redelivered after it.
 	ackWait = 30 * time.Second
@@ -76,8 +77,8 @@ func TestNetworkFleet(t *testing.T) {
 		}
 		return conn.Close()
 	})
-	worker := func(h *host, url string) *proc {
-		return startIn(t, h.ns, "worker "+h.role, []string{sampleDelay}, filepath.Join(bin, "worker"),
+	worker := func(h *host, url, delay string) *proc {
+		return startIn(t, h.ns, "worker "+h.role, []string{sampleDelay + delay}, filepath.Join(bin, "worker"),
 			append(natsFlags(url), "--name", h.role, "--log-level", "debug", "--metrics-addr", net.JoinHostPort(h.addr, "9101"))...)
 	}
 	// quantize runs the coordinator in A against the fleet and returns its
@@ -93,13 +94,15 @@ func TestNetworkFleet(t *testing.T) {
 		t.Logf("%s: quantize took %s", name, time.Since(start).Round(time.Millisecond))
 		return out, nil
 	}
-	check := func(name string) {
+	check := func(name string) time.Duration {
 		t.Helper()
+		start := time.Now()
 		out, err := quantize(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkOutput(t, name, out, want)
+		return time.Since(start)
 	}
 	shards := func(h *host, metric string) int {
 		t.Helper()
@@ -114,19 +117,24 @@ func TestNetworkFleet(t *testing.T) {
 		return int(f)
 	}
 
-	// 1. Latency and loss on the workers' links.
-	url, undo := impair(t, n, natsAddr, b, c)
-	wb, wc := worker(b, url), worker(c, url)
-	check("impaired")
-	t.Logf("impaired: shards done by B %d, by C %d", shards(b, "fleetcal_worker_shards_done_total"), shards(c, "fleetcal_worker_shards_done_total"))
-	undo()
+	// 1. The same fleet undisturbed, then with latency and loss on the
+	// workers' links.
+	im := newImpairment(t, n, natsAddr, b, c)
+	wb, wc := worker(b, im.url, "20ms"), worker(c, im.url, "20ms")
+	plain := check("undisturbed")
+	b0, c0 := shards(b, "fleetcal_worker_shards_done_total"), shards(c, "fleetcal_worker_shards_done_total")
+	im.on()
+	slow := check("impaired")
+	t.Logf("impaired: shards done by B %d, by C %d; the run took %.2fx the undisturbed one",
+		shards(b, "fleetcal_worker_shards_done_total")-b0, shards(c, "fleetcal_worker_shards_done_total")-c0, slow.Seconds()/plain.Seconds())
+	im.off()
 	wb.stop(t)
 	wc.stop(t)
 
 	// 2. B's link goes down while it holds a shard, for longer than the ack
 	// wait: the shard is redelivered to C and the run finishes.
-	worker(b, natsURL)
-	worker(c, natsURL)
+	worker(b, natsURL, "50ms")
+	worker(c, natsURL, "50ms")
 	done := make(chan struct{})
 	var cutOut string
 	var cutErr error
@@ -194,12 +202,11 @@ func TestNetworkFleet(t *testing.T) {
 	t.Logf("rejoin: the TCP connections between B and the server carried everything %s after B's link came back",
 		time.Since(restored).Round(time.Millisecond))
 	before := shards(b, "fleetcal_worker_shards_done_total")
-	check("undisturbed")
-
+	check("rejoined")
 	if after := shards(b, "fleetcal_worker_shards_done_total"); after <= before {
-		t.Errorf("rejoin: worker B did no shard of the undisturbed run (%d done before, %d after)", before, after)
+		t.Errorf("rejoin: worker B did no shard of the next run (%d done before, %d after)", before, after)
 	} else {
-		t.Logf("rejoin: worker B did %d shards of the undisturbed run", after-before)
+		t.Logf("rejoin: worker B did %d shards of the next run", after-before)
 	}
 	t.Logf("the test took %s", time.Since(began).Round(time.Second))
 }
@@ -251,48 +258,40 @@ func tcpSettled(ctx context.Context, ns, peer string) error {
 	return nil
 }
 
-// impair adds latency and loss between the workers and the NATS server at
-// natsAddr, logs which mechanism runs, and returns the URL the workers
-// connect to and a function that removes it all (also run by t's cleanup).
+// impairment adds latency and loss between workers and the NATS server.
 //
 // With tc netem (the kernel's sch_netem), every worker link gets "delay 50ms
 // 20ms loss 5%" on both veth ends. Without it: a relay in the router
 // namespace delays every chunk by 25 ms ± 10 ms each way (50 ms ± 20 ms
 // per round trip), iptables' statistic match drops 5 % of each worker's
 // packets each way, and tbf limits each worker's uplink to 20 Mbit/s.
-func impair(t *testing.T, n *fleetNet, natsAddr string, workers ...*host) (url string, undo func()) {
+type impairment struct {
+	t       *testing.T
+	router  string
+	workers []*host
+	relay   *relay // nil with netem
+	url     string // what the workers connect to
+	undo    []func() error
+}
+
+// newImpairment finds which mechanism this kernel allows, logs it, and
+// starts the relay (without delay yet) when netem is missing.
+func newImpairment(t *testing.T, n *fleetNet, natsAddr string, workers ...*host) *impairment {
 	t.Helper()
+	im := &impairment{t: t, router: n.router, workers: workers, url: "nats://" + natsAddr}
+	t.Cleanup(im.off)
 	ctx := context.Background()
-	var undos []func() error
-	undo = func() {
-		for _, u := range undos {
-			if err := u(); err != nil {
-				t.Errorf("remove the impairment: %v", err)
-			}
-		}
-		undos = nil
-	}
-	t.Cleanup(undo)
-	netem := func(dev string) []string {
-		return []string{"tc", "qdisc", "add", "dev", dev, "root", "netem", "delay", "50ms", "20ms", "loss", "5%"}
-	}
-	err := in(ctx, workers[0].ns, netem("eth0")...)
+	probe := im.netem("eth0")
+	err := in(ctx, workers[0].ns, probe...)
 	if err == nil {
-		for i, h := range workers {
-			if i > 0 {
-				err = in(ctx, h.ns, netem("eth0")...)
-			}
-			if err := errors.Join(err, in(ctx, n.router, netem(h.port)...)); err != nil {
-				t.Fatal(err)
-			}
-			undos = append(undos, func() error { return in(ctx, h.ns, "tc", "qdisc", "del", "dev", "eth0", "root") },
-				func() error { return in(ctx, n.router, "tc", "qdisc", "del", "dev", h.port, "root") })
+		if err := in(ctx, workers[0].ns, "tc", "qdisc", "del", "dev", "eth0", "root"); err != nil {
+			t.Fatal(err)
 		}
 		t.Log("impairment: tc netem delay 50ms 20ms loss 5% on both ends of each worker's link")
-		return "nats://" + natsAddr, undo
+		return im
 	}
-	t.Logf("impairment: no tc netem here (%v); using a latency relay, iptables and tbf instead", err)
-
+	t.Logf("impairment: no tc netem here (%v); using a latency relay in the router namespace, "+
+		"iptables random drops and a tbf rate limit instead", err)
 	if _, err := exec.LookPath("iptables"); err != nil {
 		t.Fatalf("iptables is needed to drop packets without netem (scripts/setup.sh --test installs it): %v", err)
 	}
@@ -301,32 +300,73 @@ func impair(t *testing.T, n *fleetNet, natsAddr string, workers ...*host) (url s
 	if err := inNetns(n.router, func() (err error) { ln, err = net.Listen("tcp", relayAddr); return err }); err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{ln: ln, target: natsAddr, dial: dialer(n.router), delay: 25 * time.Millisecond, jitter: 10 * time.Millisecond}
+	im.relay = &relay{ln: ln, target: natsAddr, dial: dialer(n.router)}
+	im.url = "nats://" + relayAddr
 	served := make(chan struct{})
-	go func() { r.serve(context.Background()); close(served) }()
-	undos = append(undos, func() error {
-		err := ln.Close()
-		<-served
-		t.Logf("impairment: the relay delayed %d chunks on %d connections", r.chunks.Load(), r.conns.Load())
-		return err
-	})
-	for _, h := range workers {
-		for _, c := range [][]string{
-			{"iptables", "-A", "INPUT", "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"},
-			{"iptables", "-A", "OUTPUT", "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"},
-			{"tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "20mbit", "burst", "32kbit", "latency", "400ms"},
-		} {
-			if err := in(ctx, h.ns, c...); err != nil {
-				t.Fatalf("impairment: %v", err)
-			}
+	go func() { im.relay.serve(context.Background()); close(served) }()
+	t.Cleanup(func() { ln.Close(); <-served })
+	return im
+}
+
+// netem is the tc command that adds netem on a device.
+func (im *impairment) netem(dev string) []string {
+	return []string{"tc", "qdisc", "add", "dev", dev, "root", "netem", "delay", "50ms", "20ms", "loss", "5%"}
+}
+
+// on adds the latency and the loss.
+func (im *impairment) on() {
+	t, ctx := im.t, context.Background()
+	t.Helper()
+	type cmd struct {
+		ns   string
+		args []string
+		undo []string
+	}
+	var cmds []cmd
+	for _, h := range im.workers {
+		if im.relay == nil {
+			cmds = append(cmds,
+				cmd{h.ns, im.netem("eth0"), []string{"tc", "qdisc", "del", "dev", "eth0", "root"}},
+				cmd{im.router, im.netem(h.port), []string{"tc", "qdisc", "del", "dev", h.port, "root"}})
+			continue
 		}
-		undos = append(undos, func() error {
+		for _, chain := range []string{"INPUT", "OUTPUT"} {
+			cmds = append(cmds, cmd{h.ns,
+				[]string{"iptables", "-A", chain, "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"},
+				[]string{"iptables", "-F", chain}})
+		}
+		cmds = append(cmds, cmd{h.ns, []string{"tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "20mbit", "burst", "32kbit", "latency", "400ms"},
+			[]string{"tc", "qdisc", "del", "dev", "eth0", "root"}})
+		im.undo = append(im.undo, func() error {
 			counts, err := run(ctx, 20*time.Second, "ip", "netns", "exec", h.ns, "iptables", "-n", "-v", "-x", "-L")
-			t.Logf("impairment: worker %s's iptables counters:\n%s", h.role, counts)
-			return errors.Join(err,
-				in(ctx, h.ns, "iptables", "-F"),
-				in(ctx, h.ns, "tc", "qdisc", "del", "dev", "eth0", "root"))
+			t.Logf("impairment: worker %s's iptables counters (dropped packets):\n%s", h.role, counts)
+			return err
 		})
 	}
-	return "nats://" + relayAddr, undo
+	for _, c := range cmds {
+		if err := in(ctx, c.ns, c.args...); err != nil {
+			t.Fatalf("impairment: %v", err)
+		}
+		im.undo = append(im.undo, func() error { return in(ctx, c.ns, c.undo...) })
+	}
+	if im.relay != nil {
+		im.relay.delay.Store(int64(25 * time.Millisecond))
+		im.relay.jitter.Store(int64(10 * time.Millisecond))
+		im.undo = append(im.undo, func() error {
+			im.relay.delay.Store(0)
+			im.relay.jitter.Store(0)
+			t.Logf("impairment: the relay delayed %d chunks on %d connections", im.relay.chunks.Load(), im.relay.conns.Load())
+			return nil
+		})
+	}
+}
+
+// off removes what on added (also run by t's cleanup).
+func (im *impairment) off() {
+	for _, u := range im.undo {
+		if err := u(); err != nil {
+			im.t.Errorf("remove the impairment: %v", err)
+		}
+	}
+	im.undo = nil
 }

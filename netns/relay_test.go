@@ -20,9 +20,9 @@ type relay struct {
 	ln            net.Listener
 	target        string
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
-	delay, jitter time.Duration
+	delay, jitter atomic.Int64  // time.Duration, set while it runs
 	conns         atomic.Uint64 // connections accepted
-	chunks        atomic.Uint64 // chunks delayed
+	chunks        atomic.Uint64 // chunks delayed by more than 0
 	wg            sync.WaitGroup
 }
 
@@ -75,16 +75,18 @@ func (r *relay) pipe(ctx context.Context, dst, src net.Conn, rng *rand.Rand) {
 			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
-				d := r.delay
-				if r.jitter > 0 {
-					d += time.Duration(rng.Int64N(int64(2*r.jitter+1))) - r.jitter
+				d, j := time.Duration(r.delay.Load()), r.jitter.Load()
+				if j > 0 {
+					d += time.Duration(rng.Int64N(2*j+1) - j)
 				}
 				at := time.Now().Add(d)
 				if at.Before(last) {
 					at = last
 				}
 				last = at
-				r.chunks.Add(1)
+				if d > 0 {
+					r.chunks.Add(1)
+				}
 				select {
 				case chunks <- chunk{buf[:n], at}:
 				case <-ctx.Done():
