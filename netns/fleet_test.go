@@ -82,27 +82,25 @@ func TestNetworkFleet(t *testing.T) {
 			append(natsFlags(url), "--name", h.role, "--log-level", "debug", "--metrics-addr", net.JoinHostPort(h.addr, "9101"))...)
 	}
 	// quantize runs the coordinator in A against the fleet and returns its
-	// output folder (it must not fail the test: it runs in a goroutine too).
-	quantize := func(name string) (string, error) {
-		out := filepath.Join(t.TempDir(), name)
-		start := time.Now()
+	// output folder (it must not fail or log: it runs in a goroutine too).
+	quantize := func(out string) error {
 		log, err := run(t.Context(), 3*time.Minute, "ip", append([]string{"netns", "exec", a.ns,
 			filepath.Join(bin, "coordinator"), "quantize", "-c", config, "-o", out}, append(natsFlags(natsURL), quantizeFlags...)...)...)
 		if err != nil {
-			return "", fmt.Errorf("%s: quantize: %v\n%s", name, err, log)
+			return fmt.Errorf("%s: quantize: %v\n%s", filepath.Base(out), err, log)
 		}
-		t.Logf("%s: quantize took %s", name, time.Since(start).Round(time.Millisecond))
-		return out, nil
+		return nil
 	}
 	check := func(name string) time.Duration {
 		t.Helper()
-		start := time.Now()
-		out, err := quantize(name)
-		if err != nil {
+		start, out := time.Now(), filepath.Join(t.TempDir(), name)
+		if err := quantize(out); err != nil {
 			t.Fatal(err)
 		}
+		took := time.Since(start)
+		t.Logf("%s: quantize took %s", name, took.Round(time.Millisecond))
 		checkOutput(t, name, out, want)
-		return time.Since(start)
+		return took
 	}
 	shards := func(h *host, metric string) int {
 		t.Helper()
@@ -136,11 +134,11 @@ func TestNetworkFleet(t *testing.T) {
 	worker(b, natsURL, "50ms")
 	worker(c, natsURL, "50ms")
 	done := make(chan struct{})
-	var cutOut string
+	cutOut := filepath.Join(t.TempDir(), "cut")
 	var cutErr error
 	go func() {
 		defer close(done)
-		cutOut, cutErr = quantize("cut")
+		cutErr = quantize(cutOut)
 	}()
 	waitFor(t, time.Minute, "worker B holds a shard after finishing one", func() error {
 		select {

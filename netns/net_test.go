@@ -2,8 +2,6 @@ package netns
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,9 +69,8 @@ func newFleetNet(t *testing.T, roles ...string) *fleetNet {
 		t.Skipf("no ip command (Debian iproute2): %v", err)
 	}
 	ctx := context.Background() // cleanup must run after t.Context ends
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	prefix := "fc" + hex.EncodeToString(b[:]) + "-"
+	removeStale(t)
+	prefix := fmt.Sprintf("fleetcal-%d-", os.Getpid())
 	n := &fleetNet{router: prefix + "R", hosts: map[string]*host{}}
 	if err := command(ctx, "ip", "netns", "add", n.router); err != nil {
 		t.Skipf("the kernel or container refuses network namespaces: %v", err)
@@ -113,6 +111,32 @@ func newFleetNet(t *testing.T, roles ...string) *fleetNet {
 		}
 	}
 	return n
+}
+
+// removeStale kills the processes in, and deletes, the namespaces of
+// earlier runs of this test whose process is gone (a test binary killed by
+// its -timeout runs no cleanup). Namespaces of tests still running are left
+// alone.
+func removeStale(t *testing.T) {
+	names, _ := filepath.Glob("/var/run/netns/fleetcal-*-*")
+	for _, path := range names {
+		pid, err := strconv.Atoi(strings.Split(filepath.Base(path), "-")[1])
+		if err != nil || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		ns := filepath.Base(path)
+		pids, _ := run(context.Background(), 20*time.Second, "ip", "netns", "pids", ns)
+		for _, p := range strings.Fields(pids) {
+			if pid, err := strconv.Atoi(p); err == nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		if err := command(context.Background(), "ip", "netns", "del", ns); err != nil {
+			t.Logf("remove a stale namespace: %v", err)
+		} else {
+			t.Logf("removed %s and its processes %v, left by a test process that is gone", ns, strings.Fields(pids))
+		}
+	}
 }
 
 // inNetns runs f on an OS thread switched into namespace ns: the sockets f
