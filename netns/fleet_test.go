@@ -21,11 +21,11 @@ import (
 // network matters (0.2 s a shard) and, in the cut, a shard lasts long
 // enough to be cut in the middle (0.5 s).
 const (
-	example     = "../examples/fashion-mnist/config.json"
-	modelFile   = "fashion_cnn.onnx" // the config's model_name
-	calibration = 300                // the config's stat_subset_size
-	shardSize   = "10"
-	sampleDelay = "FLEETCAL_WORKER_TEST_SAMPLE_DELAY="
+	example        = "../examples/fashion-mnist/config.json"
+	modelFile      = "fashion_cnn.onnx" // the config's model_name
+	calibration    = 300                // the config's stat_subset_size
+	shardSize      = "10"
+	sampleDelayEnv = "FLEETCAL_WORKER_TEST_SAMPLE_DELAY=" // cmd/worker's test hook
 	// ackWait is the coordinator's default AckWait (cluster/coordinator.go):
 	// a shard its worker no longer heartbeats is redelivered after it.
 	ackWait = 30 * time.Second
@@ -78,7 +78,7 @@ func TestNetworkFleet(t *testing.T) {
 		return conn.Close()
 	})
 	worker := func(h *host, url, delay string) *proc {
-		return startIn(t, h.ns, "worker "+h.role, []string{sampleDelay + delay}, filepath.Join(bin, "worker"),
+		return startIn(t, h.ns, "worker "+h.role, []string{sampleDelayEnv + delay}, filepath.Join(bin, "worker"),
 			append(natsFlags(url), "--name", h.role, "--log-level", "debug", "--metrics-addr", net.JoinHostPort(h.addr, "9101"))...)
 	}
 	// quantize runs the coordinator in A against the fleet and returns its
