@@ -47,13 +47,17 @@ go mod download
 if [ "${1:-}" = "--test" ]; then
   # Debian packages the tests use as outside checkers: python3-onnx (the ONNX
   # model checker), prometheus (promtool lints metrics and rule files),
-  # systemd (systemd-analyze verifies deploy/systemd's units) and
-  # qemu-user (qemu-x86_64 emulates an AVX2 CPU without VNNI).
+  # systemd (systemd-analyze verifies deploy/systemd's units),
+  # qemu-user (qemu-x86_64 emulates an AVX2 CPU without VNNI), iproute2 and
+  # iptables (netns' test puts the fleet in network namespaces and, where
+  # the kernel has no netem, drops packets with iptables).
   need=()
   /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
   command -v promtool >/dev/null || need+=(prometheus)
   command -v systemd-analyze >/dev/null || need+=(systemd)
   command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v iptables >/dev/null || need+=(iptables)
   # The corpus of real exported models (scripts/corpus/build.sh) exports and
   # samples with Debian's torch, torchvision and numpy.
   for p in python3-torch python3-torchvision python3-numpy dataset-fashion-mnist; do
