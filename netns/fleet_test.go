@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetcal/fleetcal/cluster"
 )
 
 // The run: the shipped example, 300 calibration samples in shards of 10
@@ -47,6 +49,9 @@ func TestNetworkFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 90 s: a worker is cut off for longer than the 30 s ack wait")
 	}
+	// The fleet secret the coordinator and the workers share (they inherit
+	// the environment through ip netns exec).
+	t.Setenv(cluster.EnvSecret, "netns-test-fleet-secret-0123456789")
 	began := time.Now()
 	n := newFleetNet(t, "A", "B", "C")
 	bin := binaries(t)
