@@ -226,6 +226,10 @@ func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error)
 	}, nil
 }
 
+// DataLen is RunSpec.Len, the number of samples of the run's data set
+// (pipeline.DataLener: algorithms take it when AlgorithmEnv.DataLen is 0).
+func (e *Engine) DataLen() int { return e.spec.Len }
+
 // RunID is the run's id (RunSpec.RunID, or the one generated).
 func (e *Engine) RunID() string { return e.spec.RunID }
 

@@ -181,7 +181,7 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive 
 			if len(stages) > 1 {
 				where = "any stage of the cascade"
 			}
-			return nil, fmt.Errorf("%w: statistics layout: tensor %q is not in %s", ErrUnknownTensor, name, where)
+			return nil, fmt.Errorf("%w: statistics layout: tensor %q is not in %s%s", ErrUnknownTensor, name, where, unknownTensorHint(stages, name))
 		}
 	}
 	p := &plan{}
@@ -195,6 +195,25 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive 
 		p.stages = append(p.stages, sp)
 	}
 	return p, nil
+}
+
+// unknownTensorHint says what a name that is no tensor of stages may have
+// meant: the first output of the node of that name (layouts name tensors),
+// else the closest tensor name.
+func unknownTensorHint(stages []*stage, name string) string {
+	var tensors []string
+	for _, st := range stages {
+		for _, t := range slices.Sorted(maps.Keys(st.catalog.kind)) {
+			if n := st.catalog.producer[t]; n != nil && n.GetName() == name && len(n.GetOutput()) > 0 && n.GetOutput()[0] != "" {
+				return fmt.Sprintf(" (it is the name of a %s node: statistics layouts name tensors; its first output is %q)", n.GetOpType(), n.GetOutput()[0])
+			}
+			tensors = append(tensors, t)
+		}
+	}
+	if s := model.Suggest(name, tensors); s != "" {
+		return fmt.Sprintf("; did you mean %q?", s)
+	}
+	return ""
 }
 
 // reluSource returns the input of the Relu producing tensor, if any.
