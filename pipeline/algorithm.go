@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -78,20 +75,12 @@ func fillDataLen(env *AlgorithmEnv) error {
 // DecodeStrict so an unknown parameter is an error naming it).
 type AlgorithmFactory func(params json.RawMessage, env AlgorithmEnv) (Algorithm, error)
 
-var (
-	algoMu       sync.RWMutex
-	algoRegistry = map[string]AlgorithmFactory{}
-)
+var algorithms = NewRegistry[AlgorithmFactory]("pipeline: algorithm")
 
 // RegisterAlgorithm makes an algorithm available to Create by name. It
 // panics when the name is already taken: that is a programming error.
 func RegisterAlgorithm(name string, f AlgorithmFactory) {
-	algoMu.Lock()
-	defer algoMu.Unlock()
-	if _, dup := algoRegistry[name]; dup {
-		panic(fmt.Sprintf("pipeline: algorithm %q registered twice", name))
-	}
-	algoRegistry[name] = f
+	algorithms.Register(name, f)
 }
 
 // RegisterAlgorithmParams registers an algorithm whose parameters decode
@@ -113,17 +102,11 @@ func RegisterAlgorithmParams[P any, A Algorithm](name string, build func(P, Algo
 }
 
 // AlgorithmNames lists the registered algorithms, sorted.
-func AlgorithmNames() []string {
-	algoMu.RLock()
-	defer algoMu.RUnlock()
-	return slices.Sorted(maps.Keys(algoRegistry))
-}
+func AlgorithmNames() []string { return algorithms.Names() }
 
 // NewAlgorithm builds one registered algorithm.
 func NewAlgorithm(name string, params json.RawMessage, env AlgorithmEnv) (Algorithm, error) {
-	algoMu.RLock()
-	f, ok := algoRegistry[name]
-	algoMu.RUnlock()
+	f, ok := algorithms.Get(name)
 	if !ok {
 		return nil, unknownAlgorithm(name)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,14 +14,14 @@ import (
 // withRegistry runs f with the algorithm registry replaced by reg.
 func withRegistry(t *testing.T, reg map[string]AlgorithmFactory, f func()) {
 	t.Helper()
-	algoMu.Lock()
-	saved := algoRegistry
-	algoRegistry = reg
-	algoMu.Unlock()
+	algorithms.mu.Lock()
+	saved := algorithms.m
+	algorithms.m = reg
+	algorithms.mu.Unlock()
 	defer func() {
-		algoMu.Lock()
-		algoRegistry = saved
-		algoMu.Unlock()
+		algorithms.mu.Lock()
+		algorithms.m = saved
+		algorithms.mu.Unlock()
 	}()
 	f()
 }
@@ -113,4 +114,31 @@ func TestDataLenFromEngine(t *testing.T) {
 			})
 		}
 	})
+}
+
+func TestPostprocessRegistry(t *testing.T) {
+	if _, err := LookupPostprocess("test-none"); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), `unknown postprocess "test-none"; valid: `) {
+		t.Errorf("unknown postprocess: err = %v", err)
+	}
+	RegisterPostprocess("test-double", func(out map[string]Tensor, _ map[string]any) (map[string]Tensor, error) {
+		y := out["y"].Data.([]float32)
+		return map[string]Tensor{"y": {Shape: out["y"].Shape, Data: []float32{2 * y[0]}}}, nil
+	})
+	f, err := LookupPostprocess("test-double")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f(map[string]Tensor{"y": {Shape: []int64{1}, Data: []float32{1.5}}}, nil)
+	if err != nil || got["y"].Data.([]float32)[0] != 3 {
+		t.Errorf("postprocess = %v, %v; want y = 3", got, err)
+	}
+	if !slices.Contains(PostprocessNames(), "test-double") {
+		t.Errorf("PostprocessNames() = %v", PostprocessNames())
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering test-double twice did not panic")
+		}
+	}()
+	RegisterPostprocess("test-double", f)
 }
