@@ -66,7 +66,7 @@ func fillDataLen(env *AlgorithmEnv) error {
 		return fmt.Errorf("%w: AlgorithmEnv.DataLen is 0 and the engine (%T) does not say how many samples it holds: set DataLen to its data loader's Len()", ErrConfig, env.Engine)
 	}
 	if env.DataLen <= 0 {
-		return fmt.Errorf("%w: the engine's data set is empty (AlgorithmEnv.DataLen %d)", ErrConfig, env.DataLen)
+		return fmt.Errorf("%w: AlgorithmEnv.DataLen is 0 and the engine (%T) reports %d samples: an empty data set, or an engine not told its length (cluster.RunSpec.Len)", ErrConfig, env.Engine, env.DataLen)
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func TestDataLenFromEngine(t *testing.T) {
 			{"no engine", AlgorithmEnv{}, 0, ""},
 			{"engine cannot say", AlgorithmEnv{Engine: plainEngine{}}, 0,
 				"algorithm A: invalid config: AlgorithmEnv.DataLen is 0 and the engine (pipeline.plainEngine) does not say how many samples it holds"},
-			{"empty", AlgorithmEnv{Engine: lenEngine{n: 0}}, 0, "algorithm A: invalid config: the engine's data set is empty (AlgorithmEnv.DataLen 0)"},
+			{"empty", AlgorithmEnv{Engine: lenEngine{n: 0}}, 0, "algorithm A: invalid config: AlgorithmEnv.DataLen is 0 and the engine (pipeline.lenEngine) reports 0 samples"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				a, err := NewAlgorithm("A", nil, tc.env)
