@@ -149,3 +149,29 @@ func FuzzDecodeOutputs(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOutputsAnnotation encodes and decodes one sample's outputs (10
+// logits) with an integer label and with a box ([]float32, through gob).
+func BenchmarkOutputsAnnotation(b *testing.B) {
+	out := map[string]pipeline.Tensor{"logits": {Shape: []int64{1, 10}, Data: make([]float32, 10)}}
+	for _, bc := range []struct {
+		name string
+		a    any
+	}{{"Label", 7}, {"Box", []float32{0.1, 0.2, 0.5, 0.75}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				var enc outputsEncoder
+				if err := enc.add(3, out, bc.a); err != nil {
+					b.Fatal(err)
+				}
+				raw := enc.bytes()
+				if _, err := decodeOutputs(raw); err != nil {
+					b.Fatal(err)
+				}
+				size = len(raw)
+			}
+			b.ReportMetric(float64(size), "bytes/sample")
+		})
+	}
+}
