@@ -374,6 +374,9 @@ func (c *cache) openLoader(ctx context.Context, r *runEntry, inputs []pipeline.T
 		}
 	}
 	l, err := data.Open(ctx, dc, ann, r.baseDir, inputs)
+	if errors.Is(err, data.ErrUnknownType) {
+		return nil, fmt.Errorf("run %s: this worker binary does not register the data source type (data.Register before worker.Main): %w", r.spec.RunID, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", r.spec.RunID, err)
 	}
@@ -423,7 +426,7 @@ func (c *cache) newEngine(loader pipeline.DataLoader, ref modelRef, stages []*mo
 		// (kind setup), as an unknown data source type is.
 		f, err := pipeline.LookupPostprocess(spec.Postprocess)
 		if err != nil {
-			return nil, fmt.Errorf("run %s: this worker binary does not register it: %w", spec.RunID, err)
+			return nil, fmt.Errorf("run %s: this worker binary does not register the postprocess (pipeline.RegisterPostprocess before worker.Main): %w", spec.RunID, err)
 		}
 		opts.Postprocess = f
 	}
