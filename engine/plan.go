@@ -181,7 +181,22 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive 
 			if len(stages) > 1 {
 				where = "any stage of the cascade"
 			}
-			return nil, fmt.Errorf("%w: statistics layout: tensor %q is not in %s%s", ErrUnknownTensor, name, where, unknownTensorHint(stages, name))
+			// What the name may have meant: the first output of the node
+			// of that name (layouts name tensors), else the closest tensor.
+			var hint string
+			var tensors []string
+			for _, st := range stages {
+				for _, t := range slices.Sorted(maps.Keys(st.catalog.kind)) {
+					if n := st.catalog.producer[t]; hint == "" && n != nil && n.GetName() == name && n.GetOutput()[0] != "" {
+						hint = fmt.Sprintf(" (it is the name of a %s node: statistics layouts name tensors; its first output is %q)", n.GetOpType(), n.GetOutput()[0])
+					}
+					tensors = append(tensors, t)
+				}
+			}
+			if near := model.Suggest(name, tensors); hint == "" && near != "" {
+				hint = fmt.Sprintf("; did you mean %q?", near)
+			}
+			return nil, fmt.Errorf("%w: statistics layout: tensor %q is not in %s%s", ErrUnknownTensor, name, where, hint)
 		}
 	}
 	p := &plan{}
@@ -195,25 +210,6 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive 
 		p.stages = append(p.stages, sp)
 	}
 	return p, nil
-}
-
-// unknownTensorHint says what a name that is no tensor of stages may have
-// meant: the first output of the node of that name (layouts name tensors),
-// else the closest tensor name.
-func unknownTensorHint(stages []*stage, name string) string {
-	var tensors []string
-	for _, st := range stages {
-		for _, t := range slices.Sorted(maps.Keys(st.catalog.kind)) {
-			if n := st.catalog.producer[t]; n != nil && n.GetName() == name && len(n.GetOutput()) > 0 && n.GetOutput()[0] != "" {
-				return fmt.Sprintf(" (it is the name of a %s node: statistics layouts name tensors; its first output is %q)", n.GetOpType(), n.GetOutput()[0])
-			}
-			tensors = append(tensors, t)
-		}
-	}
-	if s := model.Suggest(name, tensors); s != "" {
-		return fmt.Sprintf("; did you mean %q?", s)
-	}
-	return ""
 }
 
 // reluSource returns the input of the Relu producing tensor, if any.
