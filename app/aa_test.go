@@ -255,7 +255,7 @@ func runAAStage(tb testing.TB, cfg string, workers int, fo FleetOptions) aaStage
 	defer fl.stop()
 	var r aaStageRun
 	r.engine.Engine = fl.engine
-	p, err := pipeline.Create(j.cfg.Compression.Algorithms, pipeline.AlgorithmEnv{Engine: &r.engine, DataLen: j.loader.Len(), Log: log, Metric: j.metric})
+	p, err := createPipeline(j.cfg.Compression.Algorithms, pipeline.AlgorithmEnv{Engine: &r.engine, DataLen: j.loader.Len(), Log: log, Metric: j.metric})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -428,7 +428,7 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
 		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric,
 		Data: j.loader, Threads: max(j.cfg.Engine.Threads, 1)}
-	p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
+	p, err := createPipeline(j.cfg.Compression.Algorithms, env)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -62,7 +62,7 @@ func BenchmarkQuantizationStage(b *testing.B) {
 	env := pipeline.AlgorithmEnv{Engine: fl.engine, DataLen: j.loader.Len(), Log: log, Metric: j.metric}
 	var stage, plain, ratio []float64
 	for b.Loop() {
-		p, err := pipeline.Create(j.cfg.Compression.Algorithms, env)
+		p, err := createPipeline(j.cfg.Compression.Algorithms, env)
 		if err != nil {
 			b.Fatal(err)
 		}

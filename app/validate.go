@@ -2,8 +2,10 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/fleetcal/fleetcal/algorithms/accuracyaware"
 	"github.com/fleetcal/fleetcal/algorithms/defaultq"
@@ -77,4 +79,17 @@ func correctsBias(a pipeline.AlgorithmConfig) bool {
 		return p.BaseAlgorithm == "" || p.BaseAlgorithm == defaultq.Name
 	}
 	return false
+}
+
+// createPipeline is pipeline.Create with errors naming the config file's
+// keys (compression.algorithms[i]).
+func createPipeline(configs []pipeline.AlgorithmConfig, env pipeline.AlgorithmEnv) (*pipeline.Pipeline, error) {
+	if len(configs) == 0 {
+		return nil, fmt.Errorf("%w: compression.algorithms is empty; valid algorithms: %s", pipeline.ErrConfig, strings.Join(pipeline.AlgorithmNames(), ", "))
+	}
+	p, err := pipeline.Create(configs, env)
+	if ae := (*pipeline.AlgorithmError)(nil); errors.As(err, &ae) {
+		return nil, fmt.Errorf("compression.algorithms[%d]: %w", ae.Index, ae.Err)
+	}
+	return p, err
 }

@@ -568,7 +568,8 @@ func BenchmarkSimulatedFleetNATS(b *testing.B) {
 	sp := record(b, "MinMax")
 	srv := startServer(b, ServerOptions{})
 	nc := connect(b, srv)
-	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "none"}`), Len: shards * simShardSize, SameHost: true},
+	// The simulated workers read no data; NewEngine wants the folder to exist.
+	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "."}`), BaseDir: b.TempDir(), Len: shards * simShardSize, SameHost: true},
 		EngineOptions{ShardSize: simShardSize})
 	if err := e.SetModel(loadModel(b, "convnet_op13.onnx")); err != nil {
 		b.Fatal(err)

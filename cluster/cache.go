@@ -374,6 +374,9 @@ func (c *cache) openLoader(ctx context.Context, r *runEntry, inputs []pipeline.T
 		}
 	}
 	l, err := data.Open(ctx, dc, ann, r.baseDir, inputs)
+	if errors.Is(err, data.ErrUnknownType) {
+		return nil, fmt.Errorf("run %s: this worker binary does not register the data source type (data.Register before worker.Main): %w", r.spec.RunID, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", r.spec.RunID, err)
 	}
@@ -397,7 +400,7 @@ func (c *cache) engine(ctx context.Context, r *runEntry, key string, loader pipe
 	e.used = c.clock
 	c.mu.Unlock()
 	if !ok {
-		e.eng, e.err = c.newEngine(loader, ref, stages, r.spec.SkipInvalid)
+		e.eng, e.err = c.newEngine(loader, ref, stages, &r.spec)
 		c.mu.Lock()
 		if e.err != nil {
 			delete(r.engines, key)
@@ -416,8 +419,18 @@ func (c *cache) engine(ctx context.Context, r *runEntry, key string, loader pipe
 	return e, nil
 }
 
-func (c *cache) newEngine(loader pipeline.DataLoader, ref modelRef, stages []*model.Stage, skipInvalid bool) (*engine.Engine, error) {
-	eng, err := engine.New(loader, engine.Options{Threads: c.w.opts.Threads, Requests: 1, SkipInvalidSamples: skipInvalid})
+func (c *cache) newEngine(loader pipeline.DataLoader, ref modelRef, stages []*model.Stage, spec *runWire) (*engine.Engine, error) {
+	opts := engine.Options{Threads: c.w.opts.Threads, Requests: 1, SkipInvalidSamples: spec.SkipInvalid}
+	if spec.Postprocess != "" {
+		// A worker binary without the user's function: retried elsewhere
+		// (kind setup), as an unknown data source type is.
+		f, err := pipeline.LookupPostprocess(spec.Postprocess)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: this worker binary does not register the postprocess (pipeline.RegisterPostprocess before worker.Main): %w", spec.RunID, err)
+		}
+		opts.Postprocess = f
+	}
+	eng, err := engine.New(loader, opts)
 	if err != nil {
 		return nil, err
 	}

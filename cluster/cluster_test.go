@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -676,9 +678,14 @@ func TestSetupError(t *testing.T) {
 	d := makeDataset(t, 4, 12)
 	ws := startWorkers(t, nc, 2, WorkerOptions{})
 	defer ws.stop()
+	// A folder the coordinator sees when the engine is made (NewEngine
+	// checks) and the workers do not when they run the shard.
 	missing := d.spec()
 	missing.DataSource = json.RawMessage(`{"type": "npy", "path": "nowhere"}`)
 	missing.SameHost = true // the coordinator has no data to hash either
+	if err := os.Mkdir(filepath.Join(missing.BaseDir, "nowhere"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name        string
 		spec        RunSpec
@@ -698,6 +705,11 @@ func TestSetupError(t *testing.T) {
 			e := newEngine(t, nc, tc.spec, EngineOptions{ShardSize: 4, MaxDeliver: 2})
 			if err := e.SetModel(withShapeStat(t, tc.lie)); err != nil {
 				t.Fatal(err)
+			}
+			if tc.name == "missing data" {
+				if err := os.Remove(filepath.Join(tc.spec.BaseDir, "nowhere")); err != nil {
+					t.Fatal(err)
+				}
 			}
 			_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: tc.layout})
 			t.Log(err)

@@ -46,6 +46,12 @@ type RunSpec struct {
 	// workers of an embedded server that does not listen): the data files
 	// are then not hashed for workers to compare (see verifyData).
 	SameHost bool
+	// Postprocess names a function registered with
+	// pipeline.RegisterPostprocess that workers run on each sample's outputs
+	// before sending them to the coordinator's metric (POT's
+	// postprocess_output): every worker binary must register it (see
+	// package worker). Empty: none.
+	Postprocess string
 	// Len is the number of samples of the data set; Predict needs it only
 	// when PredictOptions.Sampler is nil, and checks indices against it
 	// when set.
@@ -172,6 +178,9 @@ func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error)
 	if len(bytes.TrimSpace(spec.DataSource)) == 0 || string(bytes.TrimSpace(spec.DataSource)) == "null" {
 		return nil, fmt.Errorf("cluster engine: %w: data_source is required", ErrBadSpec)
 	}
+	if err := checkSpec(spec); err != nil {
+		return nil, fmt.Errorf("cluster engine: %w", err)
+	}
 	if spec.Len < 0 {
 		return nil, fmt.Errorf("cluster engine: %w: negative data set length %d", ErrBadSpec, spec.Len)
 	}
@@ -225,6 +234,10 @@ func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error)
 		key: key, keyID: keyID(key),
 	}, nil
 }
+
+// DataLen is RunSpec.Len, the number of samples of the run's data set
+// (pipeline.DataLener: algorithms take it when AlgorithmEnv.DataLen is 0).
+func (e *Engine) DataLen() int { return e.spec.Len }
 
 // RunID is the run's id (RunSpec.RunID, or the one generated).
 func (e *Engine) RunID() string { return e.spec.RunID }
@@ -299,7 +312,7 @@ func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
 		return e.runRev, nil
 	}
 	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: e.spec.DataSource, Annotations: e.spec.Annotations, BaseDir: e.spec.BaseDir,
-		SkipInvalid: e.spec.SkipInvalidSamples}
+		SkipInvalid: e.spec.SkipInvalidSamples, Postprocess: e.spec.Postprocess}
 	switch {
 	case e.spec.ShipData:
 		if err := e.shipData(ctx, &w); err != nil {

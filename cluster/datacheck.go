@@ -14,11 +14,13 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fleetcal/fleetcal/data"
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // ErrDataMismatch: a worker's data files differ from the coordinator's.
@@ -241,6 +243,49 @@ func verifyData(ctx context.Context, spec *runWire, cache *digestCache) error {
 		}
 		if digest != f.SHA256 {
 			return fmt.Errorf("%w: data file %s: SHA-256 %s, the coordinator's is %s", ErrDataMismatch, f.Path, digest, f.SHA256)
+		}
+	}
+	return nil
+}
+
+// checkSpec checks, when the engine is made, what a worker would otherwise
+// find at the first shard and the coordinator can see cheaply: the data
+// source and annotations decode, the data source type and the postprocess
+// are registered here, and their files exist (on this machine: workers read
+// the same paths, or copies shipped from here).
+func checkSpec(spec RunSpec) error {
+	var dc data.Config
+	if err := json.Unmarshal(spec.DataSource, &dc); err != nil {
+		return fmt.Errorf("%w: data_source: %v", ErrBadSpec, err)
+	}
+	if err := dc.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSpec, err)
+	}
+	if dc.Type != "" && !slices.Contains(data.Names(), dc.Type) {
+		return fmt.Errorf("%w: data_source.type: unknown type %q; valid types: %s (a type of your own is registered with data.Register, in the coordinator and in every worker)",
+			ErrBadSpec, dc.Type, strings.Join(data.Names(), ", "))
+	}
+	paths := []string{"data_source.path", dc.Path}
+	if a := bytes.TrimSpace(spec.Annotations); len(a) > 0 && string(a) != "null" {
+		var ann data.Annotations
+		if err := json.Unmarshal(a, &ann); err != nil {
+			return fmt.Errorf("%w: annotations: %v", ErrBadSpec, err)
+		}
+		if ann.Path != "" {
+			paths = append(paths, "annotations.path", ann.Path)
+		}
+	}
+	if dc.Path == "" {
+		return fmt.Errorf("%w: data_source.path is empty", ErrBadSpec)
+	}
+	for i := 0; i < len(paths); i += 2 {
+		if _, err := os.Stat(resolvePath(spec.BaseDir, paths[i+1])); err != nil {
+			return fmt.Errorf("%w: %s %s: %v", ErrBadSpec, paths[i], paths[i+1], err)
+		}
+	}
+	if spec.Postprocess != "" {
+		if _, err := pipeline.LookupPostprocess(spec.Postprocess); err != nil {
+			return fmt.Errorf("%w: postprocess: %v", ErrBadSpec, err)
 		}
 	}
 	return nil

@@ -95,6 +95,19 @@
 // the shard without computing or reporting it. Object Store reads return as
 // soon as their context ends.
 //
+// # User code on the fleet
+//
+// Workers rebuild the run's data loader from RunSpec.DataSource by its type
+// (data.Register) and run RunSpec.Postprocess (pipeline.RegisterPostprocess)
+// on each sample's outputs, so a user's loader and postprocess run on the
+// fleet when every worker binary registers them: a user's main registers
+// them and calls worker.Main (package worker). NewEngine checks, on the
+// coordinator, that both are registered there and that the data and
+// annotations paths exist. Annotations other than integers and strings
+// travel as gob (a box []float32 as it is; a type of the user's own
+// registered with gob.Register on both sides), so the metric receives the
+// value the loader made, as with the in-process engine.
+//
 // # Trust
 //
 // Anyone who can reach the NATS server could write under a shard's result

@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -18,10 +21,17 @@ import (
 //	outputs    = magic "FCOU" · version 0x01 · uvarint n · n × sample
 //	sample     = varint index · annotation · uvarint m · m × (string name · tensor), names ascending
 //	annotation = 0x00 (none) | 0x01 varint (integer label) | 0x02 string
+//	           | 0x03 string (any other value: encoding/gob of annotationBox)
 //	tensor     = uvarint dtype · uvarint rank · rank × uvarint dim · product(dims) × element
 //	string     = uvarint length · bytes
 //
-// The decoder trusts no count before the bytes left can hold it.
+// The decoder trusts no count before the bytes left can hold it. An
+// annotation of another type than an integer or a string (a box, a list of
+// boxes, a struct) travels as gob, which keeps its Go type: gob knows the
+// built-in types and slices of them, JSON's generic values and slices of
+// slices of numbers (registered here); a type of the user's own must be registered with gob.Register in
+// the worker and the coordinator (both run the user's code, see package
+// worker).
 const (
 	outputsMagic   = "FCOU"
 	outputsVersion = 1
@@ -51,12 +61,17 @@ func (e *outputsEncoder) add(index int, outputs map[string]pipeline.Tensor, anno
 		b = append(b, 2)
 		b = appendStr(b, a)
 	default:
-		v, ok := intAnnotation(annotation)
-		if !ok {
-			return fmt.Errorf("sample %d: annotation %v of type %T cannot be sent to the coordinator (want an integer or a string)", index, annotation, annotation)
+		if v, ok := intAnnotation(annotation); ok {
+			b = append(b, 1)
+			b = binary.AppendVarint(b, v)
+			break
 		}
-		b = append(b, 1)
-		b = binary.AppendVarint(b, v)
+		g, err := gobAnnotation(annotation)
+		if err != nil {
+			return fmt.Errorf("sample %d: annotation of type %T cannot be sent to the coordinator: %v (register a type of your own with gob.Register, in the worker and in the coordinator)", index, annotation, err)
+		}
+		b = append(b, 3)
+		b = appendStr(b, string(g))
 	}
 	b = binary.AppendUvarint(b, uint64(len(outputs)))
 	for _, name := range slices.Sorted(maps.Keys(outputs)) {
@@ -83,6 +98,28 @@ func (e *outputsEncoder) bytes() []byte {
 	b = append(b, outputsVersion)
 	b = binary.AppendUvarint(b, uint64(e.n))
 	return append(b, e.body...)
+}
+
+// annotationBox carries an annotation of any type through gob, which
+// encodes the concrete type of an interface field.
+type annotationBox struct{ V any }
+
+// init registers with gob the generic values of JSON (annotations files)
+// and lists of boxes, beyond the built-in types and their slices that gob
+// knows.
+func init() {
+	for _, v := range []any{[]any(nil), map[string]any(nil), []map[string]any(nil),
+		[][]float32(nil), [][]float64(nil), [][]int(nil), [][]int64(nil)} {
+		gob.Register(v)
+	}
+}
+
+func gobAnnotation(a any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&annotationBox{V: a}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func intAnnotation(a any) (int64, bool) {
@@ -317,6 +354,16 @@ func decodeOutputs(b []byte) ([]sampleOutputs, error) {
 			if s.annotation, err = d.str(); err != nil {
 				return nil, err
 			}
+		case 3:
+			g, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			var box annotationBox
+			if err := gob.NewDecoder(strings.NewReader(g)).Decode(&box); err != nil {
+				return nil, d.fail("sample %d: annotation: %v (a type of your own must be registered with gob.Register in the coordinator too)", idx, err)
+			}
+			s.annotation = box.V
 		default:
 			return nil, d.fail("annotation tag %d", tag)
 		}

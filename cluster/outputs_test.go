@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"encoding/gob"
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -44,11 +46,56 @@ func TestOutputsRoundTrip(t *testing.T) {
 	if got, _ := decodeOutputs(e2.bytes()); got[0].annotation != 4 {
 		t.Errorf("int32 annotation came back as %#v", got[0].annotation)
 	}
-	if err := e2.add(1, nil, 2.5); err == nil {
-		t.Error("a float annotation was accepted")
+	if err := e2.add(1, nil, unregistered{1}); err == nil || !strings.Contains(err.Error(), "sample 1: annotation of type cluster.unregistered cannot be sent to the coordinator: gob: type not registered for interface: cluster.unregistered (register a type of your own with gob.Register") {
+		t.Errorf("an unregistered annotation type: err = %v", err)
+	}
+	if err := e2.add(1, nil, make(chan int)); err == nil {
+		t.Error("a channel annotation was accepted")
 	}
 	if err := e2.add(1, map[string]pipeline.Tensor{"x": {Shape: []int64{3}, Data: []float32{1}}}, nil); err == nil {
 		t.Error("a tensor with a wrong element count was accepted")
+	}
+}
+
+type unregistered struct{ X float32 }
+
+// registeredBox is a user's annotation type, registered with gob.
+type registeredBox struct {
+	Label int
+	Box   [4]float32
+}
+
+func init() {
+	gob.Register(registeredBox{})
+	gob.Register([]registeredBox(nil)) // a slice is a type of its own for gob
+}
+
+// Annotations of other types than integers and strings keep their Go type.
+func TestOutputsAnyAnnotation(t *testing.T) {
+	for _, a := range []any{
+		[]float32{0.1, 0.2, 0.5, 0.75},
+		[][]float32{{0, 0, 1, 1}, {0.5, 0.5, 1, 1}},
+		2.5,
+		map[string]any{"boxes": []any{1.5, "x"}, "n": 2},
+		registeredBox{Label: 3, Box: [4]float32{1, 2, 3, 4}},
+		[]registeredBox{{Label: 1}},
+	} {
+		var enc outputsEncoder
+		out := map[string]pipeline.Tensor{"y": {Shape: []int64{1}, Data: []float32{1}}}
+		if err := enc.add(5, out, a); err != nil {
+			t.Fatalf("%T: %v", a, err)
+		}
+		got, err := decodeOutputs(enc.bytes())
+		if err != nil {
+			t.Fatalf("%T: %v", a, err)
+		}
+		if want := []sampleOutputs{{index: 5, annotation: a, outputs: out}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("round trip of %T:\ngot  %#v\nwant %#v", a, got, want)
+		}
+	}
+	// Garbage where the gob should be names the sample.
+	if _, err := decodeOutputs([]byte("FCOU\x01\x01\x0a\x03\x02\xff\xff\x00")); err == nil || !strings.Contains(err.Error(), "sample 5: annotation") {
+		t.Errorf("bad gob: err = %v", err)
 	}
 }
 
@@ -101,4 +148,30 @@ func FuzzDecodeOutputs(f *testing.F) {
 			t.Fatalf("re-encodings differ")
 		}
 	})
+}
+
+// BenchmarkOutputsAnnotation encodes and decodes one sample's outputs (10
+// logits) with an integer label and with a box ([]float32, through gob).
+func BenchmarkOutputsAnnotation(b *testing.B) {
+	out := map[string]pipeline.Tensor{"logits": {Shape: []int64{1, 10}, Data: make([]float32, 10)}}
+	for _, bc := range []struct {
+		name string
+		a    any
+	}{{"Label", 7}, {"Box", []float32{0.1, 0.2, 0.5, 0.75}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				var enc outputsEncoder
+				if err := enc.add(3, out, bc.a); err != nil {
+					b.Fatal(err)
+				}
+				raw := enc.bytes()
+				if _, err := decodeOutputs(raw); err != nil {
+					b.Fatal(err)
+				}
+				size = len(raw)
+			}
+			b.ReportMetric(float64(size), "bytes/sample")
+		})
+	}
 }

@@ -28,6 +28,9 @@ type runWire struct {
 	BaseDir string `json:"base_dir,omitempty"`
 	// Files are the shipped data files (RunSpec.ShipData).
 	Files []shippedFile `json:"files,omitempty"`
+	// Postprocess names the registered function workers run on outputs
+	// (RunSpec.Postprocess).
+	Postprocess string `json:"postprocess,omitempty"`
 	// SkipInvalid: skip samples holding NaN or Inf (RunSpec.SkipInvalidSamples).
 	SkipInvalid bool `json:"skip_invalid,omitempty"`
 	// Data lists the files the data source and annotations read, with

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -21,39 +20,22 @@ import (
 // every sample; the loader it returns must be safe for concurrent Item calls.
 type Factory func(ctx context.Context, cfg Config, baseDir string, inputs []pipeline.TensorInfo, ann map[string]any) (pipeline.DataLoader, error)
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Factory{}
-)
+var registry = pipeline.NewRegistry[Factory]("data: loader")
 
 // Register makes a loader available under name (the data_source type). It
 // panics when name is empty, f is nil or name is already registered: these
 // are programming errors, found at init.
 func Register(name string, f Factory) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if name == "" || f == nil {
-		panic("data: Register with an empty name or a nil factory")
+	if f == nil {
+		panic("data: Register with a nil factory")
 	}
-	if _, dup := registry[name]; dup {
-		panic(fmt.Sprintf("data: loader %q registered twice", name))
-	}
-	registry[name] = f
+	registry.Register(name, f)
 }
 
 // Names lists the registered loader types, sorted.
-func Names() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	return slices.Sorted(maps.Keys(registry))
-}
+func Names() []string { return registry.Names() }
 
-func lookup(name string) (Factory, bool) {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	f, ok := registry[name]
-	return f, ok
-}
+func lookup(name string) (Factory, bool) { return registry.Get(name) }
 
 func init() {
 	Register("npy", openNpy)

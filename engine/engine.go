@@ -81,6 +81,10 @@ func New(loader pipeline.DataLoader, opts Options) (*Engine, error) {
 	return &Engine{loader: loader, opts: opts}, nil
 }
 
+// DataLen is the number of samples of the engine's data loader
+// (pipeline.DataLener: algorithms take it when AlgorithmEnv.DataLen is 0).
+func (e *Engine) DataLen() int { return e.loader.Len() }
+
 // SetModel loads every stage of m into ONNX Runtime. For a cascade, the
 // stages run in order and each stage's outputs feed the inputs of later
 // stages by name; the samples provide the other inputs. An error names the

@@ -90,6 +90,18 @@ func TestUnknownTensor(t *testing.T) {
 	if !errors.Is(err, ErrUnknownTensor) || !strings.Contains(err.Error(), `tensor "relu_9_out" is not in the model`) {
 		t.Errorf("got %v", err)
 	}
+	// A node name (relu_1 is the Relu producing relu_1_out in
+	// convnet_op13.onnx, testdata/models/gen_models.py) and a typo.
+	for name, want := range map[string]string{
+		"relu_1":     `tensor "relu_1" is not in the model (it is the name of a Relu node: statistics layouts name tensors; its first output is "relu_1_out")`,
+		"relu_1_otu": `tensor "relu_1_otu" is not in the model; did you mean "relu_1_out"?`,
+		"zzz":        `tensor "zzz" is not in the model`,
+	} {
+		_, err = e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{name: {{Kind: pipeline.StatMax}}}})
+		if !errors.Is(err, ErrUnknownTensor) || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("layout %q: got %v, want it to end with %s", name, err, want)
+		}
+	}
 	_, err = e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{
 		"relu_0_out": {{Kind: pipeline.StatChannelMax, Axis: 4}},
 	}})

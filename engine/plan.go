@@ -181,7 +181,22 @@ func buildPlan(stages []*stage, layout pipeline.StatsLayout, s Strategy, derive 
 			if len(stages) > 1 {
 				where = "any stage of the cascade"
 			}
-			return nil, fmt.Errorf("%w: statistics layout: tensor %q is not in %s", ErrUnknownTensor, name, where)
+			// What the name may have meant: the first output of the node
+			// of that name (layouts name tensors), else the closest tensor.
+			var hint string
+			var tensors []string
+			for _, st := range stages {
+				for _, t := range slices.Sorted(maps.Keys(st.catalog.kind)) {
+					if n := st.catalog.producer[t]; hint == "" && n != nil && n.GetName() == name && n.GetOutput()[0] != "" {
+						hint = fmt.Sprintf(" (it is the name of a %s node: statistics layouts name tensors; its first output is %q)", n.GetOpType(), n.GetOutput()[0])
+					}
+					tensors = append(tensors, t)
+				}
+			}
+			if near := model.Suggest(name, tensors); hint == "" && near != "" {
+				hint = fmt.Sprintf("; did you mean %q?", near)
+			}
+			return nil, fmt.Errorf("%w: statistics layout: tensor %q is not in %s%s", ErrUnknownTensor, name, where, hint)
 		}
 	}
 	p := &plan{}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -16,30 +15,18 @@ import (
 // pipeline.DecodeStrict so typos are errors).
 type Factory func(raw json.RawMessage) (pipeline.Metric, error)
 
-var (
-	mu       sync.RWMutex
-	registry = map[string]Factory{}
-)
+var registry = pipeline.NewRegistry[Factory]("metric:")
 
 // ErrUnknownMetric: a metric name nobody registered.
 var ErrUnknownMetric = errors.New("unknown metric")
 
 // Register adds a metric by name; it panics on a duplicate name.
 func Register(name string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic(fmt.Sprintf("metric: %q registered twice", name))
-	}
-	registry[name] = f
+	registry.Register(name, f)
 }
 
 // Names lists the registered metrics, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	return slices.Sorted(maps.Keys(registry))
-}
+func Names() []string { return registry.Names() }
 
 // New builds the metric a config's "metric" object names.
 func New(raw json.RawMessage) (pipeline.Metric, error) {
@@ -49,9 +36,7 @@ func New(raw json.RawMessage) (pipeline.Metric, error) {
 	if err := json.Unmarshal(raw, &head); err != nil {
 		return nil, fmt.Errorf("engine.metric: want an object with \"name\": %w", err)
 	}
-	mu.RLock()
-	f, ok := registry[head.Name]
-	mu.RUnlock()
+	f, ok := registry.Get(head.Name)
 	if !ok {
 		return nil, fmt.Errorf("engine.metric: %w %q; valid: %s", ErrUnknownMetric, head.Name, strings.Join(Names(), ", "))
 	}

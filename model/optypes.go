@@ -38,12 +38,20 @@ func IsKnownOpType(opType string) bool {
 // letters in another case, else at most a third of its letters changed),
 // or "" when none is that close.
 func SuggestOpType(opType string) string {
-	best, bestD := "", len(opType)/3+1
-	for _, k := range knownOpTypes() {
-		if strings.EqualFold(k, opType) {
+	return Suggest(opType, knownOpTypes())
+}
+
+// Suggest returns the candidate closest to name (the same letters in
+// another case, else at most a third of its letters changed; the first
+// of equally close ones), or "" when none is that close: the "did you
+// mean" of an unknown name.
+func Suggest(name string, candidates []string) string {
+	best, bestD := "", len(name)/3+1
+	for _, k := range candidates {
+		if strings.EqualFold(k, name) {
 			return k
 		}
-		if d := editDistance(strings.ToLower(k), strings.ToLower(opType)); d < bestD {
+		if d := editDistance(strings.ToLower(k), strings.ToLower(name)); d < bestD {
 			best, bestD = k, d
 		}
 	}

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -31,6 +28,8 @@ type AlgorithmEnv struct {
 	Engine       Engine
 	TargetDevice string
 	// DataLen is the number of samples the engine's data loader holds.
+	// When 0, NewAlgorithm takes it from Data, else from an Engine that
+	// implements DataLener (the ONNX Runtime and cluster engines do).
 	DataLen int
 	Log     *slog.Logger
 	// Progress, when set, reports progress of long passes by stage name.
@@ -45,24 +44,43 @@ type AlgorithmEnv struct {
 	Threads int
 }
 
+// DataLener is implemented by engines that know how many samples their
+// data loader holds.
+type DataLener interface {
+	DataLen() int
+}
+
+// fillDataLen sets env.DataLen from env.Data or the engine when it is 0; an
+// engine that cannot say is an error naming the field.
+func fillDataLen(env *AlgorithmEnv) error {
+	if env.DataLen != 0 || env.Engine == nil {
+		return nil
+	}
+	dl, ok := env.Engine.(DataLener)
+	switch {
+	case env.Data != nil:
+		env.DataLen = env.Data.Len()
+	case ok:
+		env.DataLen = dl.DataLen()
+	default:
+		return fmt.Errorf("%w: AlgorithmEnv.DataLen is 0 and the engine (%T) does not say how many samples it holds: set DataLen to its data loader's Len()", ErrConfig, env.Engine)
+	}
+	if env.DataLen <= 0 {
+		return fmt.Errorf("%w: AlgorithmEnv.DataLen is 0 and the engine (%T) reports %d samples: an empty data set, or an engine not told its length (cluster.RunSpec.Len)", ErrConfig, env.Engine, env.DataLen)
+	}
+	return nil
+}
+
 // AlgorithmFactory builds an algorithm from its raw params (decode them with
 // DecodeStrict so an unknown parameter is an error naming it).
 type AlgorithmFactory func(params json.RawMessage, env AlgorithmEnv) (Algorithm, error)
 
-var (
-	algoMu       sync.RWMutex
-	algoRegistry = map[string]AlgorithmFactory{}
-)
+var algorithms = NewRegistry[AlgorithmFactory]("pipeline: algorithm")
 
 // RegisterAlgorithm makes an algorithm available to Create by name. It
 // panics when the name is already taken: that is a programming error.
 func RegisterAlgorithm(name string, f AlgorithmFactory) {
-	algoMu.Lock()
-	defer algoMu.Unlock()
-	if _, dup := algoRegistry[name]; dup {
-		panic(fmt.Sprintf("pipeline: algorithm %q registered twice", name))
-	}
-	algoRegistry[name] = f
+	algorithms.Register(name, f)
 }
 
 // RegisterAlgorithmParams registers an algorithm whose parameters decode
@@ -84,19 +102,16 @@ func RegisterAlgorithmParams[P any, A Algorithm](name string, build func(P, Algo
 }
 
 // AlgorithmNames lists the registered algorithms, sorted.
-func AlgorithmNames() []string {
-	algoMu.RLock()
-	defer algoMu.RUnlock()
-	return slices.Sorted(maps.Keys(algoRegistry))
-}
+func AlgorithmNames() []string { return algorithms.Names() }
 
 // NewAlgorithm builds one registered algorithm.
 func NewAlgorithm(name string, params json.RawMessage, env AlgorithmEnv) (Algorithm, error) {
-	algoMu.RLock()
-	f, ok := algoRegistry[name]
-	algoMu.RUnlock()
+	f, ok := algorithms.Get(name)
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown algorithm %q; valid: %s", ErrConfig, name, strings.Join(AlgorithmNames(), ", "))
+		return nil, unknownAlgorithm(name)
+	}
+	if err := fillDataLen(&env); err != nil {
+		return nil, fmt.Errorf("algorithm %s: %w", name, err)
 	}
 	if env.Log == nil {
 		env.Log = slog.New(slog.DiscardHandler)
@@ -107,6 +122,31 @@ func NewAlgorithm(name string, params json.RawMessage, env AlgorithmEnv) (Algori
 	}
 	return a, nil
 }
+
+// importAll is the import that registers the built-in algorithms.
+const importAll = `import _ "github.com/fleetcal/fleetcal/algorithms/all"`
+
+// unknownAlgorithm lists the valid names, or says how to register the
+// built-ins when none is registered.
+func unknownAlgorithm(name string) error {
+	names := AlgorithmNames()
+	if len(names) == 0 {
+		return fmt.Errorf("%w: unknown algorithm %q: no algorithm is registered; register the built-in ones with %s", ErrConfig, name, importAll)
+	}
+	return fmt.Errorf("%w: unknown algorithm %q; valid: %s", ErrConfig, name, strings.Join(names, ", "))
+}
+
+// AlgorithmError is an error of Create about one of its configs: Index is
+// its position in the list (a config file's compression.algorithms[Index]).
+type AlgorithmError struct {
+	Index int
+	Err   error
+}
+
+func (e *AlgorithmError) Error() string {
+	return fmt.Sprintf("algorithm config %d: %v", e.Index, e.Err)
+}
+func (e *AlgorithmError) Unwrap() error { return e.Err }
 
 // Pipeline runs algorithms one after the other (POT's Pipeline).
 type Pipeline struct {
@@ -127,17 +167,24 @@ func New(engine Engine, algos ...Algorithm) *Pipeline {
 	return &Pipeline{engine: engine, algos: algos}
 }
 
-// Create builds a pipeline from the config's algorithm list (POT's
-// create_pipeline); unknown names and parameters are errors.
+// Create builds a pipeline from a list of algorithm configs (POT's
+// create_pipeline); unknown names and parameters are errors. An error about
+// one config is an *AlgorithmError holding its index. The built-in
+// algorithms are registered by importing algorithms/all:
+//
+//	import _ "github.com/fleetcal/fleetcal/algorithms/all"
 func Create(configs []AlgorithmConfig, env AlgorithmEnv) (*Pipeline, error) {
 	if len(configs) == 0 {
-		return nil, fmt.Errorf("%w: compression.algorithms is empty; valid algorithms: %s", ErrConfig, strings.Join(AlgorithmNames(), ", "))
+		if len(AlgorithmNames()) == 0 {
+			return nil, fmt.Errorf("%w: no algorithm config given, and no algorithm is registered: register the built-in ones with %s", ErrConfig, importAll)
+		}
+		return nil, fmt.Errorf("%w: no algorithm config given; valid algorithms: %s", ErrConfig, strings.Join(AlgorithmNames(), ", "))
 	}
 	p := New(env.Engine)
 	for i, c := range configs {
 		a, err := NewAlgorithm(c.Name, c.Params, env)
 		if err != nil {
-			return nil, fmt.Errorf("compression.algorithms[%d]: %w", i, err)
+			return nil, &AlgorithmError{Index: i, Err: err}
 		}
 		p.algos = append(p.algos, a)
 	}

@@ -17,6 +17,14 @@
 //	})
 //	mins := res.Stats.Get("conv1_out", pipeline.StatSpec{Kind: pipeline.StatMin}.Key())
 //
+// Algorithms are registered by name (RegisterAlgorithm) and built by
+// NewAlgorithm or Create (POT's create_pipeline); the built-in ones register
+// when their packages are imported, all at once with
+//
+//	import _ "github.com/fleetcal/fleetcal/algorithms/all"
+//
+// (pipeline cannot import them itself: they are written against it).
+//
 // The package is pure Go: it must never import onnxruntime_go (engine/) or
 // nats.go (cluster/); an Engine may run in this process or on a fleet.
 package pipeline
