@@ -1,0 +1,39 @@
+// Package worker is the fleetcal worker command as a library: a user's own
+// worker binary, with the user's data sources, postprocess functions and
+// annotation types registered, is a main that registers them and calls
+// Main. cmd/worker is that main with nothing of its own.
+//
+//	package main
+//
+//	import (
+//		"encoding/gob"
+//
+//		"github.com/fleetcal/fleetcal/data"
+//		"github.com/fleetcal/fleetcal/pipeline"
+//		"github.com/fleetcal/fleetcal/worker"
+//
+//		"example.com/mycal/boxes" // the user's loader, postprocess and types
+//	)
+//
+//	func main() {
+//		data.Register("boxes", boxes.Open)                 // RunSpec.DataSource {"type": "boxes", ...}
+//		pipeline.RegisterPostprocess("decode", boxes.Decode) // RunSpec.Postprocess
+//		gob.Register(boxes.Annotation{})                   // an annotation type of the user's own
+//		worker.Main(worker.Options{})
+//	}
+//
+// The coordinator registers the same things (it opens the loader too, and
+// cluster.NewEngine checks that the data source type and the postprocess
+// are registered); registering in an init function of a package both
+// mains import keeps them the same. The binary takes the flags of
+// cmd/worker (--nats, credentials, --secret-file, --concurrency, ...) and
+// stops gracefully on SIGINT or SIGTERM.
+//
+// Test hook: when FLEETCAL_WORKER_TEST_SAMPLE_DELAY holds a duration (e.g.
+// "200ms"), the worker sleeps that long before reading each sample. It
+// exists only so that tests can kill a worker in the middle of a shard;
+// never set it in production.
+//
+// worker imports cluster (NATS) and engine (ONNX Runtime, cgo); nothing
+// in fleetcal imports it but cmd/worker.
+package worker
