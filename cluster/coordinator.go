@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -127,6 +128,7 @@ type Engine struct {
 
 	modelMu sync.RWMutex
 	model   *modelRef
+	stages  []*onnxpb.ModelProto // the model's, for layouts naming nodes
 
 	// copies publishes every shard that many extra times (tests of
 	// duplicate results).
@@ -260,9 +262,18 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 		return err
 	}
 	e.modelMu.Lock()
-	e.model = ref
+	e.model, e.stages = ref, stageProtos(m)
 	e.modelMu.Unlock()
 	return nil
+}
+
+// stageProtos lists the graphs of m's stages, in order.
+func stageProtos(m *model.CompressedModel) []*onnxpb.ModelProto {
+	var out []*onnxpb.ModelProto
+	for _, st := range m.Models() {
+		out = append(out, st.Proto)
+	}
+	return out
 }
 
 // upload stores every stage of m in the models bucket (unless stored

@@ -37,14 +37,18 @@ var predictPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // takes or progresses a shard for EngineOptions.IdleTimeout.
 func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pipeline.PredictResult, error) {
 	e.modelMu.RLock()
-	ref := e.model
+	ref, stages := e.model, e.stages
 	e.modelMu.RUnlock()
 	if opts.Model != nil {
 		var err error
 		if ref, err = e.upload(ctx, opts.Model); err != nil {
 			return pipeline.PredictResult{}, err
 		}
+		stages = stageProtos(opts.Model)
 	}
+	// A layout may name nodes (their first output), as POT's does: workers
+	// get tensor names, the result is filed under the names asked for.
+	layout, aliases := pipeline.ResolveLayout(stages, opts.StatsLayout)
 	if ref == nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", ErrNoModel)
 	}
@@ -101,7 +105,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 		e: e, id: id, subject: shardSubject(e.spec.RunID, id), opts: opts, total: len(indices),
 		tmpl: shardMsg{
 			V: wireVersion, Run: e.spec.RunID, RunRev: rev, Predict: id, KeyID: e.keyID, Model: *ref,
-			Layout: opts.StatsLayout, BatchSize: batch, ORT: e.opts.ORTVersion, Outputs: opts.Metric != nil,
+			Layout: layout, BatchSize: batch, ORT: e.opts.ORTVersion, Outputs: opts.Metric != nil,
 			AckWaitMS: e.opts.AckWait.Milliseconds(), MaxDeliver: e.opts.MaxDeliver, RetryDelayMS: e.opts.RetryDelay.Milliseconds(),
 		},
 		shards: map[string]*shardState{}, bySeq: map[uint64]*shardState{}, stats: reduce.NewSet(),
@@ -112,7 +116,11 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 		slices.Sort(order)
 		p.col = &metricCollector{metric: opts.Metric, perSample: opts.MetricPerSample, order: order, pending: map[int]sampleOutputs{}}
 	}
-	return p.run(ctx, plan)
+	res, err := p.run(ctx, plan)
+	if err == nil {
+		aliases.Apply(res.Stats, opts.StatsLayout)
+	}
+	return res, err
 }
 
 // predictID names a Predict: the run id, this coordinator's random nonce

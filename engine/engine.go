@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetcal/fleetcal/model"
+	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/reduce"
 )
@@ -241,7 +242,14 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if ms == nil {
 		return pipeline.PredictResult{}, fmt.Errorf("engine: %w", ErrNoModel)
 	}
-	p, err := e.planFor(ms, opts.StatsLayout)
+	// A layout may name nodes (their first output), as POT's does.
+	asked := opts.StatsLayout
+	protos := make([]*onnxpb.ModelProto, len(ms.stages))
+	for i, st := range ms.stages {
+		protos[i] = st.proto
+	}
+	layout, aliases := pipeline.ResolveLayout(protos, asked)
+	p, err := e.planFor(ms, layout)
 	if err != nil {
 		return pipeline.PredictResult{}, err
 	}
@@ -302,6 +310,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if opts.Metric != nil {
 		res.Metrics = opts.Metric.AvgValue()
 	}
+	aliases.Apply(res.Stats, asked)
 	return res, nil
 }
 

@@ -80,6 +80,40 @@ func TestLoaderErrors(t *testing.T) {
 	}
 }
 
+// TestLayoutNodeNames: a layout may name a node (relu_1 is the Relu
+// producing relu_1_out in convnet_op13.onnx, testdata/models/gen_models.py),
+// as POT's stats_layout does: its first output's statistics come back
+// under the node's name, those asked for by each name, and the tensor's
+// own entry only when the layout names the tensor too.
+func TestLayoutNodeNames(t *testing.T) {
+	l := randomSamples(6, "input", []int64{1, 3, 16, 16}, 3)
+	e := newEngine(t, l, Options{}, "convnet_op13.onnx")
+	max, mean := pipeline.StatSpec{Kind: pipeline.StatMax}, pipeline.StatSpec{Kind: pipeline.StatMean}
+	want, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"relu_1_out": {max, mean}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"relu_1": {max}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := got.Stats.Get("relu_1", max.Key()), want.Stats.Get("relu_1_out", max.Key()); g == nil || !slices.Equal(g.Column(0), w.Column(0)) {
+		t.Errorf("node relu_1: max %v, want relu_1_out's %v", g, w.Column(0))
+	}
+	if got.Stats.Get("relu_1_out", max.Key()) != nil || got.Stats.Get("relu_1", mean.Key()) != nil {
+		t.Errorf("statistics nobody asked for: %v", got.Stats.Stats)
+	}
+	both, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"relu_1": {max}, "relu_1_out": {mean}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(both.Stats.Get("relu_1", max.Key()).Column(0), want.Stats.Get("relu_1_out", max.Key()).Column(0)) ||
+		!slices.Equal(both.Stats.Get("relu_1_out", mean.Key()).Column(0), want.Stats.Get("relu_1_out", mean.Key()).Column(0)) ||
+		both.Stats.Get("relu_1_out", max.Key()) != nil || both.Stats.Get("relu_1", mean.Key()) != nil {
+		t.Errorf("node and tensor both named: %v", both.Stats.Stats)
+	}
+}
+
 func TestUnknownTensor(t *testing.T) {
 	l := randomSamples(2, "input", []int64{1, 3, 16, 16}, 3)
 	e := newEngine(t, l, Options{}, "convnet_op13.onnx")
@@ -90,10 +124,9 @@ func TestUnknownTensor(t *testing.T) {
 	if !errors.Is(err, ErrUnknownTensor) || !strings.Contains(err.Error(), `tensor "relu_9_out" is not in the model`) {
 		t.Errorf("got %v", err)
 	}
-	// A node name (relu_1 is the Relu producing relu_1_out in
-	// convnet_op13.onnx, testdata/models/gen_models.py) and a typo.
+	// A typo, and a name that is nothing (a node name is a layout key of
+	// its own: TestLayoutNodeNames).
 	for name, want := range map[string]string{
-		"relu_1":     `tensor "relu_1" is not in the model (it is the name of a Relu node: statistics layouts name tensors; its first output is "relu_1_out")`,
 		"relu_1_otu": `tensor "relu_1_otu" is not in the model; did you mean "relu_1_out"?`,
 		"zzz":        `tensor "zzz" is not in the model`,
 	} {

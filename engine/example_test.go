@@ -43,11 +43,20 @@ func ExampleEngine_Predict() {
 		fmt.Println(err)
 		return
 	}
-	// A layout naming a node instead of a tensor is refused with a hint.
-	_, err = eng.Predict(context.Background(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"relu_0": {spec}}})
+	// A layout may name a node, as POT's does: its first output is
+	// observed, the result is filed under the node's name. A name that is
+	// neither gets a hint.
+	byNode, err := eng.Predict(context.Background(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"relu_0": {spec}}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = eng.Predict(context.Background(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"relu_0_otu": {spec}}})
 	fmt.Println(res.Samples, res.Stats.Get("input", spec.Key()).Column(0))
+	fmt.Println(byNode.Stats.Get("relu_0", spec.Key()).Len())
 	fmt.Println(err)
 	// Output:
 	// 2 [0.5 -1]
-	// unknown tensor: statistics layout: tensor "relu_0" is not in the model (it is the name of a Relu node: statistics layouts name tensors; its first output is "relu_0_out")
+	// 2
+	// unknown tensor: statistics layout: tensor "relu_0_otu" is not in the model; did you mean "relu_0_out"?
 }
