@@ -128,7 +128,7 @@ type Engine struct {
 
 	modelMu sync.RWMutex
 	model   *modelRef
-	stages  []*onnxpb.ModelProto // the model's, for layouts naming nodes
+	nodes   *pipeline.NodeIndex // the model's, for layouts naming nodes
 
 	// copies publishes every shard that many extra times (tests of
 	// duplicate results).
@@ -262,18 +262,18 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 		return err
 	}
 	e.modelMu.Lock()
-	e.model, e.stages = ref, stageProtos(m)
+	e.model, e.nodes = ref, nodeIndex(m)
 	e.modelMu.Unlock()
 	return nil
 }
 
-// stageProtos lists the graphs of m's stages, in order.
-func stageProtos(m *model.CompressedModel) []*onnxpb.ModelProto {
-	var out []*onnxpb.ModelProto
+// nodeIndex indexes the graphs of m's stages (pipeline.NodeIndex).
+func nodeIndex(m *model.CompressedModel) *pipeline.NodeIndex {
+	var stages []*onnxpb.ModelProto
 	for _, st := range m.Models() {
-		out = append(out, st.Proto)
+		stages = append(stages, st.Proto)
 	}
-	return out
+	return pipeline.NewNodeIndex(stages)
 }
 
 // upload stores every stage of m in the models bucket (unless stored

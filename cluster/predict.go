@@ -37,18 +37,18 @@ var predictPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // takes or progresses a shard for EngineOptions.IdleTimeout.
 func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pipeline.PredictResult, error) {
 	e.modelMu.RLock()
-	ref, stages := e.model, e.stages
+	ref, nodes := e.model, e.nodes
 	e.modelMu.RUnlock()
 	if opts.Model != nil {
 		var err error
 		if ref, err = e.upload(ctx, opts.Model); err != nil {
 			return pipeline.PredictResult{}, err
 		}
-		stages = stageProtos(opts.Model)
+		nodes = nodeIndex(opts.Model)
 	}
 	// A layout may name nodes (their first output), as POT's does: workers
 	// get tensor names, the result is filed under the names asked for.
-	layout, aliases := pipeline.ResolveLayout(stages, opts.StatsLayout)
+	layout, aliases := nodes.Resolve(opts.StatsLayout)
 	if ref == nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", ErrNoModel)
 	}

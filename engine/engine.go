@@ -55,6 +55,7 @@ type Engine struct {
 // stages, the plans built on them and the runners of finished Predicts.
 type modelState struct {
 	stages []*stage
+	nodes  *pipeline.NodeIndex   // for layouts naming nodes
 	fed    []pipeline.TensorInfo // inputs that come from samples
 	batch  bool                  // samples of a batch can be concatenated along axis 0
 
@@ -146,6 +147,11 @@ func (e *Engine) load(m *model.CompressedModel) (*modelState, error) {
 			produced[o.Name] = true
 		}
 	}
+	protos := make([]*onnxpb.ModelProto, len(ms.stages))
+	for i, st := range ms.stages {
+		protos[i] = st.proto
+	}
+	ms.nodes = pipeline.NewNodeIndex(protos)
 	return ms, nil
 }
 
@@ -244,11 +250,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	}
 	// A layout may name nodes (their first output), as POT's does.
 	asked := opts.StatsLayout
-	protos := make([]*onnxpb.ModelProto, len(ms.stages))
-	for i, st := range ms.stages {
-		protos[i] = st.proto
-	}
-	layout, aliases := pipeline.ResolveLayout(protos, asked)
+	layout, aliases := ms.nodes.Resolve(asked)
 	p, err := e.planFor(ms, layout)
 	if err != nil {
 		return pipeline.PredictResult{}, err

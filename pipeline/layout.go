@@ -8,40 +8,53 @@ import (
 )
 
 // NodeAliases maps a tensor collected for a layout to the node names the
-// layout asked for it by (ResolveLayout).
+// layout asked for it by (NodeIndex.Resolve).
 type NodeAliases map[string][]string
 
-// ResolveLayout lets a statistics layout name nodes, as POT's stats_layout
-// does: a name that is no tensor of the models (the stages of one, in
-// order) but a node's name stands for the node's first output. It returns the layout to collect, keyed by tensors
-// (the specs of a node and of its output merged), and the node names
-// asked for each tensor; nil aliases when the layout names tensors only.
-// Names that are neither are left for the engine to refuse.
-func ResolveLayout(stages []*onnxpb.ModelProto, layout StatsLayout) (StatsLayout, NodeAliases) {
-	if len(layout) == 0 {
-		return layout, nil
-	}
-	tensors := map[string]bool{}
-	firstOut := map[string]string{}
+// NodeIndex knows the tensor names of a model and the first output of each
+// of its nodes: what Resolve needs, built once per model.
+type NodeIndex struct {
+	tensors  map[string]bool
+	firstOut map[string]string
+}
+
+// NewNodeIndex indexes the models (the stages of one, in order).
+func NewNodeIndex(stages []*onnxpb.ModelProto) *NodeIndex {
+	x := &NodeIndex{tensors: map[string]bool{}, firstOut: map[string]string{}}
 	for _, p := range stages {
 		g := p.GetGraph()
 		for _, v := range g.GetInput() {
-			tensors[v.GetName()] = true
+			x.tensors[v.GetName()] = true
 		}
 		for _, t := range g.GetInitializer() {
-			tensors[t.GetName()] = true
+			x.tensors[t.GetName()] = true
 		}
 		for _, n := range g.GetNode() {
 			for _, o := range n.GetOutput() {
-				tensors[o] = true
+				x.tensors[o] = true
 			}
 			if n.GetName() != "" && len(n.GetOutput()) > 0 && n.GetOutput()[0] != "" {
-				if _, dup := firstOut[n.GetName()]; !dup {
-					firstOut[n.GetName()] = n.GetOutput()[0]
+				if _, dup := x.firstOut[n.GetName()]; !dup {
+					x.firstOut[n.GetName()] = n.GetOutput()[0]
 				}
 			}
 		}
 	}
+	return x
+}
+
+// Resolve lets a statistics layout name nodes, as POT's stats_layout does:
+// a name that is no tensor of the model but a node's name stands for the
+// node's first output. It returns the layout to collect, keyed by tensors
+// (the specs of a node and of its output merged), and the node names
+// asked for each tensor; nil aliases when the layout names tensors only.
+// Names that are neither are left for the engine to refuse. A nil index
+// resolves nothing.
+func (x *NodeIndex) Resolve(layout StatsLayout) (StatsLayout, NodeAliases) {
+	if x == nil || len(layout) == 0 {
+		return layout, nil
+	}
+	tensors, firstOut := x.tensors, x.firstOut
 	var aliases NodeAliases
 	for name := range layout {
 		if t, ok := firstOut[name]; ok && !tensors[name] {

@@ -107,10 +107,6 @@ type target struct {
 	scales     []float32
 }
 
-// Sequential reports whether the algorithm runs in sequential mode, which
-// needs passes of its own (RunWithStats then behaves as Run).
-func (a *Algorithm) Sequential() bool { return a.p.Mode == ModeSequential }
-
 // OwnPasses reports whether the algorithm needs passes of its own after
 // quantization (sequential mode, BiasCorrection): a quantizer then need not
 // collect Layout's statistics for it.
@@ -304,6 +300,17 @@ func findTargets(q, f *onnxpb.ModelProto) ([]target, error) {
 	return out, nil
 }
 
+// biasAt returns channel c's int32 bias and its scale (per tensor or per
+// channel).
+func (t target) biasAt(c int) (int32, float32) {
+	raw := t.bias.GetRawData()
+	v := int32(uint32(raw[4*c]) | uint32(raw[4*c+1])<<8 | uint32(raw[4*c+2])<<16 | uint32(raw[4*c+3])<<24)
+	if len(t.scales) == len(raw)/4 {
+		return v, t.scales[c]
+	}
+	return v, t.scales[0]
+}
+
 // correct adds fm-qm to the int32 bias in place and returns max |shift|.
 func correct(t target, fm, qm []float64) (float64, error) {
 	raw := t.bias.GetRawData()
@@ -314,11 +321,7 @@ func correct(t target, fm, qm []float64) (float64, error) {
 	maxShift := 0.0
 	out := make([]byte, len(raw))
 	for c := range n {
-		v := int32(uint32(raw[4*c]) | uint32(raw[4*c+1])<<8 | uint32(raw[4*c+2])<<16 | uint32(raw[4*c+3])<<24)
-		s := t.scales[0]
-		if len(t.scales) == n {
-			s = t.scales[c]
-		}
+		v, s := t.biasAt(c)
 		shift := fm[c] - qm[c]
 		if math.IsNaN(shift) || math.IsInf(shift, 0) {
 			return 0, fmt.Errorf("channel %d: mean output is not finite", c)

@@ -145,7 +145,7 @@ type SkippedLayer struct {
 // shiftMagnitude is max |fm-qm| over max |bias| in output units (max
 // |fm-qm| when the bias is zero). NaN counts as infinite.
 func shiftMagnitude(t target, fm, qm []float64) float64 {
-	raw := t.bias.GetRawData()
+	n := len(t.bias.GetRawData()) / 4
 	shift, bias := 0.0, 0.0
 	for c := range fm {
 		d := math.Abs(fm[c] - qm[c])
@@ -153,12 +153,8 @@ func shiftMagnitude(t target, fm, qm []float64) float64 {
 			return math.Inf(1)
 		}
 		shift = max(shift, d)
-		if 4*c+3 < len(raw) {
-			v := int32(uint32(raw[4*c]) | uint32(raw[4*c+1])<<8 | uint32(raw[4*c+2])<<16 | uint32(raw[4*c+3])<<24)
-			s := t.scales[0]
-			if len(t.scales) == len(fm) {
-				s = t.scales[c]
-			}
+		if c < n {
+			v, s := t.biasAt(c)
 			bias = max(bias, math.Abs(float64(v)*float64(s)))
 		}
 	}
