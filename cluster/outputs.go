@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fleetcal/fleetcal/internal/wire"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -59,7 +60,7 @@ func (e *outputsEncoder) add(index int, outputs map[string]pipeline.Tensor, anno
 		b = append(b, 0)
 	case string:
 		b = append(b, 2)
-		b = appendStr(b, a)
+		b = wire.AppendString(b, a)
 	default:
 		if v, ok := intAnnotation(annotation); ok {
 			b = append(b, 1)
@@ -71,7 +72,7 @@ func (e *outputsEncoder) add(index int, outputs map[string]pipeline.Tensor, anno
 			return fmt.Errorf("sample %d: annotation of type %T cannot be sent to the coordinator: %v (register a type of your own with gob.Register, in the worker and in the coordinator)", index, annotation, err)
 		}
 		b = append(b, 3)
-		b = appendStr(b, string(g))
+		b = wire.AppendString(b, string(g))
 	}
 	b = binary.AppendUvarint(b, uint64(len(outputs)))
 	for _, name := range slices.Sorted(maps.Keys(outputs)) {
@@ -79,7 +80,7 @@ func (e *outputsEncoder) add(index int, outputs map[string]pipeline.Tensor, anno
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("sample %d: output %q: %w", index, name, err)
 		}
-		b = appendStr(b, name)
+		b = wire.AppendString(b, name)
 		b = binary.AppendUvarint(b, uint64(t.DType()))
 		b = binary.AppendUvarint(b, uint64(len(t.Shape)))
 		for _, d := range t.Shape {
@@ -144,11 +145,6 @@ func intAnnotation(a any) (int64, bool) {
 	return 0, false
 }
 
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 func appendData(b []byte, data any) []byte {
 	switch d := data.(type) {
 	case []float32:
@@ -180,99 +176,53 @@ func appendData(b []byte, data any) []byte {
 // errOutputs marks bytes that are not an outputs encoding.
 var errOutputs = errors.New("corrupt outputs encoding")
 
-type outDecoder struct {
-	b   []byte
-	off int
-}
-
-func (d *outDecoder) fail(format string, args ...any) error {
-	return fmt.Errorf("%w: offset %d: %s", errOutputs, d.off, fmt.Sprintf(format, args...))
-}
-
-func (d *outDecoder) rest() int { return len(d.b) - d.off }
-
-func (d *outDecoder) uvarint() (uint64, error) {
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		return 0, d.fail("bad uvarint")
-	}
-	d.off += n
-	return v, nil
-}
-
-func (d *outDecoder) varint() (int64, error) {
-	v, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		return 0, d.fail("bad varint")
-	}
-	d.off += n
-	return v, nil
-}
-
-// count reads a count of items of at least size bytes each.
-func (d *outDecoder) count(what string, size int) (int, error) {
-	v, err := d.uvarint()
-	if err != nil {
-		return 0, err
-	}
-	if v > uint64(d.rest()/size) {
-		return 0, d.fail("%s count %d exceeds the %d bytes left", what, v, d.rest())
-	}
-	return int(v), nil
-}
-
-func (d *outDecoder) str() (string, error) {
-	n, err := d.count("string byte", 1)
-	if err != nil {
-		return "", err
-	}
-	s := string(d.b[d.off : d.off+n])
-	d.off += n
-	return s, nil
-}
+// outDecoder reads an outputs encoding; its errors wrap errOutputs.
+type outDecoder struct{ *wire.Decoder }
 
 var dtypeSize = map[pipeline.DType]int{
 	pipeline.Float32: 4, pipeline.Float64: 8, pipeline.Uint8: 1, pipeline.Int8: 1, pipeline.Int32: 4, pipeline.Int64: 8,
 }
 
-func (d *outDecoder) tensor() (pipeline.Tensor, error) {
-	dt, err := d.uvarint()
+func (d outDecoder) tensor() (pipeline.Tensor, error) {
+	dt, err := d.Uvarint()
 	if err != nil {
 		return pipeline.Tensor{}, err
 	}
 	size, ok := dtypeSize[pipeline.DType(dt)]
 	if dt > math.MaxInt32 || !ok {
-		return pipeline.Tensor{}, d.fail("unknown dtype %d", dt)
+		return pipeline.Tensor{}, d.Errorf("unknown dtype %d", dt)
 	}
-	rank, err := d.count("dimension", 1)
+	rank, err := d.Count("dimension", 1)
 	if err != nil {
 		return pipeline.Tensor{}, err
 	}
 	if rank > maxRank {
-		return pipeline.Tensor{}, d.fail("rank %d", rank)
+		return pipeline.Tensor{}, d.Errorf("rank %d", rank)
 	}
 	shape := make([]int64, rank)
 	elems := uint64(1)
-	limit := uint64(d.rest())
+	limit := uint64(d.Rest())
 	for i := range shape {
-		v, err := d.uvarint()
+		v, err := d.Uvarint()
 		if err != nil {
 			return pipeline.Tensor{}, err
 		}
 		if v > limit {
-			return pipeline.Tensor{}, d.fail("dimension %d exceeds the bytes left", v)
+			return pipeline.Tensor{}, d.Errorf("dimension %d exceeds the bytes left", v)
 		}
 		shape[i] = int64(v)
 		if elems *= v; elems > limit {
 			elems = limit + 1 // saturate: checked below
 		}
 	}
-	if elems > uint64(d.rest()/size) {
-		return pipeline.Tensor{}, d.fail("shape %v needs %d bytes, %d left", shape, elems*uint64(size), d.rest())
+	if elems > uint64(d.Rest()/size) {
+		return pipeline.Tensor{}, d.Errorf("shape %v needs %d bytes, %d left", shape, elems*uint64(size), d.Rest())
 	}
 	n := int(elems)
-	raw := d.b[d.off : d.off+n*size]
-	d.off += n * size
+	raw, err := d.Take(n * size)
+	if err != nil {
+		return pipeline.Tensor{}, err
+	}
 	t := pipeline.Tensor{Shape: shape}
 	switch pipeline.DType(dt) {
 	case pipeline.Float32:
@@ -313,73 +263,77 @@ func (d *outDecoder) tensor() (pipeline.Tensor, error) {
 
 // decodeOutputs decodes an outputs encoding.
 func decodeOutputs(b []byte) ([]sampleOutputs, error) {
-	if len(b) < len(outputsMagic)+1 || string(b[:len(outputsMagic)]) != outputsMagic {
-		return nil, fmt.Errorf("%w: bad magic", errOutputs)
+	d := outDecoder{wire.NewDecoder(b, 0, errOutputs)}
+	out, err := d.samples()
+	if err != nil {
+		return nil, fmt.Errorf("at byte %d of %d: %w", d.Offset(), d.Len(), err)
 	}
-	if v := b[len(outputsMagic)]; v != outputsVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", errOutputs, v, outputsVersion)
+	return out, nil
+}
+
+func (d outDecoder) samples() ([]sampleOutputs, error) {
+	if err := d.Magic(outputsMagic, outputsVersion); err != nil {
+		return nil, err
 	}
-	d := &outDecoder{b: b, off: len(outputsMagic) + 1}
-	n, err := d.count("sample", 3)
+	n, err := d.Count("sample", 3)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]sampleOutputs, 0, n)
 	for range n {
-		idx, err := d.varint()
+		idx, err := d.Varint()
 		if err != nil {
 			return nil, err
 		}
 		if idx < 0 || idx > math.MaxInt32 {
-			return nil, d.fail("sample index %d", idx)
+			return nil, d.Errorf("sample index %d", idx)
 		}
 		s := sampleOutputs{index: int(idx)}
-		if d.rest() < 1 {
-			return nil, d.fail("truncated annotation")
+		tag, err := d.Byte()
+		if err != nil {
+			return nil, err
 		}
-		tag := d.b[d.off]
-		d.off++
 		switch tag {
 		case 0:
 		case 1:
-			v, err := d.varint()
+			v, err := d.Varint()
 			if err != nil {
 				return nil, err
 			}
 			if v != int64(int(v)) {
-				return nil, d.fail("label %d overflows int", v)
+				return nil, d.Errorf("label %d overflows int", v)
 			}
 			s.annotation = int(v)
 		case 2:
-			if s.annotation, err = d.str(); err != nil {
+			if s.annotation, err = d.String(); err != nil {
 				return nil, err
 			}
 		case 3:
-			g, err := d.str()
+			g, err := d.String()
 			if err != nil {
 				return nil, err
 			}
 			var box annotationBox
 			if err := gob.NewDecoder(strings.NewReader(g)).Decode(&box); err != nil {
-				return nil, d.fail("sample %d: annotation: %v (a type of your own must be registered with gob.Register in the coordinator too)", idx, err)
+				return nil, d.Errorf("sample %d: annotation: %v (a type of your own must be registered with gob.Register in the coordinator too)", idx, err)
 			}
 			s.annotation = box.V
 		default:
-			return nil, d.fail("annotation tag %d", tag)
+			return nil, d.Errorf("annotation tag %d", tag)
 		}
-		m, err := d.count("output", 3)
+		m, err := d.Count("output", 3)
 		if err != nil {
 			return nil, err
 		}
 		s.outputs = make(map[string]pipeline.Tensor, m)
 		prev := ""
 		for k := range m {
-			name, err := d.str()
+			name, err := d.String()
 			if err != nil {
 				return nil, err
 			}
 			if k > 0 && name <= prev {
-				return nil, d.fail("output %q out of order", name)
+				return nil, d.Errorf("output %q out of order", name)
 			}
 			prev = name
 			if s.outputs[name], err = d.tensor(); err != nil {
@@ -388,8 +342,8 @@ func decodeOutputs(b []byte) ([]sampleOutputs, error) {
 		}
 		out = append(out, s)
 	}
-	if d.rest() != 0 {
-		return nil, d.fail("%d trailing bytes", d.rest())
+	if d.Rest() != 0 {
+		return nil, d.Errorf("%d trailing bytes", d.Rest())
 	}
 	return out, nil
 }

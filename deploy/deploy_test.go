@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
 func TestMain(m *testing.M) {
@@ -12,9 +14,7 @@ func TestMain(m *testing.M) {
 		execUnderMDWE()
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testfleet.Cleanup()
 	os.Exit(code)
 }
 

@@ -2,13 +2,9 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,46 +16,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// The real binaries the deploy files name, built once per test binary into
-// binDir (removed by TestMain).
-var (
-	binDir    string
-	buildOnce sync.Once
-	buildErr  error
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
 // binaries builds cmd/worker, cmd/coordinator and the nats-server of go.mod
-// and returns the folder holding worker, coordinator and nats-server.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "fleetcal-deploy-bin-"); buildErr != nil {
-			return
-		}
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		for _, args := range [][]string{
-			{"build", "-o", binDir + "/", "./cmd/worker", "./cmd/coordinator"},
-			{"build", "-o", filepath.Join(binDir, "nats-server"), "github.com/nats-io/nats-server/v2"},
-		} {
-			cmd := exec.Command(gobin, args...)
-			cmd.Dir = ".."
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build the binaries: %v", buildErr)
-	}
-	return binDir
-}
+// (once per test binary; TestMain removes them) and returns the folder
+// holding worker, coordinator and nats-server.
+func binaries(t *testing.T) string { return testfleet.Binaries(t) }
 
 // mdweEnv makes the test binary a launcher (see TestMain): it sets the
 // kernel's memory-deny-write-execute flag, what systemd's
@@ -210,119 +174,32 @@ func expandExec(line string, env map[string]string) ([]string, error) {
 	return args, nil
 }
 
-// freeAddr returns a loopback host:port nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testfleet.FreeAddr(t) }
 
-// httpGet returns the body of a 200 answer.
-func httpGet(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b, err
-}
+func httpGet(ctx context.Context, url string) ([]byte, error) { return testfleet.Get(ctx, url) }
 
 // process is a started binary with its output captured.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  lockedBuffer
-	exit chan struct{} // closed when the process has exited, with err set
-	err  error
-}
+type process = testfleet.Process
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+func start(t *testing.T, name string, cmd *exec.Cmd) *process { return testfleet.Start(t, name, cmd) }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+// stop sends SIGTERM (the units' KillSignal) and returns the exit error,
+// killing the process after 30 s (the worker unit's TimeoutStopSec).
+func stop(p *process) error { return p.Stop(syscall.SIGTERM, 30*time.Second) }
 
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func start(t *testing.T, name string, cmd *exec.Cmd) *process {
-	t.Helper()
-	p := &process{name: name, cmd: cmd, exit: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.exit) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.exit:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.exit
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM (the units' KillSignal) and returns the exit error.
-func (p *process) stop(t *testing.T) error {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exit:
-		return p.err
-	case <-time.After(30 * time.Second): // the worker unit's TimeoutStopSec
-		_ = p.cmd.Process.Kill()
-		<-p.exit
-		return errors.New("still running 30s after SIGTERM")
-	}
-}
-
-// waitFor polls f every 50ms until it returns nil; it fails the test after
-// d, or at once when p (if not nil) exits.
+// waitFor polls f until it returns nil; it fails the test after d, or at
+// once when p (if not nil) exits.
 func waitFor(t *testing.T, d time.Duration, what string, p *process, f func() error) {
 	t.Helper()
-	deadline := time.After(d)
-	for {
+	testfleet.WaitFor(t, d, what, func() error {
 		err := f()
-		if err == nil {
-			return
+		if err != nil && p != nil {
+			if gone := p.Running(); gone != nil {
+				t.Fatalf("%s: %v; last: %v", what, gone, err)
+			}
 		}
-		var exited <-chan struct{}
-		if p != nil {
-			exited = p.exit
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s: %s exited (%v): %v", what, p.name, p.err, err)
-		case <-deadline:
-			t.Fatalf("%s: still failing after %v: %v", what, d, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 // fleetScrape is what a real run on the deploy files' fleet served.
@@ -456,8 +333,8 @@ func runFleet(t *testing.T) fleetScrape {
 poll:
 	for {
 		select {
-		case <-coord.exit:
-			coordErr = coord.err
+		case <-coord.Exited:
+			coordErr = coord.Err
 			break poll
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -466,10 +343,10 @@ poll:
 		}
 	}
 	if coordErr != nil {
-		t.Fatalf("coordinator quantize on the fleet: %v\n%s", coordErr, coord.out.String())
+		t.Fatalf("coordinator quantize on the fleet: %v\n%s", coordErr, coord.Out.String())
 	}
 	if _, err := os.Stat(filepath.Join(out, "fashion_cnn.onnx")); err != nil {
-		t.Fatalf("the run wrote no model: %v\n%s", err, coord.out.String())
+		t.Fatalf("the run wrote no model: %v\n%s", err, coord.Out.String())
 	}
 	if fs.coordinator == nil {
 		t.Fatal("the coordinator's /metrics never showed an accepted shard while it ran")
@@ -477,10 +354,10 @@ poll:
 	if fs.worker, err = httpGet(t.Context(), "http://"+workerMetrics+"/metrics"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.stop(t); err != nil {
+	if err := stop(w); err != nil {
 		t.Errorf("worker after SIGTERM: %v", err)
 	}
-	if err := ns.stop(t); err != nil {
+	if err := stop(ns); err != nil {
 		t.Errorf("nats-server after SIGTERM: %v", err)
 	}
 	return fs

@@ -211,7 +211,7 @@ func TestSystemdRun(t *testing.T) {
 	if out, err := exec.CommandContext(t.Context(), "systemctl", systemctl...).CombinedOutput(); err != nil {
 		t.Errorf("systemctl %s: %v\n%s", strings.Join(systemctl, " "), err, out)
 	}
-	if err := ns.stop(t); err != nil {
+	if err := stop(ns); err != nil {
 		t.Errorf("nats-server: %v", err)
 	}
 }

@@ -131,8 +131,8 @@ func TestNetworkFleet(t *testing.T) {
 	t.Logf("impaired: shards done by B %d, by C %d; the run took %.2fx the undisturbed one",
 		shards(b, "fleetcal_worker_shards_done_total")-b0, shards(c, "fleetcal_worker_shards_done_total")-c0, slow.Seconds()/plain.Seconds())
 	im.off()
-	wb.stop(t)
-	wc.stop(t)
+	stop(t, wb)
+	stop(t, wc)
 
 	// 2. B's link goes down while it holds a shard, for longer than the ack
 	// wait: the shard is redelivered to C and the run finishes.

@@ -3,7 +3,6 @@ package netns
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
 // The addresses of the topology (see doc.go); the namespaces are private,
@@ -178,20 +179,7 @@ func (n *fleetNet) get(ctx context.Context, url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{DialContext: dialer(n.router), DisableKeepAlives: true}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b, err
+	return testfleet.GetWith(ctx, client, url)
 }
 
 // metric returns the value of an unlabelled metric at a /metrics URL.
@@ -200,10 +188,5 @@ func (n *fleetNet) metric(ctx context.Context, url, name string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("no %s at %s", name, url)
+	return testfleet.Metric(b, name)
 }

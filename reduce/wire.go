@@ -6,6 +6,8 @@ import (
 	"maps"
 	"math"
 	"slices"
+
+	"github.com/fleetcal/fleetcal/internal/wire"
 )
 
 // The wire encoding of a Set, version 2 (version 1 had no folds). Integers are unsigned LEB128
@@ -55,7 +57,7 @@ func (s *Set) MarshalBinary() ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(s.Stats)))
 	for _, t := range slices.Sorted(maps.Keys(s.Stats)) {
 		m := s.Stats[t]
-		b = appendString(b, t)
+		b = wire.AppendString(b, t)
 		b = binary.AppendUvarint(b, uint64(len(m)))
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			p := m[k]
@@ -65,28 +67,28 @@ func (s *Set) MarshalBinary() ([]byte, error) {
 			if err := p.normalize(); err != nil {
 				return nil, fmt.Errorf("encode statistics: tensor %q: %s: %w", t, k, err)
 			}
-			b = appendString(b, k)
+			b = wire.AppendString(b, k)
 			b = p.appendBinary(b)
 		}
 	}
 
 	b = binary.AppendUvarint(b, uint64(len(s.NonFinite)))
 	for _, t := range slices.Sorted(maps.Keys(s.NonFinite)) {
-		b = appendString(b, t)
+		b = wire.AppendString(b, t)
 		b = binary.AppendUvarint(b, s.NonFinite[t])
 	}
 
 	b = binary.AppendUvarint(b, uint64(len(s.Hists)))
 	for _, t := range slices.Sorted(maps.Keys(s.Hists)) {
 		m := s.Hists[t]
-		b = appendString(b, t)
+		b = wire.AppendString(b, t)
 		b = binary.AppendUvarint(b, uint64(len(m)))
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			h := m[k]
 			if h == nil {
 				return nil, fmt.Errorf("encode statistics: tensor %q: %s: nil Histogram", t, k)
 			}
-			b = appendString(b, k)
+			b = wire.AppendString(b, k)
 			b = h.appendBinary(b)
 		}
 	}
@@ -94,14 +96,14 @@ func (s *Set) MarshalBinary() ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(s.Folds)))
 	for _, t := range slices.Sorted(maps.Keys(s.Folds)) {
 		m := s.Folds[t]
-		b = appendString(b, t)
+		b = wire.AppendString(b, t)
 		b = binary.AppendUvarint(b, uint64(len(m)))
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			f := m[k]
 			if f == nil || !f.op.Valid() {
 				return nil, fmt.Errorf("encode statistics: tensor %q: %s: nil or invalid Fold", t, k)
 			}
-			b = appendString(b, k)
+			b = wire.AppendString(b, k)
 			b = f.appendBinary(b)
 		}
 	}
@@ -125,11 +127,6 @@ func (f *Fold) appendBinary(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f.ext))
 	}
 	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 // appendBinary appends p, which must be normalized.
@@ -165,10 +162,10 @@ func (h *Histogram) appendBinary(b []byte) []byte {
 // Decode decodes a Set from its wire encoding. Input that is not a
 // canonical encoding gives an error wrapping ErrCorrupt.
 func Decode(b []byte) (*Set, error) {
-	d := decoder{b: b}
+	d := decoder{wire.NewDecoder(b, 0, ErrCorrupt)}
 	s, err := d.set()
 	if err != nil {
-		return nil, fmt.Errorf("decode statistics: at byte %d of %d: %w", d.off, len(b), err)
+		return nil, fmt.Errorf("decode statistics: at byte %d of %d: %w", d.Offset(), len(b), err)
 	}
 	return s, nil
 }
@@ -184,79 +181,18 @@ func (s *Set) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-type decoder struct {
-	b   []byte
-	off int
-}
-
-func (d *decoder) rest() int { return len(d.b) - d.off }
+type decoder struct{ *wire.Decoder }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }
 
-// uvarint reads a shortest-form unsigned varint.
-func (d *decoder) uvarint() (uint64, error) {
-	if d.off < len(d.b) && d.b[d.off] < 0x80 {
-		x := uint64(d.b[d.off])
-		d.off++
-		return x, nil
-	}
-	return d.uvarintSlow()
-}
-
-func (d *decoder) uvarintSlow() (uint64, error) {
-	var x uint64
-	for i := 0; i < binary.MaxVarintLen64; i++ {
-		if d.off >= len(d.b) {
-			return 0, corrupt("truncated varint")
-		}
-		c := d.b[d.off]
-		d.off++
-		if i == binary.MaxVarintLen64-1 && c > 1 {
-			return 0, corrupt("varint overflows 64 bits")
-		}
-		x |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			if c == 0 && i > 0 {
-				return 0, corrupt("varint not in shortest form")
-			}
-			return x, nil
-		}
-	}
-	return 0, corrupt("varint overflows 64 bits")
-}
-
-// count reads a uvarint that announces n items of at least size bytes each,
-// and checks that the bytes left can hold them.
-func (d *decoder) count(what string, size int) (int, error) {
-	n, err := d.uvarint()
-	if err != nil {
-		return 0, err
-	}
-	if n > uint64(d.rest()/size) {
-		return 0, corrupt("%s: %d announced, %d bytes left", what, n, d.rest())
-	}
-	return int(n), nil
-}
-
-func (d *decoder) float64() (float64, error) {
-	if d.rest() < 8 {
-		return 0, corrupt("truncated float")
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
-	d.off += 8
-	return v, nil
-}
-
 // name reads a string that must sort strictly after prev (when i > 0).
 func (d *decoder) name(i int, prev string) (string, error) {
-	n, err := d.count("name length", 1)
+	s, err := d.String()
 	if err != nil {
 		return "", err
 	}
-	s := string(d.b[d.off : d.off+n])
-	d.off += n
 	if i > 0 && s <= prev {
 		return "", corrupt("name %q after %q: not in ascending order", s, prev)
 	}
@@ -264,18 +200,13 @@ func (d *decoder) name(i int, prev string) (string, error) {
 }
 
 func (d *decoder) set() (*Set, error) {
-	if d.rest() < len(wireMagic)+1 || string(d.b[:len(wireMagic)]) != wireMagic {
-		return nil, corrupt("no %q magic", wireMagic)
+	if err := d.Magic(wireMagic, wireVersion); err != nil {
+		return nil, err
 	}
-	d.off = len(wireMagic)
-	if v := d.b[d.off]; v != wireVersion {
-		return nil, corrupt("version %d, want %d", v, wireVersion)
-	}
-	d.off++
 	s := NewSet()
 
 	// Each tensor needs at least 2 bytes: its name length and its key count.
-	nt, err := d.count("tensors", 2)
+	nt, err := d.Count("tensors", 2)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +216,7 @@ func (d *decoder) set() (*Set, error) {
 			return nil, err
 		}
 		// Each PerSample needs at least 3 bytes: key length, dim, n.
-		nk, err := d.count("statistics", 3)
+		nk, err := d.Count("statistics", 3)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t, err)
 		}
@@ -304,7 +235,7 @@ func (d *decoder) set() (*Set, error) {
 		s.Stats[t] = m
 	}
 
-	nn, err := d.count("non-finite counts", 2)
+	nn, err := d.Count("non-finite counts", 2)
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +243,12 @@ func (d *decoder) set() (*Set, error) {
 		if t, err = d.name(i, t); err != nil {
 			return nil, err
 		}
-		if s.NonFinite[t], err = d.uvarint(); err != nil {
+		if s.NonFinite[t], err = d.Uvarint(); err != nil {
 			return nil, err
 		}
 	}
 
-	nh, err := d.count("histogram tensors", 2)
+	nh, err := d.Count("histogram tensors", 2)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +258,7 @@ func (d *decoder) set() (*Set, error) {
 		}
 		// Each histogram needs at least 22 bytes: key length, two floats,
 		// bins, underflow, overflow, nan and one count.
-		nk, err := d.count("histograms", 22)
+		nk, err := d.Count("histograms", 22)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t, err)
 		}
@@ -346,7 +277,7 @@ func (d *decoder) set() (*Set, error) {
 		s.Hists[t] = m
 	}
 
-	nf, err := d.count("fold tensors", 2)
+	nf, err := d.Count("fold tensors", 2)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +286,7 @@ func (d *decoder) set() (*Set, error) {
 			return nil, err
 		}
 		// Each fold needs at least 3 bytes: key length, op and count.
-		nk, err := d.count("folds", 3)
+		nk, err := d.Count("folds", 3)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t, err)
 		}
@@ -373,21 +304,21 @@ func (d *decoder) set() (*Set, error) {
 		}
 		s.Folds[t] = m
 	}
-	if d.rest() != 0 {
-		return nil, corrupt("%d trailing bytes", d.rest())
+	if d.Rest() != 0 {
+		return nil, corrupt("%d trailing bytes", d.Rest())
 	}
 	return s, nil
 }
 
 func (d *decoder) perSample() (*PerSample, error) {
-	dim, err := d.uvarint()
+	dim, err := d.Uvarint()
 	if err != nil {
 		return nil, err
 	}
 	if dim < 1 || dim > math.MaxInt/8 {
 		return nil, corrupt("dim %d", dim)
 	}
-	n, err := d.uvarint()
+	n, err := d.Uvarint()
 	if err != nil {
 		return nil, err
 	}
@@ -395,21 +326,20 @@ func (d *decoder) perSample() (*PerSample, error) {
 		return NewPerSample(int(dim)), nil
 	}
 	// Each sample needs at least one index byte and dim×8 value bytes.
-	if dim > uint64(d.rest()/8) || n > uint64(d.rest())/(dim*8+1) {
-		return nil, corrupt("%d samples of %d values announced, %d bytes left", n, dim, d.rest())
+	if dim > uint64(d.Rest()/8) || n > uint64(d.Rest())/(dim*8+1) {
+		return nil, corrupt("%d samples of %d values announced, %d bytes left", n, dim, d.Rest())
 	}
 	p := &PerSample{dim: int(dim), index: make([]int, n), values: make([]float64, n*dim), sorted: true}
-	first, k := binary.Varint(d.b[d.off:])
-	if k <= 0 || first < math.MinInt || first > math.MaxInt {
+	first, err := d.Varint()
+	if err != nil {
+		return nil, err
+	}
+	if first < math.MinInt || first > math.MaxInt {
 		return nil, corrupt("bad first index")
 	}
-	if k > 1 && d.b[d.off+k-1] == 0 {
-		return nil, corrupt("varint not in shortest form")
-	}
-	d.off += k
 	p.index[0] = int(first)
 	for i := 1; i < len(p.index); i++ {
-		delta, err := d.uvarint()
+		delta, err := d.Uvarint()
 		if err != nil {
 			return nil, err
 		}
@@ -419,27 +349,30 @@ func (d *decoder) perSample() (*PerSample, error) {
 		}
 		p.index[i] = int(uint64(prev) + delta + 1)
 	}
-	if uint64(d.rest()) < n*dim*8 {
-		return nil, corrupt("truncated values: %d samples of %d values, %d bytes left", n, dim, d.rest())
+	if uint64(d.Rest()) < n*dim*8 {
+		return nil, corrupt("truncated values: %d samples of %d values, %d bytes left", n, dim, d.Rest())
+	}
+	raw, err := d.Take(int(n * dim * 8))
+	if err != nil {
+		return nil, err
 	}
 	for i := range p.values {
-		p.values[i] = math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
-		d.off += 8
+		p.values[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
 	}
 	return p, nil
 }
 
 func (d *decoder) histogram() (*Histogram, error) {
-	lo, err := d.float64()
+	lo, err := d.Float64()
 	if err != nil {
 		return nil, err
 	}
-	hi, err := d.float64()
+	hi, err := d.Float64()
 	if err != nil {
 		return nil, err
 	}
 	// Each bin needs at least one byte.
-	bins, err := d.count("bins", 1)
+	bins, err := d.Count("bins", 1)
 	if err != nil {
 		return nil, err
 	}
@@ -447,17 +380,17 @@ func (d *decoder) histogram() (*Histogram, error) {
 	if err != nil {
 		return nil, corrupt("%v", err)
 	}
-	if h.underflow, err = d.uvarint(); err != nil {
+	if h.underflow, err = d.Uvarint(); err != nil {
 		return nil, err
 	}
-	if h.overflow, err = d.uvarint(); err != nil {
+	if h.overflow, err = d.Uvarint(); err != nil {
 		return nil, err
 	}
-	if h.nan, err = d.uvarint(); err != nil {
+	if h.nan, err = d.Uvarint(); err != nil {
 		return nil, err
 	}
 	for k := range h.counts {
-		if h.counts[k], err = d.uvarint(); err != nil {
+		if h.counts[k], err = d.Uvarint(); err != nil {
 			return nil, err
 		}
 	}
@@ -465,24 +398,22 @@ func (d *decoder) histogram() (*Histogram, error) {
 }
 
 func (d *decoder) fold() (*Fold, error) {
-	if d.rest() < 1 {
-		return nil, corrupt("truncated fold")
+	code, err := d.Byte()
+	if err != nil {
+		return nil, err
 	}
-	code := d.b[d.off]
-	d.off++
 	if code == 0 || int(code) >= len(foldOps) {
 		return nil, corrupt("fold op %d", code)
 	}
 	f := &Fold{op: foldOps[code]}
-	var err error
-	if f.n, err = d.uvarint(); err != nil {
+	if f.n, err = d.Uvarint(); err != nil {
 		return nil, err
 	}
 	if f.op != FoldSum {
 		if f.n == 0 {
 			return f, nil
 		}
-		if f.ext, err = d.float64(); err != nil {
+		if f.ext, err = d.Float64(); err != nil {
 			return nil, err
 		}
 		if math.IsNaN(f.ext) || math.IsInf(f.ext, 0) {
@@ -490,17 +421,15 @@ func (d *decoder) fold() (*Fold, error) {
 		}
 		return f, nil
 	}
-	if d.rest() < 1 {
-		return nil, corrupt("truncated fold sum")
-	}
-	sign := d.b[d.off]
-	d.off++
-	n, err := d.count("fold sum bytes", 1)
+	sign, err := d.Byte()
 	if err != nil {
 		return nil, err
 	}
-	mag := d.b[d.off : d.off+n]
-	d.off += n
+	n, err := d.Count("fold sum bytes", 1)
+	if err != nil {
+		return nil, err
+	}
+	mag, _ := d.Take(n)
 	switch {
 	case sign > 1:
 		return nil, corrupt("fold sum sign %d", sign)

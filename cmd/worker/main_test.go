@@ -28,6 +28,7 @@ import (
 	"github.com/fleetcal/fleetcal/cluster"
 	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -90,33 +91,6 @@ func runCmd(t *testing.T, ctx context.Context, args ...string) (code int, stderr
 	return code, errb.String()
 }
 
-// checkFor polls fn until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout, interval time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
-// freePort returns a loopback port nobody listens on (now).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func startServer(t *testing.T, o cluster.ServerOptions) *cluster.Server {
 	t.Helper()
 	o.StoreDir = t.TempDir()
@@ -165,7 +139,7 @@ func TestParallelismBounds(t *testing.T) {
 			t.Errorf("%s 100000: exit %d, stderr %q; want 1, %q", flag, code, stderr, want)
 		}
 	}
-	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	url := "nats://" + testfleet.FreeAddr(t)
 	code, stderr := runCmd(t, t.Context(), "--nats", url, "--threads", strconv.Itoa(cores+1))
 	want := fmt.Sprintf("--threads %d: capped to %d, the number of CPU cores of this machine", cores+1, cores)
 	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "worker: connect "+url) {
@@ -225,7 +199,7 @@ func workerArgs(srv *cluster.Server) []string {
 // TestUnreachable: a URL where nothing listens fails within seconds, in one
 // line naming the URL.
 func TestUnreachable(t *testing.T) {
-	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	url := "nats://" + testfleet.FreeAddr(t)
 	start := time.Now()
 	code, stderr := runCmd(t, t.Context(), "--nats", url)
 	want := "worker: connect " + url + ": cannot connect to NATS: no server answered (is NATS running there, and reachable?)\n"
@@ -278,7 +252,7 @@ func scrape(addr, name string) (string, error) {
 func TestSIGTERM(t *testing.T) {
 	bin := workerBinary(t)
 	srv := startServer(t, cluster.ServerOptions{})
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := testfleet.FreeAddr(t)
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, append([]string{"--nats", srv.ClientURL(), "--metrics-addr", addr, "--name", "polite"}, workerArgs(srv)...)...)
 	cmd.Stderr = &stderr
@@ -286,7 +260,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testfleet.WaitFor(t, 20*time.Second, "worker metrics", func() error {
 		_, err := scrape(addr, "fleetcal_worker_shards_in_flight")
 		return err
 	})
@@ -395,7 +369,7 @@ func TestKillMidShard(t *testing.T) {
 	}
 
 	// The victim reads each sample 300ms late: 1.2s per shard.
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := testfleet.FreeAddr(t)
 	var stderr bytes.Buffer
 	victim := exec.Command(bin, append([]string{"--nats", srv.ClientURL(), "--name", "victim", "--metrics-addr", addr}, workerArgs(srv)...)...)
 	victim.Env = append(os.Environ(), envSampleDelay+"=300ms")
@@ -414,7 +388,7 @@ func TestKillMidShard(t *testing.T) {
 		res, err := e.Predict(ctx, opts)
 		done <- outcome{res, err}
 	}()
-	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+	testfleet.WaitFor(t, 20*time.Second, "worker metrics", func() error {
 		v, err := scrape(addr, "fleetcal_worker_shards_in_flight")
 		if err != nil || v != "1" {
 			return fmt.Errorf("victim not in a shard yet (in flight %q, %v)", v, err)
