@@ -221,21 +221,3 @@ func announce(log *slog.Logger, srv *cluster.Server, o FleetOptions, secret stri
 	// Info, not Warn: warnings go to report.json, credentials must not.
 	log.Info("remote workers join with this command (shown once; it holds credentials)", "command", b.String())
 }
-
-// minLevel drops records below level.
-type minLevel struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.level && m.Handler.Enabled(ctx, l)
-}
-
-func (m minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(attrs), m.level}
-}
-
-func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{m.Handler.WithGroup(name), m.level}
-}

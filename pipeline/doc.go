@@ -25,6 +25,15 @@
 //
 // (pipeline cannot import them itself: they are written against it).
 //
+// An algorithm's report (Reporter) goes into report.json as it is; a
+// report that also implements Summarizer contributes to the run's Summary
+// (what was quantized, what was left in float and why, what the
+// accuracy-aware search did), which the commands and the HTML report read
+// through Summarize without knowing the algorithms:
+//
+//	s := pipeline.Summarize(p.Reports())
+//	if s.Quantization != nil { fmt.Println(len(s.Quantization.Layers), "layers quantized") }
+//
 // The package is pure Go: it must never import onnxruntime_go (engine/) or
 // nats.go (cluster/); an Engine may run in this process or on a fleet.
 package pipeline

@@ -225,7 +225,7 @@ func TestSensitiveLayerReverted(t *testing.T) {
 	if rep.Uncorrected == nil || rep.BiasCorrected == nil || !rep.BiasCorrected.Used {
 		t.Errorf("without bias correction %+v, with %+v: want both measured and the corrected one used", rep.Uncorrected, rep.BiasCorrected)
 	}
-	if base, _ := rep.Base.(map[string]any); base["FastBiasCorrection"] == nil {
+	if rep.Base == nil || rep.Base.BiasName != "FastBiasCorrection" || rep.Base.Bias == nil {
 		t.Errorf("base report %v lacks FastBiasCorrection", rep.Base)
 	}
 	// What was measured is what is returned.
