@@ -248,11 +248,8 @@ func runAAStage(tb testing.TB, cfg string, workers int, fo FleetOptions) aaStage
 	}
 	defer j.Close()
 	log := slog.New(slog.DiscardHandler)
-	fl, err := startFleet(ctx, j, fo, j.requests, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer fl.stop()
+	fl, stop := runFleet(tb, j, fo, log)
+	defer stop()
 	var r aaStageRun
 	r.engine.Engine = fl.engine
 	p, err := createPipeline(j.cfg.Compression.Algorithms, pipeline.AlgorithmEnv{Engine: &r.engine, DataLen: j.loader.Len(), Log: log, Metric: j.metric})

@@ -33,7 +33,7 @@ type job struct {
 
 func (j *job) Close() error {
 	if j.fleet != nil {
-		j.fleet.stop()
+		j.fleet.close()
 	}
 	if j.engine != nil {
 		return j.engine.Close()

@@ -100,32 +100,40 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 		return nil, err
 	}
 	defer j.Close()
-	rep, qm, err := j.quantize(ctx, o, log, prog, start)
+	var out *Report
+	err = j.onFleet(ctx, o.Fleet, log, func(ctx context.Context) error {
+		rep, qm, err := j.quantize(ctx, o, log, prog, start)
+		if err != nil {
+			return err
+		}
+		out, err = writeOutputs(ctx, o, rep, warn, start, func(set *outputs.Set) error {
+			if err := saveModel(set, rep, qm); err != nil {
+				return err
+			}
+			if o.ReportHTML {
+				// The page is an extra: a failure is a warning, not a lost model.
+				page, err := j.writeHTMLReport(ctx, set.Dir(), rep, qm, warn, prog, start)
+				if err != nil {
+					if ctx.Err() != nil {
+						return err
+					}
+					log.Warn("the HTML report was not written", "err", err)
+				} else {
+					rep.HTMLReport = set.Final(page)
+				}
+			}
+			return nil
+		})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return writeOutputs(ctx, o, rep, warn, start, func(set *outputs.Set) error {
-		if err := saveModel(set, rep, qm); err != nil {
-			return err
-		}
-		if o.ReportHTML {
-			// The page is an extra: a failure is a warning, not a lost model.
-			page, err := j.writeHTMLReport(ctx, set.Dir(), rep, qm, warn, prog, start)
-			if err != nil {
-				if ctx.Err() != nil {
-					return err
-				}
-				log.Warn("the HTML report was not written", "err", err)
-			} else {
-				rep.HTMLReport = set.Final(page)
-			}
-		}
-		return nil
-	})
+	return out, nil
 }
 
-// quantize evaluates the float model, runs the algorithms on the fleet and
-// evaluates the result; nothing is written.
+// quantize evaluates the float model, runs the algorithms on j's fleet
+// (started: see onFleet) and evaluates the result; nothing is written.
 func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger, prog *progress, start time.Time) (*Report, *model.CompressedModel, error) {
 	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
 		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
@@ -133,14 +141,11 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	for _, w := range j.warnings {
 		log.Warn(w)
 	}
-	// Everything that can fail without inference is checked before the
-	// first one: the fleet (addresses, NATS), the algorithms' parameters.
-	fl, err := startFleet(ctx, j, o.Fleet, j.requests, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	j.fleet = fl // stopped by j.Close
+	fl := j.fleet
 	rep.NATS, rep.LocalWorkers = fl.url, fl.local
+	// Everything that can fail without inference is checked before the
+	// first one: the fleet (addresses, NATS: onFleet), the algorithms'
+	// parameters.
 	env := pipeline.AlgorithmEnv{Engine: fl.engine, TargetDevice: j.cfg.Compression.TargetDevice,
 		DataLen: j.loader.Len(), Log: log, Progress: prog.update, Metric: j.metric,
 		Data: j.loader, Threads: max(j.cfg.Engine.Threads, 1)}

@@ -41,11 +41,8 @@ func BenchmarkQuantizationStage(b *testing.B) {
 	}
 	defer j.Close()
 	log := slog.New(slog.DiscardHandler)
-	fl, err := startFleet(ctx, j, FleetOptions{}, j.requests, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fl.stop()
+	fl, stop := runFleet(b, j, FleetOptions{}, log)
+	defer stop()
 	var sub struct {
 		StatSubsetSize *int   `json:"stat_subset_size"`
 		ShuffleData    bool   `json:"shuffle_data"`
