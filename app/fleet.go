@@ -192,6 +192,7 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 // onFleet starts j's fleet (startFleet) and runs do with it up (run);
 // j.Close releases the fleet.
 func (j *job) onFleet(ctx context.Context, o FleetOptions, log *slog.Logger, do func(ctx context.Context) error) error {
+	j.loaded = time.Now()
 	fl, err := startFleet(ctx, j, o, j.requests, log)
 	if err != nil {
 		return err

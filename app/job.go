@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
@@ -29,6 +30,8 @@ type job struct {
 	fleet *fleet
 	// warnings found while opening (a capped thread count), for the log.
 	warnings []string
+	// loaded is when the job was open, before its fleet started.
+	loaded time.Time
 }
 
 func (j *job) Close() error {

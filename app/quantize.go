@@ -137,7 +137,7 @@ func Quantize(ctx context.Context, o QuantizeOptions) (*Report, error) {
 func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger, prog *progress, start time.Time) (*Report, *model.CompressedModel, error) {
 	rep := &Report{Model: j.cfg.ModelName(), Config: o.Config, FleetcalVersion: Version,
 		OnnxRuntimeVersion: engine.Version(), Samples: j.loader.Len(), Workers: j.requests,
-		StageSeconds: map[string]float64{"load": time.Since(start).Seconds()}}
+		StageSeconds: map[string]float64{"load": j.loaded.Sub(start).Seconds()}}
 	for _, w := range j.warnings {
 		log.Warn(w)
 	}
