@@ -191,9 +191,9 @@ type timedEngine struct {
 	predicts          int
 }
 
-func (e *timedEngine) SetModel(m *model.CompressedModel) error {
+func (e *timedEngine) SetModel(ctx context.Context, m *model.CompressedModel) error {
 	t := time.Now()
-	err := e.Engine.SetModel(m)
+	err := e.Engine.SetModel(ctx, m)
 	e.setModel += time.Since(t).Seconds()
 	return err
 }

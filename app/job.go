@@ -150,7 +150,7 @@ func (j *job) checkParallelism(configPath string, requests int) error {
 // evaluate measures m's metric over every sample (when the config has a
 // metric) and its latency.
 func (j *job) evaluate(ctx context.Context, m *model.CompressedModel, stage string, prog *progress) (*Evaluation, error) {
-	if err := j.engine.SetModel(m); err != nil {
+	if err := j.engine.SetModel(ctx, m); err != nil {
 		return nil, err
 	}
 	ev := &Evaluation{}

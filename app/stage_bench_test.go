@@ -73,7 +73,7 @@ func BenchmarkQuantizationStage(b *testing.B) {
 			b.Fatal("the stage's model has no float reference to time a plain pass on")
 		}
 		t = time.Now()
-		if err := fl.engine.SetModel(q.Reference); err != nil {
+		if err := fl.engine.SetModel(ctx, q.Reference); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := fl.engine.Predict(ctx, pipeline.PredictOptions{Sampler: pipeline.NewBatchSampler(j.loader.Len(), 1, idx)}); err != nil {

@@ -5,7 +5,7 @@
 //	if err := engine.Init(); err != nil { ... }      // loads libonnxruntime once
 //	eng, err := engine.New(loader, engine.Options{Threads: 1, Requests: 2})
 //	defer eng.Close()
-//	if err := eng.SetModel(m); err != nil { ... }    // m from model.Load
+//	if err := eng.SetModel(ctx, m); err != nil { ... } // m from model.Load
 //	res, err := eng.Predict(ctx, pipeline.PredictOptions{
 //		StatsLayout: pipeline.StatsLayout{"relu_0_out": {{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}}},
 //		Sampler:     pipeline.NewBatchSampler(loader.Len(), 4, nil),

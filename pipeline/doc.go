@@ -4,7 +4,7 @@
 //   - DataLoader: Len and Item(ctx, i) → Sample{Inputs, Annotation, Metadata}
 //     (POT's DataLoader with __len__ and __getitem__).
 //   - Metric: Value, AvgValue, HigherBetter, Update, Reset, Attributes.
-//   - Engine: SetModel and Predict(ctx, PredictOptions) → PredictResult with the
+//   - Engine: SetModel(ctx, m) and Predict(ctx, PredictOptions) → PredictResult with the
 //     metric and the statistics asked for in a StatsLayout.
 //   - Sampler / BatchSampler: which sample indices are visited, in which batches.
 //

@@ -38,7 +38,7 @@ func Histograms(ctx context.Context, eng pipeline.Engine, m *model.CompressedMod
 	if len(layout) == 0 {
 		return out, 0, nil
 	}
-	if err := eng.SetModel(m); err != nil {
+	if err := eng.SetModel(ctx, m); err != nil {
 		return nil, 0, fmt.Errorf("histograms: %w", err)
 	}
 	n := o.DataLen
