@@ -76,7 +76,8 @@
 // MeasureLatency times models the way an independent client would (plain
 // sessions, default options but the thread count, models alternated
 // round by round) and reports medians and the spread of the per-round
-// ratios; ProfileKernels returns ONNX Runtime's own profile (which kernel
+// ratios (MeasureModelLatency: the first stage of each CompressedModel,
+// on one sample of a data loader); ProfileKernels returns ONNX Runtime's own profile (which kernel
 // ran each node: QLinearConv, or a float Conv on dequantized weights);
 // HostCPU names the processor and the features that decide the INT8
 // kernels (VNNI or not).
