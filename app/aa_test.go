@@ -191,9 +191,9 @@ type timedEngine struct {
 	predicts          int
 }
 
-func (e *timedEngine) SetModel(m *model.CompressedModel) error {
+func (e *timedEngine) SetModel(ctx context.Context, m *model.CompressedModel) error {
 	t := time.Now()
-	err := e.Engine.SetModel(m)
+	err := e.Engine.SetModel(ctx, m)
 	e.setModel += time.Since(t).Seconds()
 	return err
 }
@@ -248,11 +248,8 @@ func runAAStage(tb testing.TB, cfg string, workers int, fo FleetOptions) aaStage
 	}
 	defer j.Close()
 	log := slog.New(slog.DiscardHandler)
-	fl, err := startFleet(ctx, j, fo, j.requests, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer fl.stop()
+	fl, stop := runFleet(tb, j, fo, log)
+	defer stop()
 	var r aaStageRun
 	r.engine.Engine = fl.engine
 	p, err := createPipeline(j.cfg.Compression.Algorithms, pipeline.AlgorithmEnv{Engine: &r.engine, DataLen: j.loader.Len(), Log: log, Metric: j.metric})

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fleetcal/fleetcal/algorithms/minmax"
+	"github.com/fleetcal/fleetcal/algorithms/defaultq"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -77,7 +77,7 @@ func TestCorpusCI(t *testing.T) {
 			if len(files) != 1 {
 				t.Fatalf("output files %v, want one model", files)
 			}
-			mm := rep.Algorithms[0].Details.(map[string]any)[minmax.Name].(minmax.Report)
+			mm := rep.Algorithms[0].Details.(defaultq.Report).MinMax
 			// silero VAD computes everything inside If branches, which are
 			// not quantized; the cost rule keeps corpusAllFloat in float:
 			// the report must say so.

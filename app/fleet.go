@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetcal/fleetcal/cluster"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -80,60 +82,58 @@ func (o *FleetOptions) Validate() error {
 	return nil
 }
 
-// fleet is a running calibration fleet.
+// fleet is a calibration fleet: the engine calibration runs on, and, with
+// the embedded server, the local workers.
 type fleet struct {
 	engine pipeline.Engine
 	url    string
 	local  int // local workers started
-	stop   func()
+
+	log     *slog.Logger
+	ce      *cluster.Engine // nil in process
+	srv     *cluster.Server // the embedded server, nil with --nats
+	conn    closer          // the coordinator's connection
+	workers []localWorker
+	metrics net.Listener // /metrics, served by Run
+	reg     *prometheus.Registry
+	endOnce sync.Once
 }
 
-// startFleet connects to the fleet (or starts one) for j's data.
+// localWorker is a worker of the embedded server and its connection.
+type localWorker struct {
+	w    *cluster.Worker
+	conn closer
+}
+
+// closer is a NATS connection as app sees it (app does not import nats.go).
+type closer interface{ Close() }
+
+// localWorkerStarting, when set, is called with each local worker's
+// connection before the worker runs (tests close it to make the worker
+// fail).
+var localWorkerStarting func(name string, conn closer)
+
+// startFleet connects to the fleet (or starts one: the embedded server,
+// workers local workers) for j's data. Everything that can fail before
+// inference fails here; the workers serve shards once Run runs (see run).
 func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *slog.Logger) (*fleet, error) {
+	f := &fleet{log: log}
 	if o.InProcess {
-		return &fleet{engine: j.engine, stop: func() {}}, nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	f := &fleet{}
-	var srv *cluster.Server
-	closeConn := func() {} // closes the coordinator's connection
-	var ce *cluster.Engine
-	f.stop = func() {
-		if ce != nil {
-			// Before the connection closes: the run's shards leave the
-			// queue and workers forget it, whether it finished or not.
-			ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
-			if err := ce.End(ectx); err != nil {
-				log.Warn("end of the run on the fleet", "err", err)
-			}
-			ecancel()
-		}
-		cancel()
-		wg.Wait()
-		closeConn()
-		if srv != nil {
-			srv.Shutdown()
-		}
+		f.engine = j.engine
+		return f, nil
 	}
 	fail := func(err error) (*fleet, error) {
-		f.stop()
+		f.close()
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	cm := cluster.NewCoordinatorMetrics(reg)
+	f.reg = prometheus.NewRegistry()
+	cm := cluster.NewCoordinatorMetrics(f.reg)
 	if o.MetricsAddr != "" { // first: a busy address fails at once
 		ln, err := cluster.ListenMetrics(ctx, o.MetricsAddr)
 		if err != nil {
 			return fail(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cluster.ServeMetricsOn(ctx, ln, reg); err != nil && ctx.Err() == nil {
-				log.Error("metrics server stopped", "addr", o.MetricsAddr, "err", err)
-			}
-		}()
+		f.metrics = ln
 	}
 	url, secret, coord := o.NATS, o.Secret, o.Conn
 	if url == "" {
@@ -141,25 +141,25 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 			secret = cluster.NewSecret()
 		}
 		var err error
-		// The server outlives ctx (an interrupt): stop ends the run on it,
+		// The server outlives ctx (an interrupt): close ends the run on it,
 		// then shuts it down.
-		srv, err = cluster.StartServer(context.WithoutCancel(ctx), cluster.ServerOptions{Listen: o.Listen,
+		f.srv, err = cluster.StartServer(context.WithoutCancel(ctx), cluster.ServerOptions{Listen: o.Listen,
 			User: o.Conn.User, Password: o.Conn.Password, NKeyFile: o.Conn.NKeyFile})
 		if err != nil {
 			return fail(fmt.Errorf("embedded NATS server: %w", err))
 		}
-		url, coord = srv.ClientURL(), srv.CoordinatorConn()
+		url, coord = f.srv.ClientURL(), f.srv.CoordinatorConn()
 		if o.Listen != "" {
-			announce(log, srv, o, secret)
+			announce(log, f.srv, o, secret)
 		}
 		f.local = workers
-		wm := cluster.NewWorkerMetrics(reg)
+		wm := cluster.NewWorkerMetrics(f.reg)
 		// Local workers report to the user's log only what goes wrong.
 		wlog := slog.New(minLevel{log.Handler(), slog.LevelWarn})
 		threads := max(j.cfg.Engine.Threads, 1)
 		for i := range workers {
 			// Local workers have the worker role, as remote ones.
-			nc, err := cluster.Connect(ctx, url, srv.WorkerConn())
+			nc, err := cluster.Connect(ctx, url, f.srv.WorkerConn())
 			if err != nil {
 				return fail(err)
 			}
@@ -168,32 +168,122 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 				nc.Close()
 				return fail(err)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-					log.Error("local worker stopped", "worker", w.Name(), "err", err)
-				}
-			}()
+			f.workers = append(f.workers, localWorker{w: w, conn: nc})
 		}
 	}
 	f.url = url
-	// Not closed when ctx ends (an interrupt): stop ends the run with it.
+	// Not closed when ctx ends (an interrupt): close ends the run with it.
 	nc, err := cluster.Connect(ctx, url, coord)
 	if err != nil {
 		return fail(err)
 	}
-	closeConn = nc.Close
-	ce, err = cluster.NewEngine(nc, cluster.RunSpec{RunID: o.RunID, DataSource: j.cfg.Engine.DataSource,
+	f.conn = nc
+	f.ce, err = cluster.NewEngine(nc, cluster.RunSpec{RunID: o.RunID, DataSource: j.cfg.Engine.DataSource,
 		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
 		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples, SameHost: o.NATS == "" && o.Listen == ""},
 		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log, Secret: secret, Resume: o.RunID != ""})
 	if err != nil {
 		return fail(err)
 	}
-	f.engine = ce
+	f.engine = f.ce
 	return f, nil
+}
+
+// onFleet starts j's fleet (startFleet) and runs do with it up (run);
+// j.Close releases the fleet.
+func (j *job) onFleet(ctx context.Context, o FleetOptions, log *slog.Logger, do func(ctx context.Context) error) error {
+	j.loaded = time.Now()
+	fl, err := startFleet(ctx, j, o, j.requests, log)
+	if err != nil {
+		return err
+	}
+	j.fleet = fl
+	return fl.run(ctx, do)
+}
+
+// Run runs the fleet's actors, the local workers and the /metrics server,
+// until ctx ends, and then returns nil; a local worker that stops with an
+// error ends the others and Run returns its error at once.
+func (f *fleet) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if ln := f.metrics; ln != nil {
+		f.metrics = nil // ServeMetricsOn closes it
+		g.Go(func() error {
+			// Not a reason to stop calibrating: said, not returned.
+			if err := cluster.ServeMetricsOn(gctx, ln, f.reg); err != nil && gctx.Err() == nil {
+				f.log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
+			}
+			return nil
+		})
+	}
+	for _, lw := range f.workers {
+		g.Go(func() error {
+			defer lw.conn.Close()
+			if localWorkerStarting != nil {
+				localWorkerStarting(lw.w.Name(), lw.conn)
+			}
+			err := lw.w.Run(gctx)
+			if err == nil && gctx.Err() == nil {
+				err = errors.New("stopped") // Run returns nil only when ctx ends
+			}
+			if err != nil && gctx.Err() == nil {
+				return fmt.Errorf("local worker %s: %w", lw.w.Name(), err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// run runs do with the fleet up: do and the fleet's actors (Run) run under
+// one errgroup, so that a local worker that fails ends do's context and
+// run returns that worker's error, not do's. When do returns, the run ends
+// on the fleet (end) and the actors stop.
+func (f *fleet) run(ctx context.Context, do func(ctx context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	actors, stop := context.WithCancel(gctx)
+	g.Go(func() error { return f.Run(actors) })
+	g.Go(func() error {
+		defer stop()
+		err := do(gctx)
+		f.end()
+		return err
+	})
+	return g.Wait()
+}
+
+// end ends the run on the fleet, once: its shards leave the queue and
+// workers forget it, whether it finished or not.
+func (f *fleet) end() {
+	f.endOnce.Do(func() {
+		if f.ce == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+		defer cancel()
+		if err := f.ce.End(ctx); err != nil {
+			f.log.Warn("end of the run on the fleet", "err", err)
+		}
+	})
+}
+
+// close ends the run (end) and releases what startFleet opened: the
+// connections, the embedded server, a /metrics listener Run did not serve.
+// Run has returned, or never ran.
+func (f *fleet) close() {
+	f.end()
+	for _, lw := range f.workers {
+		lw.conn.Close()
+	}
+	if f.metrics != nil {
+		_ = f.metrics.Close()
+	}
+	if f.conn != nil {
+		f.conn.Close()
+	}
+	if f.srv != nil {
+		f.srv.Shutdown()
+	}
 }
 
 // endTimeout bounds the clean-up of a run on the fleet (cluster.Engine.End).
@@ -220,22 +310,4 @@ func announce(log *slog.Logger, srv *cluster.Server, o FleetOptions, secret stri
 	}
 	// Info, not Warn: warnings go to report.json, credentials must not.
 	log.Info("remote workers join with this command (shown once; it holds credentials)", "command", b.String())
-}
-
-// minLevel drops records below level.
-type minLevel struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.level && m.Handler.Enabled(ctx, l)
-}
-
-func (m minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(attrs), m.level}
-}
-
-func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{m.Handler.WithGroup(name), m.level}
 }

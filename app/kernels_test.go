@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fleetcal/fleetcal/algorithms/defaultq"
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
@@ -48,7 +49,7 @@ func testInt8Kernels(t *testing.T, fixture string, shape []int, ruleOff bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mm := rep.Algorithms[0].Details.(map[string]any)[minmax.Name].(minmax.Report)
+	mm := rep.Algorithms[0].Details.(defaultq.Report).MinMax
 	convs := 0
 	for _, l := range mm.Layers {
 		if l.Op == "Conv" {

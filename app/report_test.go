@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // TestQuantizeHTMLReport quantizes the shipped example with the HTML
@@ -41,8 +43,8 @@ func TestQuantizeHTMLReport(t *testing.T) {
 	// Every quantized activation of the example has a histogram: none
 	// shares parameters and none is missing from the float model.
 	var mmActs int
-	if mm, _ := quantizerReports(rep.Algorithms); mm != nil {
-		mmActs = len(mm.Activations)
+	if q := pipeline.Summarize(rep.Algorithms).Quantization; q != nil {
+		mmActs = len(q.Activations)
 	}
 	if mmActs == 0 || acts != mmActs {
 		t.Errorf("%d histograms for %d quantized activations", acts, mmActs)

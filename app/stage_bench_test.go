@@ -41,11 +41,8 @@ func BenchmarkQuantizationStage(b *testing.B) {
 	}
 	defer j.Close()
 	log := slog.New(slog.DiscardHandler)
-	fl, err := startFleet(ctx, j, FleetOptions{}, j.requests, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fl.stop()
+	fl, stop := runFleet(b, j, FleetOptions{}, log)
+	defer stop()
 	var sub struct {
 		StatSubsetSize *int   `json:"stat_subset_size"`
 		ShuffleData    bool   `json:"shuffle_data"`
@@ -76,7 +73,7 @@ func BenchmarkQuantizationStage(b *testing.B) {
 			b.Fatal("the stage's model has no float reference to time a plain pass on")
 		}
 		t = time.Now()
-		if err := fl.engine.SetModel(q.Reference); err != nil {
+		if err := fl.engine.SetModel(ctx, q.Reference); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := fl.engine.Predict(ctx, pipeline.PredictOptions{Sampler: pipeline.NewBatchSampler(j.loader.Len(), 1, idx)}); err != nil {

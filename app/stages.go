@@ -46,7 +46,15 @@ func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", st.Name, err)
 		}
-		srep, qm, err := j.quantize(ctx, o, log.With("stage", st.Name), prog, time.Now())
+		var srep *Report
+		var qm *model.CompressedModel
+		stageLog := log.With("stage", st.Name)
+		t := time.Now()
+		err = j.onFleet(ctx, o.Fleet, stageLog, func(ctx context.Context) error {
+			var err error
+			srep, qm, err = j.quantize(ctx, o, stageLog, prog, t)
+			return err
+		})
 		j.Close()
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", st.Name, err)

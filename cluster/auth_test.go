@@ -150,7 +150,7 @@ func TestForgedResults(t *testing.T) {
 	wnc := connectAs(t, srv.ClientURL(), srv.WorkerConn())
 	defer noPermissionErrors(t, wnc)
 	other := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4})
-	if err := other.SetModel(m); err != nil {
+	if err := other.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	ws := startWorkers(t, wnc, 1, WorkerOptions{})
@@ -201,7 +201,7 @@ func TestForgedResults(t *testing.T) {
 				}
 			}
 			e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4})
-			if err := e.SetModel(m); err != nil {
+			if err := e.SetModel(t.Context(), m); err != nil {
 				t.Fatal(err)
 			}
 			type outcome struct {
@@ -297,7 +297,7 @@ func TestForgedShard(t *testing.T) {
 	nc := connect(t, srv)
 	d := makeDataset(t, 4, 6)
 	e := newEngine(t, nc, d.spec(), EngineOptions{})
-	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+	if err := e.SetModel(t.Context(), loadModel(t, "convnet_op13.onnx")); err != nil {
 		t.Fatal(err)
 	}
 	rev, err := e.ensureRun(t.Context())
@@ -379,7 +379,7 @@ func TestDataMismatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := makeDataset(t, 4, 8)
 			e := newEngine(t, nc, d.spec(), EngineOptions{MaxDeliver: 1})
-			if err := e.SetModel(m); err != nil {
+			if err := e.SetModel(t.Context(), m); err != nil {
 				t.Fatal(err)
 			}
 			// The coordinator hashes its files; then the worker's differ.
@@ -406,7 +406,7 @@ func TestOtherSecret(t *testing.T) {
 	ws := startWorkers(t, nc, 1, WorkerOptions{Secret: "not-the-fleet-secret-0123"})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{MaxDeliver: 2, AckWait: time.Second})
-	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+	if err := e.SetModel(t.Context(), loadModel(t, "convnet_op13.onnx")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout()})
@@ -547,7 +547,7 @@ func TestBadPayloadRedone(t *testing.T) {
 	o := pipeline.PredictOptions{StatsLayout: testLayout()}
 	want := reference(t, d, m, o)
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -624,7 +624,7 @@ func TestResultDeletedOrPartialGone(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 1})
-			if err := e.SetModel(m); err != nil {
+			if err := e.SetModel(t.Context(), m); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)

@@ -571,7 +571,7 @@ func BenchmarkSimulatedFleetNATS(b *testing.B) {
 	// The simulated workers read no data; NewEngine wants the folder to exist.
 	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "."}`), BaseDir: b.TempDir(), Len: shards * simShardSize, SameHost: true},
 		EngineOptions{ShardSize: simShardSize})
-	if err := e.SetModel(loadModel(b, "convnet_op13.onnx")); err != nil {
+	if err := e.SetModel(b.Context(), loadModel(b, "convnet_op13.onnx")); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(b.Context())

@@ -434,7 +434,8 @@ func (c *cache) newEngine(loader pipeline.DataLoader, ref modelRef, stages []*mo
 	if err != nil {
 		return nil, err
 	}
-	if err := eng.SetModel(model.NewCompressedModel(ref.Name, ref.Cascade, stages...)); err != nil {
+	// Not a shard's ctx: the engine is shared by every shard waiting on it.
+	if err := eng.SetModel(context.Background(), model.NewCompressedModel(ref.Name, ref.Cascade, stages...)); err != nil {
 		_ = eng.Close()
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func TestPredictCarriesModel(t *testing.T) {
 	ws := startWorkers(t, connectAs(t, srv.ClientURL(), srv.WorkerConn()), 2, WorkerOptions{})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3})
-	if err := e.SetModel(base); err != nil {
+	if err := e.SetModel(t.Context(), base); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

@@ -48,7 +48,7 @@ func TestDeterminism(t *testing.T) {
 				ws := startWorkers(t, wnc, n, WorkerOptions{})
 				defer ws.stop()
 				e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: size})
-				if err := e.SetModel(m); err != nil {
+				if err := e.SetModel(t.Context(), m); err != nil {
 					t.Fatal(err)
 				}
 				var calls []int
@@ -82,7 +82,7 @@ func TestDeterminism(t *testing.T) {
 		ws := startWorkers(t, wnc, 2, WorkerOptions{})
 		defer ws.stop()
 		e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3}) // rounded up to 4: two whole batches
-		if err := e.SetModel(md); err != nil {
+		if err := e.SetModel(t.Context(), md); err != nil {
 			t.Fatal(err)
 		}
 		got, err := e.Predict(t.Context(), o)
@@ -101,7 +101,7 @@ func TestDeterminism(t *testing.T) {
 			w.inlineLimit = 0
 		}
 		e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 5})
-		if err := e.SetModel(m); err != nil {
+		if err := e.SetModel(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 		got, err := e.Predict(t.Context(), opts(newAccuracy(t)))
@@ -146,7 +146,7 @@ func TestDuplicateResults(t *testing.T) {
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2})
 	e.copies = 1
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	type outcome struct {
@@ -203,7 +203,7 @@ func TestWorkerJoinsMidRun(t *testing.T) {
 	first := startWorkers(t, nc, 1, WorkerOptions{Name: "first", WrapLoader: slow})
 	defer first.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	var progressed atomic.Int64
@@ -261,7 +261,7 @@ func TestPoisonSample(t *testing.T) {
 	}})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 2})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)})
@@ -300,7 +300,7 @@ func TestBadSampleFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer local.Close()
-	if err := local.SetModel(m); err != nil {
+	if err := local.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	_, want := local.Predict(t.Context(), o)
@@ -311,7 +311,7 @@ func TestBadSampleFailsAtOnce(t *testing.T) {
 	ws := startWorkers(t, nc, 2, WorkerOptions{Log: slog.New(logs)})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 4, Log: slog.New(logs)})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.Predict(t.Context(), o)
@@ -354,7 +354,7 @@ func TestPassingFaultRetried(t *testing.T) {
 	}})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.Predict(t.Context(), o)
@@ -379,7 +379,7 @@ func TestVersionRefused(t *testing.T) {
 	ws := startWorkers(t, nc, 1, WorkerOptions{Name: "old", ORTVersion: "0.0.0-test"})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{MaxDeliver: 2})
-	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+	if err := e.SetModel(t.Context(), loadModel(t, "convnet_op13.onnx")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: testLayout()})
@@ -402,7 +402,7 @@ func TestNoWorker(t *testing.T) {
 	nc := connect(t, srv)
 	d := makeDataset(t, 2, 6)
 	e := newEngine(t, nc, d.spec(), EngineOptions{IdleTimeout: 300 * time.Millisecond})
-	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+	if err := e.SetModel(t.Context(), loadModel(t, "convnet_op13.onnx")); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -469,7 +469,7 @@ func TestBadResult(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, nc, d.spec(), EngineOptions{MaxDeliver: 1})
-			if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+			if err := e.SetModel(t.Context(), loadModel(t, "convnet_op13.onnx")); err != nil {
 				t.Fatal(err)
 			}
 			o := pipeline.PredictOptions{StatsLayout: testLayout()}
@@ -526,7 +526,7 @@ func TestGracefulStop(t *testing.T) {
 		return &slowLoader{DataLoader: l, gate: map[int]chan struct{}{2: gate}}
 	}})
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, AckWait: time.Minute})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -576,7 +576,7 @@ func TestShipData(t *testing.T) {
 	spec.ShipData = true
 	spec.BaseDir = d.dir
 	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 4})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.Predict(t.Context(), o())
@@ -621,7 +621,7 @@ func TestDeliveriesExhausted(t *testing.T) {
 	o := pipeline.PredictOptions{StatsLayout: testLayout(), Sampler: pipeline.NewBatchSampler(d.n, 1, nil)}
 	want := reference(t, d, m, o)
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 2, MaxDeliver: 2, AckWait: 200 * time.Millisecond})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -703,7 +703,7 @@ func TestSetupError(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, nc, tc.spec, EngineOptions{ShardSize: 4, MaxDeliver: 2})
-			if err := e.SetModel(withShapeStat(t, tc.lie)); err != nil {
+			if err := e.SetModel(t.Context(), withShapeStat(t, tc.lie)); err != nil {
 				t.Fatal(err)
 			}
 			if tc.name == "missing data" {

@@ -253,9 +253,11 @@ func randomID(n int) string {
 
 // SetModel puts every stage of m in the Object Store, named by the SHA-256
 // of its bytes (skipped when already there), and makes m the model of
-// later Predicts.
-func (e *Engine) SetModel(m *model.CompressedModel) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+// later Predicts. When ctx ends (an interrupt) the upload stops and
+// SetModel returns ctx's error; the engine keeps its model. An upload is
+// bounded by modelUploadTimeout.
+func (e *Engine) SetModel(ctx context.Context, m *model.CompressedModel) error {
+	ctx, cancel := context.WithTimeout(ctx, modelUploadTimeout)
 	defer cancel()
 	ref, err := e.upload(ctx, m)
 	if err != nil {
@@ -266,6 +268,9 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 	e.modelMu.Unlock()
 	return nil
 }
+
+// modelUploadTimeout bounds SetModel's upload.
+const modelUploadTimeout = 10 * time.Minute
 
 // nodeIndex indexes the graphs of m's stages (pipeline.NodeIndex).
 func nodeIndex(m *model.CompressedModel) *pipeline.NodeIndex {
@@ -284,6 +289,9 @@ func (e *Engine) upload(ctx context.Context, m *model.CompressedModel) (*modelRe
 	}
 	ref := &modelRef{Name: m.Name, Cascade: m.IsCascade()}
 	for _, st := range m.Models() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		start := time.Now()
 		b, err := model.Marshal(st.Proto)
 		if err != nil {

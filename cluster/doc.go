@@ -12,7 +12,7 @@
 //	// coordinator
 //	eng, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: cfg.Engine.DataSource,
 //		Annotations: cfg.Engine.Annotations, BaseDir: cfg.Dir, Len: n}, cluster.EngineOptions{Secret: secret})
-//	err = eng.SetModel(m)
+//	err = eng.SetModel(ctx, m)
 //	res, err := eng.Predict(ctx, pipeline.PredictOptions{StatsLayout: layout, Sampler: sampler})
 //
 //	// each worker, in its own process (cmd/worker) or goroutine, with the worker role
@@ -23,7 +23,8 @@
 // # The protocol
 //
 // SetModel marshals each stage (model.Marshal) and puts it in the Object
-// Store ModelsBucket under the hex SHA-256 of its bytes, once. The first
+// Store ModelsBucket under the hex SHA-256 of its bytes, once; its ctx
+// cancels the upload (an interrupt during a large model's upload). The first
 // Predict of a run stores the RunSpec in the KeyValue bucket RunsBucket
 // (with ShipData, the data files go to DataBucket first).
 //

@@ -41,7 +41,7 @@ func TestEndInterruptedRun(t *testing.T) {
 	spec.ShipData = true
 	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 2})
 	m := loadModel(t, "convnet_op13.onnx")
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())

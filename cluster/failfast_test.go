@@ -86,7 +86,7 @@ func TestDeterministicErrorFailsAtOnce(t *testing.T) {
 	defer ws.stop()
 	// The defaults of a real run: 4 deliveries, 250ms apart.
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, MaxDeliver: 4, RetryDelay: 250 * time.Millisecond, Log: slog.New(logs)})
-	if err := e.SetModel(withShapeStat(t, true)); err != nil {
+	if err := e.SetModel(t.Context(), withShapeStat(t, true)); err != nil {
 		t.Fatal(err)
 	}
 	layout := testLayout()
@@ -143,7 +143,7 @@ func TestDeterministicErrorStopsOtherShards(t *testing.T) {
 	}})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 4, Log: slog.New(logs)})
-	if err := e.SetModel(loadModel(t, "convnet_op13.onnx")); err != nil {
+	if err := e.SetModel(t.Context(), loadModel(t, "convnet_op13.onnx")); err != nil {
 		t.Fatal(err)
 	}
 	// Shard 0 = [0 1 2 3] blocks on sample 0; shard 1 = [4 5 6 7] fails on

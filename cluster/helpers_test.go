@@ -241,7 +241,7 @@ func reference(t testing.TB, d *dataset, m *model.CompressedModel, opts pipeline
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.Predict(t.Context(), opts)

@@ -25,7 +25,7 @@ func TestLayoutNodeNames(t *testing.T) {
 	ws := startWorkers(t, connectAs(t, srv.ClientURL(), srv.WorkerConn()), 2, WorkerOptions{})
 	defer ws.stop()
 	e := newEngine(t, nc, d.spec(), EngineOptions{ShardSize: 3})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.Predict(t.Context(), opts)

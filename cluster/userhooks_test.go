@@ -98,7 +98,7 @@ func TestUserTypesOnFleet(t *testing.T) {
 	spec.Annotations = nil
 	spec.Postprocess = "test-argmax"
 	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 3})
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	got := &recordMetric{}
@@ -115,7 +115,7 @@ func TestUserTypesOnFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer local.Close()
-	if err := local.SetModel(m); err != nil {
+	if err := local.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	want := &recordMetric{}

@@ -87,7 +87,7 @@ func BenchmarkCalibration(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.Close()
-			if err := e.SetModel(loadModel(b, name)); err != nil {
+			if err := e.SetModel(b.Context(), loadModel(b, name)); err != nil {
 				b.Fatal(err)
 			}
 			opts := pipeline.PredictOptions{StatsLayout: bc.layout}

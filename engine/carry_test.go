@@ -61,7 +61,7 @@ func TestPredictCarriesModel(t *testing.T) {
 	want := map[string]outcome{}
 	for _, m := range []*model.CompressedModel{neg, base} {
 		e := newEngine(t, l, Options{Requests: 2})
-		if err := e.SetModel(m); err != nil {
+		if err := e.SetModel(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 		o, err := run(e, nil)

@@ -59,7 +59,7 @@ func BenchmarkConvInputStats(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.Close()
-			if err := e.SetModel(m); err != nil {
+			if err := e.SetModel(b.Context(), m); err != nil {
 				b.Fatal(err)
 			}
 			opts := pipeline.PredictOptions{StatsLayout: bc.layout}

@@ -5,7 +5,7 @@
 //	if err := engine.Init(); err != nil { ... }      // loads libonnxruntime once
 //	eng, err := engine.New(loader, engine.Options{Threads: 1, Requests: 2})
 //	defer eng.Close()
-//	if err := eng.SetModel(m); err != nil { ... }    // m from model.Load
+//	if err := eng.SetModel(ctx, m); err != nil { ... } // m from model.Load
 //	res, err := eng.Predict(ctx, pipeline.PredictOptions{
 //		StatsLayout: pipeline.StatsLayout{"relu_0_out": {{Kind: pipeline.StatMin}, {Kind: pipeline.StatMax}}},
 //		Sampler:     pipeline.NewBatchSampler(loader.Len(), 4, nil),
@@ -76,7 +76,8 @@
 // MeasureLatency times models the way an independent client would (plain
 // sessions, default options but the thread count, models alternated
 // round by round) and reports medians and the spread of the per-round
-// ratios; ProfileKernels returns ONNX Runtime's own profile (which kernel
+// ratios (MeasureModelLatency: the first stage of each CompressedModel,
+// on one sample of a data loader); ProfileKernels returns ONNX Runtime's own profile (which kernel
 // ran each node: QLinearConv, or a float Conv on dequantized weights);
 // HostCPU names the processor and the features that decide the INT8
 // kernels (VNNI or not).

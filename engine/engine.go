@@ -90,9 +90,10 @@ func (e *Engine) DataLen() int { return e.loader.Len() }
 // SetModel loads every stage of m into ONNX Runtime. For a cascade, the
 // stages run in order and each stage's outputs feed the inputs of later
 // stages by name; the samples provide the other inputs. An error names the
-// stage and file ONNX Runtime rejected.
-func (e *Engine) SetModel(m *model.CompressedModel) error {
-	ms, err := e.load(m)
+// stage and file ONNX Runtime rejected. When ctx ends first, the sessions
+// made are released and the engine keeps its model.
+func (e *Engine) SetModel(ctx context.Context, m *model.CompressedModel) error {
+	ms, err := e.load(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -110,13 +111,17 @@ func (e *Engine) SetModel(m *model.CompressedModel) error {
 }
 
 // load creates the sessions of every stage of m.
-func (e *Engine) load(m *model.CompressedModel) (*modelState, error) {
+func (e *Engine) load(ctx context.Context, m *model.CompressedModel) (*modelState, error) {
 	if m == nil || len(m.Models()) == 0 {
 		return nil, fmt.Errorf("%w: empty model", ErrBadModel)
 	}
 	ms := &modelState{batch: true, plans: map[string]*plan{}}
 	produced := map[string]bool{}
 	for _, mst := range m.Models() {
+		if err := ctx.Err(); err != nil {
+			ms.close()
+			return nil, err
+		}
 		st := &stage{name: mst.Name, path: mst.Path, proto: mst.Proto}
 		if mst.Proto.GetGraph() == nil {
 			ms.close()
@@ -240,7 +245,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if opts.Model != nil {
 		// A model of this call only: its sessions live as long as the call.
 		var err error
-		if ms, err = e.load(opts.Model); err != nil {
+		if ms, err = e.load(ctx, opts.Model); err != nil {
 			return pipeline.PredictResult{}, err
 		}
 		defer ms.close()

@@ -107,7 +107,7 @@ func TestCascade(t *testing.T) {
 		&model.Stage{Name: "stage2", Proto: loadProto(t, "cascade_stage2.onnx"), Path: fixture("cascade_stage2.onnx")},
 	)
 	e := newEngine(t, l, Options{Requests: 2})
-	if err := e.SetModel(cm); err != nil {
+	if err := e.SetModel(t.Context(), cm); err != nil {
 		t.Fatal(err)
 	}
 	// conv_0_out exists in both stages: the first stage's is observed.
@@ -154,7 +154,7 @@ func TestCascade(t *testing.T) {
 	bad := model.NewCompressedModel("cascade", true,
 		&model.Stage{Name: "stage2", Proto: loadProto(t, "cascade_stage2.onnx")},
 	)
-	if err := e.SetModel(bad); err != nil {
+	if err := e.SetModel(t.Context(), bad); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.Predict(t.Context(), pipeline.PredictOptions{})

@@ -25,7 +25,7 @@ func newEngine(t *testing.T, l pipeline.DataLoader, opts Options, models ...stri
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	if len(models) == 1 {
-		if err := e.SetModel(loadModel(t, models[0])); err != nil {
+		if err := e.SetModel(t.Context(), loadModel(t, models[0])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,14 +148,14 @@ func TestUnknownTensor(t *testing.T) {
 func TestRejectedModel(t *testing.T) {
 	l := randomSamples(1, "x", []int64{1, 4}, 3)
 	e := newEngine(t, l, Options{})
-	err := e.SetModel(loadModel(t, "bad_domain.onnx"))
+	err := e.SetModel(t.Context(), loadModel(t, "bad_domain.onnx"))
 	if !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), `stage "bad_domain.onnx" (`+fixture("bad_domain.onnx")+`)`) {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := e.Predict(t.Context(), pipeline.PredictOptions{}); !errors.Is(err, ErrNoModel) {
 		t.Errorf("predict without model: %v", err)
 	}
-	if err := e.SetModel(model.NewCompressedModel("empty", false)); !errors.Is(err, ErrBadModel) {
+	if err := e.SetModel(t.Context(), model.NewCompressedModel("empty", false)); !errors.Is(err, ErrBadModel) {
 		t.Errorf("empty model: %v", err)
 	}
 }

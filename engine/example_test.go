@@ -33,7 +33,7 @@ func ExampleEngine_Predict() {
 		return
 	}
 	defer eng.Close()
-	if err := eng.SetModel(m); err != nil {
+	if err := eng.SetModel(context.Background(), m); err != nil {
 		fmt.Println(err)
 		return
 	}

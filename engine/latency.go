@@ -9,6 +9,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -213,4 +214,23 @@ func (s *latencySession) close() {
 	if s.sess != nil {
 		s.sess.Destroy()
 	}
+}
+
+// MeasureModelLatency times the first stage of each model on sample
+// `sample` of data with MeasureLatency: the models as their users would
+// load them (model.Marshal), alternated round by round.
+func MeasureModelLatency(ctx context.Context, models []*model.CompressedModel, data pipeline.DataLoader, sample int, o LatencyOptions) (*LatencyComparison, error) {
+	s, err := data.Item(ctx, sample)
+	if err != nil {
+		return nil, err // the loader's error names the sample
+	}
+	bufs := make([][]byte, 0, len(models))
+	for _, m := range models {
+		b, err := model.Marshal(m.Models()[0].Proto)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.Name, err)
+		}
+		bufs = append(bufs, b)
+	}
+	return MeasureLatency(ctx, bufs, s.Inputs, o)
 }

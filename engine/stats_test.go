@@ -132,7 +132,7 @@ func TestStatsExact(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer e.Close()
-					if err := e.SetModel(loadModel(t, tc.model)); err != nil {
+					if err := e.SetModel(t.Context(), loadModel(t, tc.model)); err != nil {
 						t.Fatal(err)
 					}
 					res, err := e.Predict(t.Context(), pipeline.PredictOptions{
@@ -321,7 +321,7 @@ func TestStatsOpset18(t *testing.T) {
 	p.IrVersion = proto.Int64(8)
 	p.OpsetImport[0].Version = proto.Int64(18)
 	e := newEngine(t, l, Options{Strategy: StrategyInGraph})
-	if err := e.SetModel(model.NewCompressedModel("op18", false, &model.Stage{Name: "op18", Proto: p})); err != nil {
+	if err := e.SetModel(t.Context(), model.NewCompressedModel("op18", false, &model.Stage{Name: "op18", Proto: p})); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layoutOf(tensors, minMaxSpecs)})

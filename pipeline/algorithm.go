@@ -203,7 +203,7 @@ func (p *Pipeline) Run(ctx context.Context, m *model.CompressedModel) (*model.Co
 			return nil, err
 		}
 		if p.engine != nil {
-			if err := p.engine.SetModel(m); err != nil {
+			if err := p.engine.SetModel(ctx, m); err != nil {
 				return nil, fmt.Errorf("%s: set model: %w", a.Name(), err)
 			}
 		}

@@ -60,7 +60,7 @@ func TestCreateErrorsNameNoConfigKey(t *testing.T) {
 // plainEngine is an Engine that does not know its data set's size.
 type plainEngine struct{}
 
-func (plainEngine) SetModel(*model.CompressedModel) error { return nil }
+func (plainEngine) SetModel(context.Context, *model.CompressedModel) error { return nil }
 func (plainEngine) Predict(context.Context, PredictOptions) (PredictResult, error) {
 	return PredictResult{}, nil
 }

@@ -129,6 +129,8 @@ type PredictResult struct {
 // Predict may be called from several goroutines when each call carries its
 // model (PredictOptions.Model) and its own Metric.
 type Engine interface {
-	SetModel(m *model.CompressedModel) error
+	// SetModel makes m the model of later Predicts; ctx bounds what it
+	// blocks on (loading sessions, uploading the model to a fleet).
+	SetModel(ctx context.Context, m *model.CompressedModel) error
 	Predict(ctx context.Context, opts PredictOptions) (PredictResult, error)
 }

@@ -4,7 +4,7 @@
 //   - DataLoader: Len and Item(ctx, i) → Sample{Inputs, Annotation, Metadata}
 //     (POT's DataLoader with __len__ and __getitem__).
 //   - Metric: Value, AvgValue, HigherBetter, Update, Reset, Attributes.
-//   - Engine: SetModel and Predict(ctx, PredictOptions) → PredictResult with the
+//   - Engine: SetModel(ctx, m) and Predict(ctx, PredictOptions) → PredictResult with the
 //     metric and the statistics asked for in a StatsLayout.
 //   - Sampler / BatchSampler: which sample indices are visited, in which batches.
 //
@@ -24,6 +24,15 @@
 //	import _ "github.com/fleetcal/fleetcal/algorithms/all"
 //
 // (pipeline cannot import them itself: they are written against it).
+//
+// An algorithm's report (Reporter) goes into report.json as it is; a
+// report that also implements Summarizer contributes to the run's Summary
+// (what was quantized, what was left in float and why, what the
+// accuracy-aware search did), which the commands and the HTML report read
+// through Summarize without knowing the algorithms:
+//
+//	s := pipeline.Summarize(p.Reports())
+//	if s.Quantization != nil { fmt.Println(len(s.Quantization.Layers), "layers quantized") }
 //
 // The package is pure Go: it must never import onnxruntime_go (engine/) or
 // nats.go (cluster/); an Engine may run in this process or on a fleet.

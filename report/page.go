@@ -16,6 +16,8 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 //go:embed page.html.tmpl
@@ -94,14 +96,16 @@ type view struct {
 	Key     []key
 	SensImg *img
 
-	AA       *AccuracyAware
+	AA       *pipeline.AccuracyAwareSummary
 	AAValues string
 	AADrops  string
 	Ranking  []rankRow
 	Acts     []actRow
 	HistNote string
-	Layers   []Layer
+	Layers   []pipeline.QuantizedLayer
 	FloatOps string
+	// LeftInFloat lists the layers algorithms kept in float, and why.
+	LeftInFloat []pipeline.FloatLayer
 	// Images counts the <img> elements, for the page's load check.
 	Images int
 }
@@ -269,12 +273,15 @@ func build(in Input, files string) (*view, error) {
 		v.HistNote = "Histograms count the values of each activation of the FP32 model"
 	}
 	v.HistNote += "; the count axis is logarithmic. Dashed lines mark the quantization range; red bars are values it clips."
-	v.Layers = in.Layers
-	var ops []string
-	for _, op := range slices.Sorted(maps.Keys(in.FloatOps)) {
-		ops = append(ops, fmt.Sprintf("%s × %d", op, in.FloatOps[op]))
+	if q := in.Quantization; q != nil {
+		v.Layers = q.Layers
+		var ops []string
+		for _, op := range slices.Sorted(maps.Keys(q.FloatOps)) {
+			ops = append(ops, fmt.Sprintf("%s × %d", op, q.FloatOps[op]))
+		}
+		v.FloatOps = strings.Join(ops, ", ")
 	}
-	v.FloatOps = strings.Join(ops, ", ")
+	v.LeftInFloat = in.LeftInFloat
 	return v, nil
 }
 

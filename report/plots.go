@@ -13,6 +13,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // The pictures' size in the page: 4.5in x 2.5in at 96 CSS pixels per
@@ -191,7 +193,7 @@ const maxRanked = 20
 // sensitivityPlot draws the most sensitive layers as horizontal bars, the
 // most sensitive on top, reverted layers in their own color. It returns
 // the picture's height.
-func sensitivityPlot(aa *AccuracyAware) (*plot.Plot, vg.Length, error) {
+func sensitivityPlot(aa *pipeline.AccuracyAwareSummary) (*plot.Plot, vg.Length, error) {
 	ranked := aa.Ranking[:min(len(aa.Ranking), maxRanked)]
 	n := len(ranked)
 	reverted := map[string]bool{}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetcal/fleetcal/outputs"
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // The names Write uses inside the output folder.
@@ -27,94 +28,50 @@ type Input struct {
 	// Generated is when the report was made (zero: not shown).
 	Generated time.Time
 
-	// Samples is the size of the calibration data set; CalibrationSamples
-	// how many of them the ranges were computed on.
-	Samples            int
-	CalibrationSamples int
-	Workers            int
-	// Preset and RangeEstimator describe the quantization (e.g.
-	// "performance", "min / max").
-	Preset         string
-	RangeEstimator string
+	// Samples is the size of the calibration data set.
+	Samples int
+	Workers int
 
-	Algorithms   []Algorithm
+	// Summary is what the algorithms' reports contribute
+	// (pipeline.Summarize): the quantization (preset, range estimator,
+	// calibration samples, layers with quantized weights, operators left in
+	// float), the layers kept in float and why, the accuracy-aware search.
+	pipeline.Summary
+	// Algorithms are the pipeline's algorithms and their running times.
+	Algorithms   []pipeline.AlgorithmReport
 	StageSeconds map[string]float64
 	Warnings     []string
 
 	// FP32 and INT8 are the evaluations of the float and the quantized
 	// model (nil: not evaluated). With AccuracyAware, INT8 is the model the
 	// search returned.
-	FP32, INT8    *Evaluation
-	AccuracyAware *AccuracyAware
+	FP32, INT8 *Evaluation
 
 	// Activations are the quantized activation tensors, in the order the
-	// quantizer reports them.
+	// quantizer reports them, with their histograms (see Histograms).
 	Activations []Activation
 	// HistogramSamples is how many samples the histograms count.
 	HistogramSamples int
-	// Layers are the layers with quantized weights.
-	Layers []Layer
-	// FloatOps counts, by operator, the nodes left in float.
-	FloatOps map[string]int
 }
 
-// Algorithm is one algorithm of the pipeline and its running time.
-type Algorithm struct {
-	Name    string
-	Seconds float64
-}
-
-// Evaluation is a model's metric values and latency.
+// Evaluation is a model's metric values and latency on the config's data
+// (report.json's fp32 and int8).
 type Evaluation struct {
-	Metrics map[string]float64
+	Model   string             `json:"model,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Samples is how many samples the metric was averaged over.
-	Samples int
-	// LatencyMs is the median single-thread, batch-1 latency (0: not
-	// measured).
-	LatencyMs float64
+	Samples int `json:"samples"`
+	// LatencyMs is the median batch-1 latency in milliseconds with
+	// engine.threads intra-op threads (0: not measured).
+	LatencyMs float64 `json:"latency_ms"`
+	// LatencyRuns is how many timed inferences LatencyMs is the median of.
+	LatencyRuns int `json:"latency_runs"`
 }
 
-// AccuracyAware is what the accuracy-aware search did.
-type AccuracyAware struct {
-	// Metric is the metric value optimized; AnnotationFree tells it is
-	// output_fidelity against the FP32 outputs, not the config's metric.
-	Metric         string
-	AnnotationFree bool
-	HigherBetter   bool
-	DropType       string
-	MaximalDrop    float64
-	Samples        int
-
-	FP32, InitialINT8, Final float64
-	InitialDrop, FinalDrop   float64
-	Achieved                 bool
-
-	// RankingSamples is the size of the subset the ranking was measured on;
-	// Ranking is most sensitive first.
-	RankingSamples int
-	Ranking        []Rank
-	// Reverted lists the layers left in float, in the order reverted.
-	Reverted        []string
-	QuantizedLayers int
-}
-
-// Rank is one layer's sensitivity: how much the metric recovers when only
-// that layer is left in float.
-type Rank struct {
-	Node        string
-	Sensitivity float64
-}
-
-// Activation is one quantized activation tensor.
+// Activation is one quantized activation tensor and the histogram of its
+// values.
 type Activation struct {
-	Tensor string
-	// Min and Max are the chosen quantization range.
-	Min, Max  float64
-	Scale     float64
-	ZeroPoint int32
-	Type      string
-	// SharesWith names the tensor whose parameters this one reuses.
-	SharesWith string
+	pipeline.QuantizedActivation
 	// Hist is the histogram of the tensor's values (nil: none collected).
 	Hist *Histogram
 }
@@ -126,15 +83,6 @@ type Histogram struct {
 	// Underflow and Overflow count values below the first and at or above
 	// the last edge; NaN counts NaNs.
 	Underflow, Overflow, NaN uint64
-}
-
-// Layer is one layer with quantized weights.
-type Layer struct {
-	Node, Op, Weight   string
-	Granularity        string
-	Channels           int
-	MinScale, MaxScale float64
-	Int32Bias          bool
 }
 
 // HistogramBins is the number of bins HistogramEdges asks for.

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // evil is a tensor name that must come out escaped.
@@ -23,7 +25,7 @@ const evil = `relu<script>alert("x")</script>&out`
 // ranking, and warnings.
 func synthetic() Input {
 	act := func(name string, lo, hi float64, f func(x float64) float64) Activation {
-		a := Activation{Tensor: name, Min: lo, Max: hi, Scale: (hi - lo) / 255, Type: "UINT8"}
+		a := Activation{QuantizedActivation: pipeline.QuantizedActivation{Tensor: name, Min: lo, Max: hi, Scale: (hi - lo) / 255, Type: "UINT8"}}
 		elo, ehi, bins := HistogramEdges(lo, hi)
 		h := &Histogram{Counts: make([]uint64, bins), Underflow: 3, Overflow: 5}
 		for k := 0; k <= bins; k++ {
@@ -46,22 +48,26 @@ func synthetic() Input {
 	gauss.ZeroPoint = 116
 	return Input{
 		Model: "tiny<cnn>", Config: "/tmp/config.json", FleetcalVersion: "0.1.0", OnnxRuntimeVersion: "1.22.0",
-		Samples: 1000, CalibrationSamples: 300, Workers: 2, Preset: "performance", RangeEstimator: "min / max",
-		Algorithms:   []Algorithm{{Name: "AccuracyAwareQuantization", Seconds: 12.5}},
+		Samples: 1000, Workers: 2,
+		Algorithms:   []pipeline.AlgorithmReport{{Name: "AccuracyAwareQuantization", Seconds: 12.5}},
 		StageSeconds: map[string]float64{"load": 0.1, "quantization": 12.5, "total": 15, "fp32_evaluation": 1.2, "int8_evaluation": 1},
 		Warnings:     []string{"maximal drop <not> reached"},
 		FP32:         &Evaluation{Metrics: map[string]float64{"accuracy": 0.97}, Samples: 1000, LatencyMs: 0.8},
 		INT8:         &Evaluation{Metrics: map[string]float64{"accuracy": 0.965}, Samples: 1000, LatencyMs: 0.4},
-		AccuracyAware: &AccuracyAware{Metric: "output_fidelity", AnnotationFree: true, HigherBetter: true, DropType: "absolute",
-			MaximalDrop: 0.01, Samples: 1000, FP32: 1, InitialINT8: 0.95, Final: 0.992, InitialDrop: 0.05, FinalDrop: 0.008,
-			Achieved: true, RankingSamples: 300, QuantizedLayers: 3,
-			Ranking:  []Rank{{Node: "conv<2>", Sensitivity: 0.03}, {Node: "fc", Sensitivity: 0.01}, {Node: "conv1", Sensitivity: -0.001}},
-			Reverted: []string{"conv<2>"}},
+		Summary: pipeline.Summary{
+			Quantization: &pipeline.QuantizationSummary{Preset: "performance", RangeEstimator: "min / max", CalibrationSamples: 300,
+				Layers:   []pipeline.QuantizedLayer{{Node: "conv1", Op: "Conv", Weight: "w1", Granularity: "perchannel", Channels: 8, MinScale: 0.001, MaxScale: 0.01, Int32Bias: true}},
+				FloatOps: map[string]int{"Softmax": 1}},
+			AccuracyAware: &pipeline.AccuracyAwareSummary{Metric: "output_fidelity", AnnotationFree: true, HigherBetter: true, DropType: "absolute",
+				MaximalDrop: 0.01, Samples: 1000, FP32: 1, InitialINT8: 0.95, Final: 0.992, InitialDrop: 0.05, FinalDrop: 0.008,
+				Achieved: true, RankingSamples: 300, QuantizedLayers: 3,
+				Ranking:  []pipeline.LayerRank{{Node: "conv<2>", Sensitivity: 0.03}, {Node: "fc", Sensitivity: 0.01}, {Node: "conv1", Sensitivity: -0.001}},
+				Reverted: []string{"conv<2>"}},
+			LeftInFloat: []pipeline.FloatLayer{{Node: "conv<2>", By: "AccuracyAwareQuantization", Reason: "reverted <to> float"}},
+		},
 		Activations: []Activation{relu, gauss,
-			{Tensor: "pool_out", Min: -2.5, Max: 3, Scale: gauss.Scale, ZeroPoint: 116, Type: "UINT8", SharesWith: "conv/BiasAdd:0"}},
+			{QuantizedActivation: pipeline.QuantizedActivation{Tensor: "pool_out", Min: -2.5, Max: 3, Scale: gauss.Scale, ZeroPoint: 116, Type: "UINT8", SharesWith: "conv/BiasAdd:0"}}},
 		HistogramSamples: 100,
-		Layers:           []Layer{{Node: "conv1", Op: "Conv", Weight: "w1", Granularity: "perchannel", Channels: 8, MinScale: 0.001, MaxScale: 0.01, Int32Bias: true}},
-		FloatOps:         map[string]int{"Softmax": 1},
 	}
 }
 
@@ -116,6 +122,7 @@ func TestWrite(t *testing.T) {
 		"-0.0050",                         // accuracy 0.965 - 0.97
 		"shares parameters with conv/BiasAdd:0",
 		"INT8 accuracy-aware", "INT8 default",
+		"reverted &lt;to&gt; float", // the left-in-float table
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

@@ -97,7 +97,7 @@ type Report struct {
 	// Evaluations counts the Predict calls that measured the metric.
 	Evaluations int `json:"evaluations"`
 	// Base is the base algorithm's report for the final model.
-	Base any `json:"base,omitempty"`
+	Base *defaultq.Report `json:"base,omitempty"`
 }
 
 // Try is one more model measured on every sample.
@@ -184,12 +184,13 @@ func (b *base) correct(ctx context.Context, q *model.CompressedModel) (*model.Co
 
 // report is the base algorithm's report of its last model, corrected
 // or not by FastBiasCorrection.
-func (b *base) report(corrected bool) any {
-	r := map[string]any{minmax.Name: b.mm.Report()}
-	if b.fb != nil && corrected {
-		r[b.fb.Name()] = b.fb.Report()
+func (b *base) report(corrected bool) *defaultq.Report {
+	fb := b.fb
+	if !corrected {
+		fb = nil
 	}
-	return r
+	r := defaultq.ChainReport(b.mm.LastReport(), fb)
+	return &r
 }
 
 // Run quantizes m and reverts layers to float until the metric drop is at
@@ -288,7 +289,7 @@ type state struct {
 	value    float64
 	drop     float64
 	reverted []string
-	base     any // the base algorithm's report of model
+	base     *defaultq.Report // the base algorithm's report of model
 }
 
 // revert searches for layers to leave in float, starting from the base
@@ -325,7 +326,7 @@ func (a *Algorithm) revert(ctx context.Context, b *base, ev *evaluator, fpV floa
 		if err != nil {
 			return initial, err
 		}
-		mmReport := b.mm.Report()
+		mmReport := b.mm.LastReport()
 		if q, err = b.correct(ctx, q); err != nil {
 			return initial, err
 		}
@@ -334,7 +335,7 @@ func (a *Algorithm) revert(ctx context.Context, b *base, ev *evaluator, fpV floa
 			return initial, err
 		}
 		fin := state{model: q, value: v, drop: dropOf(v), reverted: found.reverted,
-			base: map[string]any{minmax.Name: mmReport, b.fb.Name(): b.fb.Report()}}
+			base: ptr(defaultq.ChainReport(mmReport, b.fb))}
 		rep.BiasCorrected = &Try{Metric: v, Drop: fin.drop}
 		cands = append(cands, fin)
 	}

@@ -132,7 +132,7 @@ func floatNodes(m *model.CompressedModel) []string {
 // stubEngine is never run: parameter errors come before any inference.
 type stubEngine struct{}
 
-func (stubEngine) SetModel(*model.CompressedModel) error { return nil }
+func (stubEngine) SetModel(context.Context, *model.CompressedModel) error { return nil }
 func (stubEngine) Predict(context.Context, pipeline.PredictOptions) (pipeline.PredictResult, error) {
 	return pipeline.PredictResult{}, fmt.Errorf("stub engine")
 }
@@ -225,11 +225,11 @@ func TestSensitiveLayerReverted(t *testing.T) {
 	if rep.Uncorrected == nil || rep.BiasCorrected == nil || !rep.BiasCorrected.Used {
 		t.Errorf("without bias correction %+v, with %+v: want both measured and the corrected one used", rep.Uncorrected, rep.BiasCorrected)
 	}
-	if base, _ := rep.Base.(map[string]any); base["FastBiasCorrection"] == nil {
+	if rep.Base == nil || rep.Base.BiasName != "FastBiasCorrection" || rep.Base.Bias == nil {
 		t.Errorf("base report %v lacks FastBiasCorrection", rep.Base)
 	}
 	// What was measured is what is returned.
-	if err := e.SetModel(q); err != nil {
+	if err := e.SetModel(t.Context(), q); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.Predict(t.Context(), pipeline.PredictOptions{Metric: metric.NewAccuracy(1)})
@@ -362,9 +362,9 @@ type penalizeFloat struct {
 	penalty *bool
 }
 
-func (p penalizeFloat) SetModel(m *model.CompressedModel) error {
+func (p penalizeFloat) SetModel(ctx context.Context, m *model.CompressedModel) error {
 	*p.penalty = m.Reference != nil && slices.Contains(floatNodes(m), p.node)
-	return p.Engine.SetModel(m)
+	return p.Engine.SetModel(ctx, m)
 }
 
 func (l *logitError) Value() map[string]float64 { return map[string]float64{"logit_error": l.last} }

@@ -161,7 +161,7 @@ func (e *evaluator) evalAt(ctx context.Context, m *model.CompressedModel, idx []
 
 // predict makes m the engine's model and measures it.
 func (e *evaluator) predict(ctx context.Context, m *model.CompressedModel, idx []int, met pipeline.Metric, perSample bool, stage string) (pipeline.PredictResult, error) {
-	if err := e.env.Engine.SetModel(m); err != nil {
+	if err := e.env.Engine.SetModel(ctx, m); err != nil {
 		return pipeline.PredictResult{}, fmt.Errorf("%s: %w", stage, err)
 	}
 	return e.run(ctx, pipeline.PredictOptions{}, idx, met, perSample, stage)

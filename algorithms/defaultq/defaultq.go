@@ -115,12 +115,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 
 // Report combines the reports of the chain.
 func (a *Algorithm) Report() any {
-	r := map[string]any{minmax.Name: a.mm.Report()}
-	if a.fb != nil {
-		r[a.fb.Name()] = a.fb.Report()
-	}
-	if a.lat != nil {
-		r["LatencyAwarePlacement"] = a.lat
-	}
+	r := ChainReport(a.mm.LastReport(), a.fb)
+	r.Latency = a.lat
 	return r
 }

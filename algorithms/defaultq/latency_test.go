@@ -86,7 +86,7 @@ func fakeLatency(t *testing.T, candidateWins bool) {
 
 func TestLatencyAwareOffUnchanged(t *testing.T) {
 	plain, _, a := quantize(t, Params{})
-	if _, ok := a.Report().(map[string]any)["LatencyAwarePlacement"]; ok {
+	if a.Report().(Report).Latency != nil {
 		t.Error("report has LatencyAwarePlacement with latency_aware off")
 	}
 	// A placement whose candidates never measure faster keeps the model.
@@ -95,7 +95,7 @@ func TestLatencyAwareOffUnchanged(t *testing.T) {
 	if !bytes.Equal(plain, kept) {
 		t.Error("latency_aware with no faster placement changed the model")
 	}
-	r := a.Report().(map[string]any)["LatencyAwarePlacement"].(*LatencyReport)
+	r := a.Report().(Report).Latency
 	if len(r.LeftInFloat) != 0 || r.Measurements < 2 || r.CPU == "" {
 		t.Errorf("report = %+v, want nothing left in float after >= 2 measurements", r)
 	}
@@ -109,7 +109,7 @@ func TestLatencyAwareRevertsLayers(t *testing.T) {
 	if bytes.Equal(plain, b) {
 		t.Fatal("latency_aware reverted nothing")
 	}
-	r := a.Report().(map[string]any)["LatencyAwarePlacement"].(*LatencyReport)
+	r := a.Report().(Report).Latency
 	if len(r.LeftInFloat) == 0 || r.SpeedupAfter <= r.SpeedupBefore {
 		t.Fatalf("report = %+v", r)
 	}
@@ -198,7 +198,7 @@ func TestCostRuleOnByDefault(t *testing.T) {
 	if _, err := a.Run(t.Context(), fm); err != nil {
 		t.Fatal(err)
 	}
-	r := a.Report().(map[string]any)[minmax.Name].(minmax.Report)
+	r := a.Report().(Report).MinMax
 	if r.MinMACsPerElement != minmax.DefaultMinMACsPerElement || len(r.SlowLayers) == 0 {
 		t.Errorf("min_macs_per_element %g, %d left in float", r.MinMACsPerElement, len(r.SlowLayers))
 	}

@@ -221,7 +221,7 @@ func (a *Algorithm) means(ctx context.Context, m *model.CompressedModel, layout 
 		size = *a.p.StatSubsetSize
 	}
 	idx := minmax.Subset(a.env.DataLen, size, a.p.ShuffleData, a.p.Seed)
-	if err := a.env.Engine.SetModel(m); err != nil {
+	if err := a.env.Engine.SetModel(ctx, m); err != nil {
 		return nil, fmt.Errorf("%s: %w", stage, err)
 	}
 	opts := pipeline.PredictOptions{StatsLayout: layout, Sampler: pipeline.NewBatchSampler(a.env.DataLen, max(a.p.StatBatchSize, 1), idx)}

@@ -31,7 +31,7 @@ func logitMeanError(t *testing.T, eng *engine.Engine, fp, q *model.CompressedMod
 	t.Helper()
 	spec := pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
 	mean := func(m *model.CompressedModel) []float64 {
-		if err := eng.SetModel(m); err != nil {
+		if err := eng.SetModel(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 		res, err := eng.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"logits": {spec}}})

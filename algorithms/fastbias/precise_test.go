@@ -73,7 +73,7 @@ func TestBiasCorrection(t *testing.T) {
 	first := ts[0]
 	spec := pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
 	mean := func(m *model.CompressedModel, tensor string) []float64 {
-		if err := eng.SetModel(m); err != nil {
+		if err := eng.SetModel(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 		res, err := eng.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{tensor: {spec}}})

@@ -404,7 +404,7 @@ func (a *Algorithm) collect(ctx context.Context, fp *model.CompressedModel, layo
 			"stat_subset_size", a.r.subsetSize, "samples", a.env.DataLen)
 	}
 	idx := Subset(a.env.DataLen, a.r.subsetSize, a.params.ShuffleData, a.params.Seed)
-	if err := a.env.Engine.SetModel(fp); err != nil {
+	if err := a.env.Engine.SetModel(ctx, fp); err != nil {
 		return nil, 0, fmt.Errorf("statistics model: %w", err)
 	}
 	opts := pipeline.PredictOptions{

@@ -350,7 +350,7 @@ func TestKillMidShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer local.Close()
-	if err := local.SetModel(m); err != nil {
+	if err := local.SetModel(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	want, err := local.Predict(ctx, opts)
@@ -364,7 +364,7 @@ func TestKillMidShard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.SetModel(m); err != nil {
+	if err := e.SetModel(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 

@@ -83,7 +83,7 @@ func TestWorkerWithoutUserTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.End(context.Background())
-			if err := e.SetModel(m); err != nil {
+			if err := e.SetModel(t.Context(), m); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)

@@ -189,7 +189,7 @@ func run(ctx context.Context, dir, out string, workers int) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := eng.SetModel(q); err != nil { // POT's engine.set_model, engine.predict
+	if err := eng.SetModel(ctx, q); err != nil { // POT's engine.set_model, engine.predict
 		return nil, err
 	}
 	layout := pipeline.StatsLayout{"/Relu_2_output_0": {{Kind: pipeline.StatMax}}}
