@@ -20,7 +20,7 @@ import (
 	"github.com/fleetcal/fleetcal/algorithms/minmax"
 	_ "github.com/fleetcal/fleetcal/data" // registers the data source types
 	"github.com/fleetcal/fleetcal/engine"
-	"github.com/fleetcal/fleetcal/metric"
+	_ "github.com/fleetcal/fleetcal/metric" // registers the built-in metrics
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/outputs"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -217,8 +217,8 @@ func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOver
 	if j.loader, err = cfg.Engine.DataSource.Open(ctx, inputs, cfg.Engine.Annotations); err != nil {
 		return nil, err
 	}
-	if len(cfg.Engine.Metric) > 0 {
-		if j.metric, err = metric.New(cfg.Engine.Metric); err != nil {
+	if cfg.Engine.Metric != nil {
+		if j.metric, err = cfg.Engine.Metric.New(); err != nil {
 			return nil, fmt.Errorf("config %s: %w", configPath, err)
 		}
 	}

@@ -18,9 +18,9 @@ import (
 // and metric, and the compression algorithms. It is decoded once, strictly
 // (unknown keys are errors naming the key), and relative paths are resolved
 // then, against the config file's folder: the model files here, the data
-// source's and the annotations' in their typed values. Algorithm params and
-// the metric stay raw here and are decoded, just as strictly, by their
-// registries.
+// source's and the annotations' in their typed values; data_source and
+// metric are decoded through their registries. Algorithm params stay raw
+// here and are decoded, just as strictly, by the algorithms' registry.
 type Config struct {
 	// Model is the model section (one model, or a cascade), its paths
 	// resolved; Model.Name is model_name.
@@ -44,8 +44,9 @@ type EngineConfig struct {
 	DataSource DataSource
 	// Annotations is engine.annotations (nil when absent).
 	Annotations *Annotations
-	// Metric is engine.metric, raw: package metric decodes it.
-	Metric json.RawMessage
+	// Metric is engine.metric decoded through the metric registry (nil when
+	// absent); Metric.New builds one.
+	Metric MetricConfig
 	// Threads is ONNX Runtime's intra-op thread count per request (default 1).
 	Threads int
 	// Requests is the number of inferences run in parallel (default 1).
@@ -151,7 +152,7 @@ func parseConfig(raw []byte, ext, dir string) (*Config, error) {
 		cfg.Model.Cascade = append(cfg.Model.Cascade, model.StageConfig{Name: s.Name, Model: ResolvePath(dir, s.Model), Weights: ResolvePath(dir, s.Weights)})
 	}
 	e := j.Engine
-	cfg.Engine = EngineConfig{Type: e.Type, Metric: e.Metric,
+	cfg.Engine = EngineConfig{Type: e.Type,
 		Threads: e.Threads, Requests: e.Requests, SkipInvalidSamples: e.SkipInvalidSamples}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,6 +165,11 @@ func parseConfig(raw []byte, ext, dir string) (*Config, error) {
 		cfg.Engine.Annotations = &Annotations{Path: ResolvePath(dir, ann.Path)}
 	}
 	var err error
+	if present(e.Metric) {
+		if cfg.Engine.Metric, err = DecodeMetric(e.Metric); err != nil {
+			return nil, err
+		}
+	}
 	if present(e.DataSource) {
 		if cfg.Engine.DataSource, err = DecodeDataSource(e.DataSource, dir); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fleetcal/fleetcal/data" // registers the built-in data source types
+	_ "github.com/fleetcal/fleetcal/metric"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -34,6 +35,31 @@ func TestParseConfig(t *testing.T) {
 	}
 	if want := (data.Config{Type: "npy", Path: "calib/"}); !reflect.DeepEqual(cfg.Engine.DataSource, want) {
 		t.Fatalf("data_source = %#v, want %#v", cfg.Engine.DataSource, want)
+	}
+	if cfg.Engine.Metric == nil || cfg.Engine.Metric.MetricName() != "accuracy" {
+		t.Fatalf("metric = %#v, want accuracy", cfg.Engine.Metric)
+	}
+	m, err := cfg.Engine.Metric.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.AvgValue(); len(got) != 1 || got["accuracy"] != 0 {
+		t.Fatalf("new metric's AvgValue = %v, want {accuracy: 0}", got)
+	}
+}
+
+// TestMetricDecodedAtLoad: engine.metric is checked when the config is
+// loaded, with errors naming the key.
+func TestMetricDecodedAtLoad(t *testing.T) {
+	for _, tc := range []struct{ metric, want string }{
+		{`{"name": "acuracy"}`, `engine.metric: unknown metric "acuracy"; valid: accuracy, output_fidelity`},
+		{`{"name": "accuracy", "topk": 5}`, `engine.metric: unknown key "topk"; valid keys: name, output, top_k`},
+		{`{"name": "accuracy", "top_k": 0}`, `top_k must be at least 1, got 0`},
+	} {
+		_, err := pipeline.ParseConfig([]byte(`{"model": {"model": "a.onnx"}, "engine": {"metric": `+tc.metric+`}}`), ".json")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("metric %s: err = %v, want %q", tc.metric, err, tc.want)
+		}
 	}
 }
 
