@@ -38,9 +38,10 @@ type RunSpec struct {
 	DataSource pipeline.DataSource
 	// Annotations is the config's engine.annotations (nil: none).
 	Annotations *pipeline.Annotations
-	// ShipData puts the data files (the data_source folder, recursively, or
-	// the folder of a data_source file, and the annotations file) in the
-	// Object Store; workers download them and read their copy.
+	// ShipData puts the data files (DataSource.Files: for package data's
+	// types, the data_source folder, recursively, or the folder of a
+	// data_source file; and the annotations file) in the Object Store;
+	// workers download them and read their copy (DataSource.Rebase).
 	ShipData bool
 	// SkipInvalidSamples makes workers skip samples holding NaN or Inf
 	// (engine.skip_invalid_samples); Predict lists them in Skipped.
