@@ -241,3 +241,39 @@ func TestDataSourceRebase(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConfig: any bytes give a config or an error, never a panic; a
+// decoded data source survives the trip to a worker (its type name and
+// JSON, decoded through the registry) unchanged.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(goodConfig))
+	f.Add([]byte(`{"model": {"model": "a.onnx"}, "engine": {"data_source": {"type": "images", "path": "x", "size": [2, 3], "mean": [1], "base_dir": "/d"}, "annotations": "l.csv"}}`))
+	f.Add([]byte(`{"model": {"cascade": [{"name": "a", "model": "a.onnx", "data_source": {"type": "idx", "path": "t", "subset": "train"}}]}}`))
+	f.Add([]byte(`{"model": {"model": "a.onnx"}, "engine": {"data_source": {"type": "npy"}, "metric": {"name": "accuracy", "top_k": 2}}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := pipeline.ParseConfig(raw, ".json")
+		if err != nil {
+			return
+		}
+		srcs := []pipeline.DataSource{cfg.Engine.DataSource}
+		for _, s := range cfg.StageData {
+			srcs = append(srcs, s)
+		}
+		for _, src := range srcs {
+			if src == nil {
+				continue
+			}
+			b, err := json.Marshal(src)
+			if err != nil {
+				t.Fatalf("%#v: %v", src, err)
+			}
+			back, err := pipeline.DecodeDataSourceType(src.TypeName(), b, "")
+			if err != nil {
+				t.Fatalf("%s decoded as %s: %v", b, src.TypeName(), err)
+			}
+			if b2, _ := json.Marshal(back); string(b2) != string(b) {
+				t.Fatalf("round trip: %s became %s", b, b2)
+			}
+		}
+	})
+}
