@@ -179,7 +179,7 @@ func startFleet(ctx context.Context, j *job, o FleetOptions, workers int, log *s
 	}
 	f.conn = nc
 	f.ce, err = cluster.NewEngine(nc, cluster.RunSpec{RunID: o.RunID, DataSource: j.cfg.Engine.DataSource,
-		Annotations: j.cfg.Engine.Annotations, BaseDir: j.cfg.Dir, ShipData: o.ShipData, Len: j.loader.Len(),
+		Annotations: j.cfg.Engine.Annotations, ShipData: o.ShipData, Len: j.loader.Len(),
 		SkipInvalidSamples: j.cfg.Engine.SkipInvalidSamples, SameHost: o.NATS == "" && o.Listen == ""},
 		cluster.EngineOptions{ShardSize: o.ShardSize, Metrics: cm, Log: log, Secret: secret, Resume: o.RunID != ""})
 	if err != nil {

@@ -2,15 +2,14 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"runtime"
 	"time"
 
-	"github.com/fleetcal/fleetcal/data"
+	_ "github.com/fleetcal/fleetcal/data" // registers the data source types
 	"github.com/fleetcal/fleetcal/engine"
-	"github.com/fleetcal/fleetcal/metric"
+	_ "github.com/fleetcal/fleetcal/metric" // registers the built-in metrics
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -62,10 +61,8 @@ func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOver
 	if err := j.checkParallelism(configPath, requests); err != nil {
 		return nil, err
 	}
-	mc := model.Config{Name: cfg.ModelName(), Model: cfg.Model.Model, Weights: cfg.Model.Weights, BaseDir: cfg.Dir}
-	for _, s := range cfg.Model.Cascade {
-		mc.Cascade = append(mc.Cascade, model.StageConfig{Name: s.Name, Model: s.Model, Weights: s.Weights})
-	}
+	mc := cfg.Model
+	mc.Name = cfg.ModelName()
 	j.modelConfig = mc
 	if modelOverride != "" {
 		abs, err := filepath.Abs(modelOverride)
@@ -77,29 +74,18 @@ func openConfig(ctx context.Context, cfg *pipeline.Config, configPath, modelOver
 	if j.model, err = model.Load(mc); err != nil {
 		return nil, err
 	}
-	if len(cfg.Engine.DataSource) == 0 {
+	if cfg.Engine.DataSource == nil {
 		return nil, fmt.Errorf("config %s: engine.data_source is required", configPath)
-	}
-	var dc data.Config
-	if err := json.Unmarshal(cfg.Engine.DataSource, &dc); err != nil {
-		return nil, fmt.Errorf("config %s: engine.data_source: %w", configPath, err)
-	}
-	var ann *data.Annotations
-	if len(cfg.Engine.Annotations) > 0 {
-		ann = &data.Annotations{}
-		if err := json.Unmarshal(cfg.Engine.Annotations, ann); err != nil {
-			return nil, fmt.Errorf("config %s: engine.annotations: %w", configPath, err)
-		}
 	}
 	var inputs []pipeline.TensorInfo
 	for _, v := range model.Inputs(j.model.Models()[0].Proto) {
 		inputs = append(inputs, pipeline.TensorInfo{Name: v.Name, DType: pipeline.DType(v.ElemType), Shape: v.Shape})
 	}
-	if j.loader, err = data.Open(ctx, dc, ann, cfg.Dir, inputs); err != nil {
+	if j.loader, err = cfg.Engine.DataSource.Open(ctx, inputs, cfg.Engine.Annotations); err != nil {
 		return nil, err
 	}
-	if len(cfg.Engine.Metric) > 0 {
-		if j.metric, err = metric.New(cfg.Engine.Metric); err != nil {
+	if cfg.Engine.Metric != nil {
+		if j.metric, err = cfg.Engine.Metric.New(); err != nil {
 			return nil, fmt.Errorf("config %s: %w", configPath, err)
 		}
 	}

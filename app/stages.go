@@ -16,12 +16,7 @@ import (
 // stage is calibrated on its own inputs (DESIGN: a stage's data_source
 // overrides the engine's).
 func stageData(cfg *pipeline.Config) bool {
-	for _, s := range cfg.Model.Cascade {
-		if len(s.DataSource) > 0 {
-			return true
-		}
-	}
-	return false
+	return len(cfg.StageData) > 0
 }
 
 // quantizeStages quantizes each stage of a cascade as a model of its own,
@@ -35,10 +30,10 @@ func quantizeStages(ctx context.Context, o QuantizeOptions, cfg *pipeline.Config
 	var stages []*model.Stage
 	for i, st := range cfg.Model.Cascade {
 		sub := *cfg
-		sub.Model = pipeline.ModelConfig{ModelName: st.Name, Model: st.Model, Weights: st.Weights}
-		switch {
-		case len(st.DataSource) > 0:
-			sub.Engine.DataSource = st.DataSource
+		sub.Model = model.Config{Name: st.Name, Model: st.Model, Weights: st.Weights, BaseDir: cfg.Model.BaseDir}
+		switch ds := cfg.StageData[st.Name]; {
+		case ds != nil:
+			sub.Engine.DataSource = ds
 		case i > 0:
 			return nil, fmt.Errorf("config %s: model.cascade[%d] (%s): no data_source: when a stage names its own calibration data, every stage after the first must", o.Config, i, st.Name)
 		}

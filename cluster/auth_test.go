@@ -435,37 +435,35 @@ func BenchmarkDataDigest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	src := json.RawMessage(`{"type": "npy", "path": "calib"}`)
-	m, err := newManifest(b.Context(), dir, src, nil)
+	src := decodeSource(b, `{"type": "npy", "path": "calib"}`, dir)
+	m, err := newManifest(b.Context(), src, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("Coordinator", func(b *testing.B) {
 		b.SetBytes(256 * 256 << 10)
 		for b.Loop() {
-			if _, err := newManifest(b.Context(), dir, src, nil); err != nil {
+			if _, err := newManifest(b.Context(), src, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("Worker", func(b *testing.B) {
 		b.SetBytes(256 * 256 << 10)
-		spec := &runWire{DataSource: src, BaseDir: dir, Data: m}
 		for b.Loop() {
-			if err := verifyData(b.Context(), spec, nil); err != nil {
+			if err := verifyData(b.Context(), m, src, nil, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("WorkerNextRun", func(b *testing.B) { // the digests are cached
 		b.SetBytes(256 * 256 << 10)
-		spec := &runWire{DataSource: src, BaseDir: dir, Data: m}
 		var c digestCache
-		if err := verifyData(b.Context(), spec, &c); err != nil {
+		if err := verifyData(b.Context(), m, src, nil, &c); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if err := verifyData(b.Context(), spec, &c); err != nil {
+			if err := verifyData(b.Context(), m, src, nil, &c); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -479,13 +477,15 @@ func BenchmarkDataDigest(b *testing.B) {
 func TestDigestCache(t *testing.T) {
 	d := makeDataset(t, 3, 10)
 	spec := d.spec()
-	m, err := newManifest(t.Context(), spec.BaseDir, spec.DataSource, spec.Annotations)
+	m, err := newManifest(t.Context(), spec.DataSource, spec.Annotations)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rw := &runWire{DataSource: spec.DataSource, Annotations: spec.Annotations, BaseDir: spec.BaseDir, Data: m}
+	verify := func(ctx context.Context, c *digestCache) error {
+		return verifyData(ctx, m, spec.DataSource, spec.Annotations, c)
+	}
 	var c digestCache
-	if err := verifyData(t.Context(), rw, &c); err != nil {
+	if err := verify(t.Context(), &c); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.m) != 4 { // three samples and the labels
@@ -523,13 +523,13 @@ func TestDigestCache(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := verifyData(t.Context(), rw, &c); !errors.Is(err, ErrDataMismatch) || !strings.Contains(err.Error(), p) {
+			if err := verify(t.Context(), &c); !errors.Is(err, ErrDataMismatch) || !strings.Contains(err.Error(), p) {
 				t.Fatalf("got %v, want ErrDataMismatch naming %s", err, p)
 			}
 			if err := os.WriteFile(p, orig, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if err := verifyData(t.Context(), rw, &c); err != nil {
+			if err := verify(t.Context(), &c); err != nil {
 				t.Fatalf("original bytes back: %v", err)
 			}
 		})

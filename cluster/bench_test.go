@@ -569,7 +569,7 @@ func BenchmarkSimulatedFleetNATS(b *testing.B) {
 	srv := startServer(b, ServerOptions{})
 	nc := connect(b, srv)
 	// The simulated workers read no data; NewEngine wants the folder to exist.
-	e := newEngine(b, nc, RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "."}`), BaseDir: b.TempDir(), Len: shards * simShardSize, SameHost: true},
+	e := newEngine(b, nc, RunSpec{DataSource: decodeSource(b, `{"type": "npy", "path": "."}`, b.TempDir()), Len: shards * simShardSize, SameHost: true},
 		EngineOptions{ShardSize: simShardSize})
 	if err := e.SetModel(b.Context(), loadModel(b, "convnet_op13.onnx")); err != nil {
 		b.Fatal(err)

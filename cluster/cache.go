@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/model/onnxpb"
@@ -67,7 +64,8 @@ type runEntry struct {
 	flight
 	key     string
 	spec    runWire
-	baseDir string
+	source  pipeline.DataSource   // spec.DataSource decoded
+	ann     *pipeline.Annotations // spec.Annotations resolved
 	tmpDir  string
 	refs    int
 	used    uint64
@@ -200,10 +198,12 @@ func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 	if r.spec.RunID != job.Run {
 		return fmt.Errorf("run %s: spec: %w: it is run %q's", job.Run, ErrBadMessage, r.spec.RunID)
 	}
-	r.baseDir = r.spec.BaseDir
 	if len(r.spec.Files) == 0 {
+		if err := r.decodeSource(""); err != nil {
+			return err
+		}
 		start := time.Now()
-		if err := verifyData(ctx, &r.spec, &c.digests); err != nil {
+		if err := verifyData(ctx, r.spec.Data, r.source, r.ann, &c.digests); err != nil {
 			return fmt.Errorf("run %s: %w (workers without the coordinator's files: quantize --ship-data)", job.Run, err)
 		}
 		if r.spec.Data != nil {
@@ -232,7 +232,25 @@ func (c *cache) loadRun(ctx context.Context, job *shardMsg, r *runEntry) error {
 		return fmt.Errorf("run %s: %w", job.Run, err)
 	}
 	c.w.log.Info("downloaded run data", "run", job.Run, "files", len(r.spec.Files), "seconds", time.Since(start).Seconds())
-	r.tmpDir, r.baseDir = dir, dir
+	r.tmpDir = dir
+	return r.decodeSource(dir)
+}
+
+// decodeSource decodes the run's data source through the registry, its
+// relative paths (shipped data) resolved against dir. A type this worker
+// binary does not register is a setup failure: another worker may have it.
+func (r *runEntry) decodeSource(dir string) error {
+	src, err := r.spec.DataSource.decode(dir)
+	if errors.Is(err, pipeline.ErrUnknownDataSource) {
+		return fmt.Errorf("run %s: this worker binary does not register the data source type (data.Register before worker.Main): %w", r.spec.RunID, err)
+	}
+	if err != nil {
+		return fmt.Errorf("run %s: %w", r.spec.RunID, err)
+	}
+	r.source = src
+	if a := r.spec.Annotations; a != nil && a.Path != "" {
+		r.ann = &pipeline.Annotations{Path: pipeline.ResolvePath(dir, a.Path)}
+	}
 	return nil
 }
 
@@ -362,21 +380,7 @@ func (c *cache) loader(ctx context.Context, r *runEntry, sig string, inputs []pi
 }
 
 func (c *cache) openLoader(ctx context.Context, r *runEntry, inputs []pipeline.TensorInfo) (pipeline.DataLoader, error) {
-	var dc data.Config
-	if err := json.Unmarshal(r.spec.DataSource, &dc); err != nil {
-		return nil, fmt.Errorf("run %s: %w", r.spec.RunID, err)
-	}
-	var ann *data.Annotations
-	if a := bytes.TrimSpace(r.spec.Annotations); len(a) > 0 && string(a) != "null" {
-		ann = &data.Annotations{}
-		if err := json.Unmarshal(a, ann); err != nil {
-			return nil, fmt.Errorf("run %s: %w", r.spec.RunID, err)
-		}
-	}
-	l, err := data.Open(ctx, dc, ann, r.baseDir, inputs)
-	if errors.Is(err, data.ErrUnknownType) {
-		return nil, fmt.Errorf("run %s: this worker binary does not register the data source type (data.Register before worker.Main): %w", r.spec.RunID, err)
-	}
+	l, err := r.source.Open(ctx, inputs, r.ann)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", r.spec.RunID, err)
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 
-	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -47,10 +46,10 @@ var deterministicCauses = []struct {
 	{"invalid_sample", pipeline.ErrInvalidSample},
 	// The data source: its config, a file that does not decode, samples
 	// that do not fit the model, a missing label.
-	{"bad_data_config", data.ErrBadConfig},
-	{"bad_file", data.ErrBadFile},
-	{"sample_mismatch", data.ErrMismatch},
-	{"missing_annotation", data.ErrMissingAnnotation},
+	{"bad_data_config", pipeline.ErrBadDataConfig},
+	{"bad_file", pipeline.ErrBadDataFile},
+	{"sample_mismatch", pipeline.ErrSampleMismatch},
+	{"missing_annotation", pipeline.ErrMissingAnnotation},
 }
 
 // classify returns the kind of a failure, and for a deterministic one the

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/reduce"
@@ -574,7 +574,6 @@ func TestShipData(t *testing.T) {
 	ws := startWorkers(t, wnc, 2, WorkerOptions{TempDir: tmp})
 	spec := d.spec()
 	spec.ShipData = true
-	spec.BaseDir = d.dir
 	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 4})
 	if err := e.SetModel(t.Context(), m); err != nil {
 		t.Fatal(err)
@@ -605,7 +604,7 @@ func TestNoModel(t *testing.T) {
 	if _, err := e.Predict(t.Context(), pipeline.PredictOptions{}); !errors.Is(err, ErrNoModel) {
 		t.Fatalf("got %v, want ErrNoModel", err)
 	}
-	if _, err := NewEngine(nc, RunSpec{RunID: "bad.id", DataSource: json.RawMessage(`"x"`)}, EngineOptions{}); !errors.Is(err, ErrBadSpec) {
+	if _, err := NewEngine(nc, RunSpec{RunID: "bad.id", DataSource: data.Config{Path: "x"}}, EngineOptions{}); !errors.Is(err, ErrBadSpec) {
 		t.Fatalf("run id with a dot: got %v, want ErrBadSpec", err)
 	}
 }
@@ -681,9 +680,9 @@ func TestSetupError(t *testing.T) {
 	// A folder the coordinator sees when the engine is made (NewEngine
 	// checks) and the workers do not when they run the shard.
 	missing := d.spec()
-	missing.DataSource = json.RawMessage(`{"type": "npy", "path": "nowhere"}`)
+	missing.DataSource = data.Config{Type: "npy", Path: "nowhere", BaseDir: d.dir}
 	missing.SameHost = true // the coordinator has no data to hash either
-	if err := os.Mkdir(filepath.Join(missing.BaseDir, "nowhere"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(d.dir, "nowhere"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -707,7 +706,7 @@ func TestSetupError(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.name == "missing data" {
-				if err := os.Remove(filepath.Join(tc.spec.BaseDir, "nowhere")); err != nil {
+				if err := os.Remove(filepath.Join(d.dir, "nowhere")); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,16 +28,20 @@ type RunSpec struct {
 	// RunID names the run in subjects and keys: letters, digits, '-' and
 	// '_', at most 64. Default: a random id.
 	RunID string
-	// DataSource and Annotations are the config's engine.data_source and
-	// engine.annotations, raw (see data.Config and data.Annotations).
-	DataSource  json.RawMessage
-	Annotations json.RawMessage
-	// BaseDir resolves their relative paths (the config file's folder). It
-	// must name the same files on every worker, unless ShipData is set.
-	BaseDir string
-	// ShipData puts the data files (the data_source folder, recursively, or
-	// the folder of a data_source file, and the annotations file) in the
-	// Object Store; workers download them and read their copy.
+	// DataSource is the run's data: a config's engine.data_source as
+	// pipeline.LoadConfig decodes it, or a data source built in Go (such as
+	// a data.Config). Workers receive its type name and JSON and decode it
+	// through their own registry, so every worker binary registers its type
+	// (the built-in ones: by importing package data, as cmd/worker does).
+	// Its files must be the same on every worker (relative paths: under
+	// each worker's working directory), unless ShipData is set.
+	DataSource pipeline.DataSource
+	// Annotations is the config's engine.annotations (nil: none).
+	Annotations *pipeline.Annotations
+	// ShipData puts the data files (DataSource.Files: for package data's
+	// types, the data_source folder, recursively, or the folder of a
+	// data_source file; and the annotations file) in the Object Store;
+	// workers download them and read their copy (DataSource.Rebase).
 	ShipData bool
 	// SkipInvalidSamples makes workers skip samples holding NaN or Inf
 	// (engine.skip_invalid_samples); Predict lists them in Skipped.
@@ -177,7 +180,7 @@ func NewEngine(nc *nats.Conn, spec RunSpec, opts EngineOptions) (*Engine, error)
 	if !idPattern.MatchString(spec.RunID) {
 		return nil, fmt.Errorf("cluster engine: %w: run id %q: use 1 to 64 letters, digits, '-' or '_'", ErrBadSpec, spec.RunID)
 	}
-	if len(bytes.TrimSpace(spec.DataSource)) == 0 || string(bytes.TrimSpace(spec.DataSource)) == "null" {
+	if spec.DataSource == nil {
 		return nil, fmt.Errorf("cluster engine: %w: data_source is required", ErrBadSpec)
 	}
 	if err := checkSpec(spec); err != nil {
@@ -330,7 +333,11 @@ func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
 	if e.runRev != 0 {
 		return e.runRev, nil
 	}
-	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: e.spec.DataSource, Annotations: e.spec.Annotations, BaseDir: e.spec.BaseDir,
+	src, err := encodeSource(e.spec.DataSource)
+	if err != nil {
+		return 0, err
+	}
+	w := runWire{V: wireVersion, RunID: e.spec.RunID, DataSource: src, Annotations: e.spec.Annotations,
 		SkipInvalid: e.spec.SkipInvalidSamples, Postprocess: e.spec.Postprocess}
 	switch {
 	case e.spec.ShipData:
@@ -339,7 +346,7 @@ func (e *Engine) ensureRun(ctx context.Context) (uint64, error) {
 		}
 	case !e.spec.SameHost:
 		start := time.Now()
-		m, err := newManifest(ctx, e.spec.BaseDir, e.spec.DataSource, e.spec.Annotations)
+		m, err := newManifest(ctx, e.spec.DataSource, e.spec.Annotations)
 		if err != nil {
 			return 0, err
 		}

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,17 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/fleetcal/fleetcal/data"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -38,66 +33,23 @@ type dataFile struct {
 	SHA256 string `json:"sha256"`
 }
 
-// dataEntry is one file of a run's data: where it is and its name when
-// shipped (relative to the worker's download folder).
-type dataEntry struct {
-	path, ship string
+// runFiles lists the files a run's data source and annotations read (see
+// pipeline.DataSource.Files); the annotations file is shipped as
+// "annotations/<file>" (annotationsShip).
+func runFiles(src pipeline.DataSource, ann *pipeline.Annotations) ([]pipeline.DataFile, error) {
+	files, err := src.Files()
+	if err != nil {
+		return nil, err
+	}
+	if ann != nil && ann.Path != "" {
+		files = append(files, pipeline.DataFile{Path: ann.Path, Ship: annotationsShip(ann)})
+	}
+	return files, nil
 }
 
-// dataFiles lists the files a run's data source and annotations read: the
-// data_source folder, recursively, or the files beside a data_source file
-// (an IDX images file and its labels), and the annotations file.
-func dataFiles(baseDir string, dataSource, annotations json.RawMessage) (files []dataEntry, shipSource, shipAnn string, err error) {
-	var dc data.Config
-	if err := json.Unmarshal(dataSource, &dc); err != nil {
-		return nil, "", "", err
-	}
-	if dc.Path == "" {
-		return nil, "", "", fmt.Errorf("%w: data_source.path is empty", ErrBadSpec)
-	}
-	src := resolvePath(baseDir, dc.Path)
-	st, err := os.Stat(src)
-	if err != nil {
-		return nil, "", "", fmt.Errorf("data source %s: %w", dc.Path, err)
-	}
-	root, recursive, shipSource := src, true, "data"
-	if !st.IsDir() {
-		root, recursive, shipSource = filepath.Dir(src), false, "data/"+filepath.Base(src)
-	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && !recursive {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		files = append(files, dataEntry{path: p, ship: path.Join("data", filepath.ToSlash(rel))})
-		return nil
-	})
-	if err != nil {
-		return nil, "", "", fmt.Errorf("%s: %w", dc.Path, err)
-	}
-	if a := bytes.TrimSpace(annotations); len(a) > 0 && string(a) != "null" {
-		var ann data.Annotations
-		if err := json.Unmarshal(a, &ann); err != nil {
-			return nil, "", "", err
-		}
-		if ann.Path != "" {
-			shipAnn = "annotations/" + filepath.Base(ann.Path)
-			files = append(files, dataEntry{path: resolvePath(baseDir, ann.Path), ship: shipAnn})
-		}
-	}
-	return files, shipSource, shipAnn, nil
+// annotationsShip is the name the annotations file is shipped under.
+func annotationsShip(ann *pipeline.Annotations) string {
+	return "annotations/" + filepath.Base(ann.Path)
 }
 
 // fileDigest is the size and hex SHA-256 of the file at p.
@@ -129,18 +81,18 @@ func (c ctxReader) Read(b []byte) (int, error) {
 }
 
 // newManifest hashes every file of the run's data (coordinator side).
-func newManifest(ctx context.Context, baseDir string, dataSource, annotations json.RawMessage) (*dataManifest, error) {
-	files, _, _, err := dataFiles(baseDir, dataSource, annotations)
+func newManifest(ctx context.Context, src pipeline.DataSource, ann *pipeline.Annotations) (*dataManifest, error) {
+	files, err := runFiles(src, ann)
 	if err != nil {
 		return nil, fmt.Errorf("data digest: %w", err)
 	}
 	m := &dataManifest{}
 	for _, f := range files {
-		size, digest, err := fileDigest(ctx, f.path)
+		size, digest, err := fileDigest(ctx, f.Path)
 		if err != nil {
 			return nil, fmt.Errorf("data digest: %w", err)
 		}
-		m.Files = append(m.Files, dataFile{Path: f.path, Size: size, SHA256: digest})
+		m.Files = append(m.Files, dataFile{Path: f.Path, Size: size, SHA256: digest})
 	}
 	return m, nil
 }
@@ -193,23 +145,23 @@ func (c *digestCache) digest(ctx context.Context, p string, st os.FileInfo) (str
 	return sha, nil
 }
 
-// verifyData checks that the worker sees the files of the manifest, and
-// no other, with the same sizes and SHA-256: sizes and the listing first,
-// so that a missing or resized file is named without reading anything.
+// verifyData checks that the worker sees the files of the manifest want
+// (nil: nothing to check), and no other, with the same sizes and SHA-256:
+// sizes and the listing first, so that a missing or resized file is named
+// without reading anything. src and ann are the run's, decoded here.
 // Digests come from cache when a file has not changed since it was hashed
 // (cache may be nil).
-func verifyData(ctx context.Context, spec *runWire, cache *digestCache) error {
-	want := spec.Data
+func verifyData(ctx context.Context, want *dataManifest, src pipeline.DataSource, ann *pipeline.Annotations, cache *digestCache) error {
 	if want == nil {
 		return nil
 	}
-	files, _, _, err := dataFiles(spec.BaseDir, spec.DataSource, spec.Annotations)
+	files, err := runFiles(src, ann)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDataMismatch, err)
 	}
 	have := make(map[string]bool, len(files))
 	for _, f := range files {
-		have[f.path] = true
+		have[f.Path] = true
 	}
 	stats := make([]os.FileInfo, len(want.Files))
 	for i, f := range want.Files {
@@ -250,37 +202,20 @@ func verifyData(ctx context.Context, spec *runWire, cache *digestCache) error {
 
 // checkSpec checks, when the engine is made, what a worker would otherwise
 // find at the first shard and the coordinator can see cheaply: the data
-// source and annotations decode, the data source type and the postprocess
-// are registered here, and their files exist (on this machine: workers read
-// the same paths, or copies shipped from here).
+// source round-trips through the registry (its type is registered here and
+// its JSON decodes as that type), the postprocess is registered, and the
+// files they read exist (on this machine: workers read the same paths, or
+// copies shipped from here).
 func checkSpec(spec RunSpec) error {
-	var dc data.Config
-	if err := json.Unmarshal(spec.DataSource, &dc); err != nil {
-		return fmt.Errorf("%w: data_source: %v", ErrBadSpec, err)
-	}
-	if err := dc.Validate(); err != nil {
+	if _, err := encodeSource(spec.DataSource); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSpec, err)
 	}
-	if dc.Type != "" && !slices.Contains(data.Names(), dc.Type) {
-		return fmt.Errorf("%w: data_source.type: unknown type %q; valid types: %s (a type of your own is registered with data.Register, in the coordinator and in every worker)",
-			ErrBadSpec, dc.Type, strings.Join(data.Names(), ", "))
+	if _, err := spec.DataSource.Files(); err != nil {
+		return fmt.Errorf("%w: data_source: %v", ErrBadSpec, err)
 	}
-	paths := []string{"data_source.path", dc.Path}
-	if a := bytes.TrimSpace(spec.Annotations); len(a) > 0 && string(a) != "null" {
-		var ann data.Annotations
-		if err := json.Unmarshal(a, &ann); err != nil {
-			return fmt.Errorf("%w: annotations: %v", ErrBadSpec, err)
-		}
-		if ann.Path != "" {
-			paths = append(paths, "annotations.path", ann.Path)
-		}
-	}
-	if dc.Path == "" {
-		return fmt.Errorf("%w: data_source.path is empty", ErrBadSpec)
-	}
-	for i := 0; i < len(paths); i += 2 {
-		if _, err := os.Stat(resolvePath(spec.BaseDir, paths[i+1])); err != nil {
-			return fmt.Errorf("%w: %s %s: %v", ErrBadSpec, paths[i], paths[i+1], err)
+	if a := spec.Annotations; a != nil && a.Path != "" {
+		if _, err := os.Stat(a.Path); err != nil {
+			return fmt.Errorf("%w: annotations.path %s: %v", ErrBadSpec, a.Path, err)
 		}
 	}
 	if spec.Postprocess != "" {
@@ -289,4 +224,33 @@ func checkSpec(spec RunSpec) error {
 		}
 	}
 	return nil
+}
+
+// sourceWire is a data source on the wire: its registered type name and its
+// JSON, decoded back through the registry (pipeline.DecodeDataSourceType).
+type sourceWire struct {
+	Type   string          `json:"type"`
+	Config json.RawMessage `json:"config"`
+}
+
+// encodeSource encodes src for workers and checks that it decodes back
+// here, as a worker with the same registered types would decode it.
+func encodeSource(src pipeline.DataSource) (sourceWire, error) {
+	b, err := json.Marshal(src)
+	if err != nil {
+		return sourceWire{}, fmt.Errorf("data_source: encode %T: %w", src, err)
+	}
+	w := sourceWire{Type: src.TypeName(), Config: b}
+	if _, err := w.decode(""); err != nil {
+		return sourceWire{}, fmt.Errorf("%w (a type of your own is registered with data.Register or pipeline.RegisterDataSource, in the coordinator and in every worker)", err)
+	}
+	return w, nil
+}
+
+// decode decodes the data source, resolving relative paths against dir.
+func (w sourceWire) decode(dir string) (pipeline.DataSource, error) {
+	if w.Type == "" { // a source built in Go without a type: guessed
+		return pipeline.DecodeDataSource(w.Config, dir)
+	}
+	return pipeline.DecodeDataSourceType(w.Type, w.Config, dir)
 }

@@ -10,8 +10,9 @@
 //	secret := cluster.NewSecret() // or the one the workers hold
 //
 //	// coordinator
+//	cfg, err := pipeline.LoadConfig(path) // data_source decoded, paths resolved
 //	eng, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: cfg.Engine.DataSource,
-//		Annotations: cfg.Engine.Annotations, BaseDir: cfg.Dir, Len: n}, cluster.EngineOptions{Secret: secret})
+//		Annotations: cfg.Engine.Annotations, Len: n}, cluster.EngineOptions{Secret: secret})
 //	err = eng.SetModel(ctx, m)
 //	res, err := eng.Predict(ctx, pipeline.PredictOptions{StatsLayout: layout, Sampler: sampler})
 //
@@ -98,13 +99,19 @@
 //
 // # User code on the fleet
 //
-// Workers rebuild the run's data loader from RunSpec.DataSource by its type
-// (data.Register) and run RunSpec.Postprocess (pipeline.RegisterPostprocess)
-// on each sample's outputs, so a user's loader and postprocess run on the
-// fleet when every worker binary registers them: a user's main registers
-// them and calls worker.Main (package worker). NewEngine checks, on the
-// coordinator, that both are registered there and that the data and
-// annotations paths exist. Annotations other than integers and strings
+// RunSpec.DataSource is a typed pipeline.DataSource; the run spec carries
+// it as its registered type name and its JSON, and workers decode it
+// through their own registry (pipeline.DecodeDataSourceType) and open the
+// loader from it; with ShipData, the coordinator ships the files it lists
+// (Files) and the workers read it rebased on their download folder
+// (Rebase). Workers run RunSpec.Postprocess (pipeline.RegisterPostprocess)
+// on each sample's outputs. So a user's data source and postprocess run on
+// the fleet when every worker binary registers them: a user's main
+// registers them and calls worker.Main (package worker), which imports
+// package data for the built-in types (cluster itself does not import
+// data). NewEngine checks, on the coordinator, that the data source
+// decodes back through the registry, that the postprocess is registered
+// and that the data and annotations files exist. Annotations other than integers and strings
 // travel as gob (a box []float32 as it is; a type of the user's own
 // registered with gob.Register on both sides), so the metric receives the
 // value the loader made, as with the in-process engine.

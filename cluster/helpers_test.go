@@ -188,14 +188,24 @@ func makeDataset(t testing.TB, n int, seed uint64, bad ...int) *dataset {
 	return d
 }
 
-// spec is a RunSpec reading the dataset with relative paths.
+// spec is a RunSpec reading the dataset, as a config file in d.dir with
+// relative paths decodes.
 func (d *dataset) spec() RunSpec {
 	return RunSpec{
-		DataSource:  json.RawMessage(`{"type": "npy", "path": "calib"}`),
-		Annotations: json.RawMessage(`{"path": "labels.json"}`),
-		BaseDir:     d.dir,
+		DataSource:  data.Config{Type: "npy", Path: "calib", BaseDir: d.dir},
+		Annotations: &pipeline.Annotations{Path: filepath.Join(d.dir, "labels.json")},
 		Len:         d.n,
 	}
+}
+
+// decodeSource decodes a data_source entry with paths relative to dir.
+func decodeSource(t testing.TB, raw, dir string) pipeline.DataSource {
+	t.Helper()
+	src, err := pipeline.DecodeDataSource(json.RawMessage(raw), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
 
 // loader opens the dataset for m's inputs, as a worker does.

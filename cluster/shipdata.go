@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,42 +11,29 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fleetcal/fleetcal/data"
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
-// shipData puts the run's data files (dataFiles) in DataBucket and
-// rewrites w so that workers read their downloaded copy: the data source
-// becomes "data" (or "data/<file>") and the annotations
-// "annotations/<file>", relative to the worker's download folder.
+// shipData puts the run's data files (runFiles) in DataBucket and
+// rewrites w so that workers read their downloaded copy: the data source is
+// rebased (pipeline.DataSource.Rebase) to paths relative to the worker's
+// download folder, and the annotations become "annotations/<file>".
 func (e *Engine) shipData(ctx context.Context, w *runWire) error {
-	files, shipSource, shipAnn, err := dataFiles(e.spec.BaseDir, e.spec.DataSource, e.spec.Annotations)
+	files, err := runFiles(e.spec.DataSource, e.spec.Annotations)
 	if err != nil {
 		return fmt.Errorf("ship data: %w", err)
 	}
 	for _, f := range files {
-		if err := e.shipFile(ctx, w, f.path, f.ship); err != nil {
-			return fmt.Errorf("ship data: %s: %w", f.path, err)
+		if err := e.shipFile(ctx, w, f.Path, f.Ship); err != nil {
+			return fmt.Errorf("ship data: %s: %w", f.Path, err)
 		}
 	}
-	var dc data.Config
-	if err := json.Unmarshal(e.spec.DataSource, &dc); err != nil {
+	if w.DataSource, err = encodeSource(e.spec.DataSource.Rebase("")); err != nil {
 		return fmt.Errorf("ship data: %w", err)
 	}
-	dc.Path = shipSource
-	if w.DataSource, err = json.Marshal(dc); err != nil {
-		return fmt.Errorf("ship data: %w", err)
+	if a := e.spec.Annotations; a != nil && a.Path != "" {
+		w.Annotations = &pipeline.Annotations{Path: annotationsShip(a)}
 	}
-	if shipAnn != "" {
-		var ann data.Annotations
-		if err := json.Unmarshal(e.spec.Annotations, &ann); err != nil {
-			return fmt.Errorf("ship data: %w", err)
-		}
-		ann.Path = shipAnn
-		if w.Annotations, err = json.Marshal(ann); err != nil {
-			return fmt.Errorf("ship data: %w", err)
-		}
-	}
-	w.BaseDir = ""
 	return nil
 }
 
@@ -66,14 +52,6 @@ func (e *Engine) shipFile(ctx context.Context, w *runWire, p, rel string) error 
 	}
 	w.Files = append(w.Files, shippedFile{Object: name, Path: rel, SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(info.Size)})
 	return nil
-}
-
-// resolvePath joins a relative p to base.
-func resolvePath(base, p string) string {
-	if filepath.IsAbs(p) || base == "" {
-		return p
-	}
-	return filepath.Join(base, p)
 }
 
 // download fetches the shipped files into dir, verifying each one's size

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -94,7 +95,7 @@ func TestUserTypesOnFleet(t *testing.T) {
 	defer ws.stop()
 
 	spec := d.spec()
-	spec.DataSource = json.RawMessage(`{"type": "test-boxes", "path": "calib"}`)
+	spec.DataSource = decodeSource(t, `{"type": "test-boxes", "path": "calib"}`, d.dir)
 	spec.Annotations = nil
 	spec.Postprocess = "test-argmax"
 	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 3})
@@ -131,7 +132,8 @@ func TestUserTypesOnFleet(t *testing.T) {
 }
 
 // TestNewEngineChecksSpec: what a worker would find at the first shard,
-// NewEngine finds when the coordinator sees it.
+// the coordinator finds when the data source is decoded (as a config file
+// is loaded) or when NewEngine is called.
 func TestNewEngineChecksSpec(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	nc := connect(t, srv)
@@ -139,22 +141,29 @@ func TestNewEngineChecksSpec(t *testing.T) {
 	for _, tc := range []struct {
 		name, ds, ann, post, want string
 	}{
-		{"missing data", `{"type": "npy", "path": "nowhere"}`, "", "", "data_source.path nowhere: stat " + d.dir + "/nowhere: no such file or directory"},
-		{"missing annotations", `{"path": "calib"}`, `{"path": "nolabels.json"}`, "", "annotations.path nolabels.json: stat "},
-		{"unknown type", `{"type": "nupy", "path": "calib"}`, "", "", `data_source.type: unknown type "nupy"; valid types: idx, images, npy, test-boxes (a type of your own is registered with data.Register`},
+		{"missing data", `{"type": "npy", "path": "nowhere"}`, "", "", "data_source: data source nowhere: stat " + d.dir + "/nowhere: no such file or directory"},
+		{"missing annotations", `{"path": "calib"}`, "nolabels.json", "", "annotations.path " + d.dir + "/nolabels.json: stat "},
+		{"unknown type", `{"type": "nupy", "path": "calib"}`, "", "", `data_source.type: unknown type "nupy" (did you mean "npy"?); valid types: idx, images, npy, test-boxes`},
 		{"unknown key", `{"type": "npy", "path": "calib", "paht": 1}`, "", "", `data_source: unknown key "paht"`},
-		{"no path", `{"type": "npy"}`, "", "", "data_source.path is empty"},
+		{"no path", `{"type": "npy"}`, "", "", "data_source.path: empty"},
 		{"unknown postprocess", `{"path": "calib"}`, "", "nope", `postprocess: invalid config: unknown postprocess "nope"; valid: test-argmax`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := d.spec()
-			spec.DataSource, spec.Annotations, spec.Postprocess = json.RawMessage(tc.ds), nil, tc.post
+			spec.Annotations, spec.Postprocess = nil, tc.post
 			if tc.ann != "" {
-				spec.Annotations = json.RawMessage(tc.ann)
+				spec.Annotations = &pipeline.Annotations{Path: filepath.Join(d.dir, tc.ann)}
 			}
-			_, err := NewEngine(nc, spec, EngineOptions{Secret: testSecret})
-			if !errors.Is(err, ErrBadSpec) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want ErrBadSpec with %q", err, tc.want)
+			src, err := pipeline.DecodeDataSource(json.RawMessage(tc.ds), d.dir)
+			if err == nil {
+				spec.DataSource = src
+				_, err = NewEngine(nc, spec, EngineOptions{Secret: testSecret})
+				if !errors.Is(err, ErrBadSpec) {
+					t.Fatalf("NewEngine: err = %v, want ErrBadSpec", err)
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -13,19 +12,21 @@ import (
 
 // wireVersion is the version of every JSON message below; a worker refuses
 // a shard of another version. Version 2: layouts carry StatSpec.Fold and
-// results are reduce's wire version 2 (folds).
-const wireVersion = 2
+// results are reduce's wire version 2 (folds). Version 3: the run's data
+// source travels as its registered type name and JSON (sourceWire).
+const wireVersion = 3
 
 // runWire is a run as stored in RunsBucket under its id: what a worker
 // needs to open the data.
 type runWire struct {
-	V           int             `json:"v"`
-	RunID       string          `json:"run_id"`
-	DataSource  json.RawMessage `json:"data_source"`
-	Annotations json.RawMessage `json:"annotations,omitempty"`
-	// BaseDir resolves relative paths; with Files, the worker's download
-	// folder replaces it.
-	BaseDir string `json:"base_dir,omitempty"`
+	V     int    `json:"v"`
+	RunID string `json:"run_id"`
+	// DataSource is RunSpec.DataSource by type name and JSON; with Files,
+	// its paths are relative to the worker's download folder.
+	DataSource sourceWire `json:"data_source"`
+	// Annotations is RunSpec.Annotations; with Files, relative to the
+	// download folder.
+	Annotations *pipeline.Annotations `json:"annotations,omitempty"`
 	// Files are the shipped data files (RunSpec.ShipData).
 	Files []shippedFile `json:"files,omitempty"`
 	// Postprocess names the registered function workers run on outputs

@@ -20,9 +20,14 @@ type Config struct {
 	// Type is a registered loader name: "npy", "images" or "idx".
 	// Empty: guessed by Open from the content of Path.
 	Type string `json:"type"`
-	// Path is a folder (or, for idx, an images file); relative paths resolve
-	// against the base folder given to Open (the config file's folder).
+	// Path is a folder (or, for idx, an images file), as written: messages
+	// name it so. A relative Path resolves against BaseDir.
 	Path string `json:"path"`
+	// BaseDir is the folder a relative Path resolves against: set when the
+	// config is loaded (pipeline.DecodeDataSource) to the config file's
+	// folder, or, when given, to base_dir resolved against that folder.
+	// On a worker reading shipped data, it is the download folder.
+	BaseDir string `json:"base_dir,omitempty"`
 
 	// Size is the (height, width) images are resized to; default: the
 	// model input's height and width.
@@ -80,27 +85,9 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 }
 
 // Annotations is POT's annotations entry: a JSON object {"sample": label}
-// or a CSV file of name,label rows (see LoadAnnotations).
-type Annotations struct {
-	Path string `json:"path"`
-}
-
-// UnmarshalJSON decodes {"path": "labels.json"} or the plain string form
-// "labels.json"; unknown keys are an error.
-func (a *Annotations) UnmarshalJSON(b []byte) error {
-	type plain Annotations
-	var v plain
-	path, isPath, err := decodePathOrObject(b, "annotations", &v)
-	if err != nil || (isPath && path == nil) {
-		return err
-	}
-	if isPath {
-		*a = Annotations{Path: *path}
-		return nil
-	}
-	*a = Annotations(v)
-	return nil
-}
+// or a CSV file of name,label rows (see LoadAnnotations). It is
+// pipeline.Annotations, so that a fleet carries it without this package.
+type Annotations = pipeline.Annotations
 
 // decodePathOrObject decodes POT's two forms of a data entry: a JSON string
 // (returned as path, isPath true; path nil for null) or an object decoded

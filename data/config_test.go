@@ -30,7 +30,7 @@ func TestConfigUnmarshal(t *testing.T) {
 		{
 			name:    "unknown key",
 			json:    `{"type": "images", "path": "x", "chanel_order": "BGR"}`,
-			wantErr: []string{`data_source`, `unknown key "chanel_order"`, "valid keys: channel_order, dtype, grayscale, layout, max_decoded_bytes, mean, path, scale, size, std, subset, type"},
+			wantErr: []string{`data_source`, `unknown key "chanel_order"`, "valid keys: base_dir, channel_order, dtype, grayscale, layout, max_decoded_bytes, mean, path, scale, size, std, subset, type"},
 		},
 		{name: "wrong JSON type", json: `{"size": "224"}`, wantErr: []string{"data_source.size", "want []int"}},
 		{name: "not an object", json: `[1]`, wantErr: []string{"data_source: want an object or a path string"}},

@@ -1,6 +1,9 @@
 // Package data holds fleetcal's data loaders: the pipeline.DataLoader
-// implementations behind POT's "data_source" config entry, in a registry
-// keyed by type.
+// implementations behind POT's "data_source" config entry, registered by
+// type in pipeline's data source registry. Importing the package registers
+// the built-in types (a program that only loads configs imports it for
+// that: import _ "github.com/fleetcal/fleetcal/data"; cmd/coordinator,
+// package app and package worker do).
 //
 //   - "npy": a folder of .npy files, one sample per file, sorted by name, for
 //     single-input models; or of .npz files whose array names are the input
@@ -19,13 +22,23 @@
 //
 // The config, from JSON (unknown keys are errors naming the key):
 //
-//	"data_source": {"type": "images", "path": "calib/", "size": [224, 224],
+//	"data_source": {"type": "images", "path": "calib/", "base_dir": "",
+//	                "size": [224, 224],
 //	                "layout": "NCHW", "channel_order": "RGB", "grayscale": false,
 //	                "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
 //	                "scale": 1, "dtype": "float32", "subset": "",
 //	                "max_decoded_bytes": 268435456}
 //	"data_source": "calib/"              // POT's string form: type guessed
 //	"annotations": {"path": "labels.json"} // {"name": label} or name,label CSV
+//
+// A data_source is decoded once, when the config is loaded
+// (pipeline.LoadConfig, pipeline.DecodeDataSource): to a Config, the
+// pipeline.DataSource of every type here, whose BaseDir ("base_dir", by
+// default the config file's folder; relative, resolved against it) a
+// relative Path resolves against, while messages name Path as written. The
+// type of the string form is guessed then, from the files (GuessType).
+// Config.Files lists what it reads (for a fleet's digests and shipping) and
+// Config.Rebase points it at a copy of them (shipped data on a worker).
 //
 // Sizes are checked before allocating: a .npy file or a .npz array decoding
 // to more than max_decoded_bytes (default 256 MiB) is an error, as is a zip
@@ -36,15 +49,17 @@
 //
 // Opening and reading a loader:
 //
-//	var cfg data.Config
-//	if err := json.Unmarshal(raw, &cfg); err != nil { ... }
-//	loader, err := data.Open(ctx, cfg, &data.Annotations{Path: "labels.csv"}, configDir, inputs)
+//	src, err := pipeline.DecodeDataSource(raw, configDir) // a data.Config
+//	loader, err := src.Open(ctx, inputs, &data.Annotations{Path: "/abs/labels.csv"})
 //	s, err := loader.Item(ctx, 0) // s.Inputs["input"], s.Annotation, s.Metadata["path"]
 //
-// A user adds a loader by calling Register from an init function; a worker
-// rebuilds the same loader from the same config. Errors name the file, the
+// or, from Go, data.Config{Type: "npy", Path: "calib", BaseDir: dir}.Open(...)
+// (or the function Open). A user adds a loader by calling Register from an
+// init function; a worker rebuilds the same loader from the same config,
+// which reaches it as its type name and JSON. Errors name the file, the
 // sample index, the input or the config key concerned and wrap the
-// sentinels of errors.go (and pipeline.ErrIndexOutOfRange).
+// sentinels of errors.go (pipeline's data source errors under shorter
+// names, and pipeline.ErrIndexOutOfRange).
 //
 // The package reads files only: it must never import onnxruntime_go
 // (engine/), nats.go (cluster/) or the model package.

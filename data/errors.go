@@ -3,25 +3,29 @@ package data
 import (
 	"errors"
 	"fmt"
+
+	"github.com/fleetcal/fleetcal/pipeline"
 )
 
 // Sentinel errors of the data package; errors returned by loaders wrap them
-// with the file, sample index, input or key concerned.
+// with the file, sample index, input or key concerned. They are pipeline's
+// data source errors under shorter names, so that code outside (a fleet's
+// workers) matches them without importing this package.
 var (
 	// ErrUnknownType: a data_source type no loader is registered for.
-	ErrUnknownType = errors.New("unknown data source type")
+	ErrUnknownType = pipeline.ErrUnknownDataSource
 	// ErrBadConfig: a data_source or annotations entry that cannot be used
 	// (unknown key, bad option value).
-	ErrBadConfig = errors.New("bad data source config")
+	ErrBadConfig = pipeline.ErrBadDataConfig
 	// ErrNoData: a folder without any file the loader can read.
 	ErrNoData = errors.New("no data")
 	// ErrBadFile: a file that is not in the format it claims (bad magic,
 	// truncated, undecodable header or image).
-	ErrBadFile = errors.New("bad file")
+	ErrBadFile = pipeline.ErrBadDataFile
 	// ErrMismatch: a sample whose shape, dtype or inputs do not fit the model.
-	ErrMismatch = errors.New("sample does not fit the model")
+	ErrMismatch = pipeline.ErrSampleMismatch
 	// ErrMissingAnnotation: a sample without a label in the annotations.
-	ErrMissingAnnotation = errors.New("missing annotation")
+	ErrMissingAnnotation = pipeline.ErrMissingAnnotation
 )
 
 // kindError is an error of one of the sentinel kinds above whose message

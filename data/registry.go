@@ -14,7 +14,8 @@ import (
 )
 
 // Factory builds a loader from its config. cfg.Path is as the user wrote it
-// (for messages); resolve it against baseDir to read files. inputs are the
+// (for messages); resolve it against baseDir (cfg.BaseDir, when opened
+// through Config.Open) to read files. inputs are the
 // model's inputs; ann maps sample names to labels, nil without annotations.
 // A Factory must list its samples and check what it can without reading
 // every sample; the loader it returns must be safe for concurrent Item calls.
@@ -22,14 +23,17 @@ type Factory func(ctx context.Context, cfg Config, baseDir string, inputs []pipe
 
 var registry = pipeline.NewRegistry[Factory]("data: loader")
 
-// Register makes a loader available under name (the data_source type). It
-// panics when name is empty, f is nil or name is already registered: these
-// are programming errors, found at init.
+// Register makes a loader available under name (the data_source type): a
+// data_source {"type": name, ...} decodes to a Config (through
+// pipeline.RegisterDataSource, so that a fleet's workers decode it too)
+// whose Open calls f. It panics when name is empty, f is nil or name is
+// already registered: these are programming errors, found at init.
 func Register(name string, f Factory) {
 	if f == nil {
 		panic("data: Register with a nil factory")
 	}
 	registry.Register(name, f)
+	pipeline.RegisterDataSource(name, decoder(name))
 }
 
 // Names lists the registered loader types, sorted.
@@ -41,6 +45,7 @@ func init() {
 	Register("npy", openNpy)
 	Register("images", openImages)
 	Register("idx", openIdx)
+	pipeline.RegisterUntypedDataSource(decodeUntyped)
 }
 
 // Open validates cfg, guesses its type when empty, loads the annotations

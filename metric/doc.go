@@ -6,6 +6,9 @@
 //	m.Update(outputs, annotation) // per sample
 //	m.AvgValue()                  // {"accuracy@top5": 0.93}
 //
+// The metrics register in pipeline's metric registry when the package is
+// imported, so that pipeline.LoadConfig decodes engine.metric, checking its
+// keys and values, to a pipeline.MetricConfig whose New builds the metric.
 // Register your own with Register; Names lists them for error messages.
 // The package is pure Go: it must never import onnxruntime_go or nats.go.
 package metric

@@ -15,36 +15,56 @@ import (
 // pipeline.DecodeStrict so typos are errors).
 type Factory func(raw json.RawMessage) (pipeline.Metric, error)
 
-var registry = pipeline.NewRegistry[Factory]("metric:")
+// ErrUnknownMetric: a metric name nobody registered (pipeline's).
+var ErrUnknownMetric = pipeline.ErrUnknownMetric
 
-// ErrUnknownMetric: a metric name nobody registered.
-var ErrUnknownMetric = errors.New("unknown metric")
-
-// Register adds a metric by name; it panics on a duplicate name.
+// Register adds a metric by name to pipeline's metric registry: a config's
+// engine.metric {"name": name, ...} is checked by f when the config is
+// loaded and decodes to a pipeline.MetricConfig whose New calls f. It
+// panics on an empty or duplicate name or a nil f.
 func Register(name string, f Factory) {
-	registry.Register(name, f)
+	if f == nil {
+		panic("metric: Register with a nil factory")
+	}
+	pipeline.RegisterMetric(name, func(raw json.RawMessage) (pipeline.MetricConfig, error) {
+		c := Config{Name: name, raw: append(json.RawMessage(nil), raw...), f: f}
+		if _, err := c.New(); err != nil { // the parameters, checked once at load
+			return nil, err
+		}
+		return c, nil
+	})
 }
 
 // Names lists the registered metrics, sorted.
-func Names() []string { return registry.Names() }
+func Names() []string { return pipeline.MetricNames() }
 
-// New builds the metric a config's "metric" object names.
-func New(raw json.RawMessage) (pipeline.Metric, error) {
-	var head struct {
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("engine.metric: want an object with \"name\": %w", err)
-	}
-	f, ok := registry.Get(head.Name)
-	if !ok {
-		return nil, fmt.Errorf("engine.metric: %w %q; valid: %s", ErrUnknownMetric, head.Name, strings.Join(Names(), ", "))
-	}
-	m, err := f(raw)
+// Config is the pipeline.MetricConfig of a metric registered here.
+type Config struct {
+	Name string
+	raw  json.RawMessage
+	f    Factory
+}
+
+// MetricName is the registered name.
+func (c Config) MetricName() string { return c.Name }
+
+// New builds a new metric from the config's parameters.
+func (c Config) New() (pipeline.Metric, error) {
+	m, err := c.f(c.raw)
 	if err != nil {
 		return nil, fmt.Errorf("engine.metric: %w", err)
 	}
 	return m, nil
+}
+
+// New builds the metric a config's "metric" object names
+// (pipeline.DecodeMetric, then New).
+func New(raw json.RawMessage) (pipeline.Metric, error) {
+	c, err := pipeline.DecodeMetric(raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.New()
 }
 
 func init() {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,50 +10,82 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fleetcal/fleetcal/model"
 )
 
 // Config is POT's configuration file: the model, the engine with its data
-// and metric, and the compression algorithms. Sub-sections that other
-// packages own (data_source, annotations, metric, algorithm params) stay raw
-// here and are decoded, just as strictly, by their owners.
+// and metric, and the compression algorithms. It is decoded once, strictly
+// (unknown keys are errors naming the key), and relative paths are resolved
+// then, against the config file's folder: the model files here, the data
+// source's and the annotations' in their typed values; data_source and
+// metric are decoded through their registries. Algorithm params stay raw
+// here and are decoded, just as strictly, by the algorithms' registry.
 type Config struct {
-	Model       ModelConfig       `json:"model"`
-	Engine      EngineConfig      `json:"engine"`
+	// Model is the model section (one model, or a cascade), its paths
+	// resolved; Model.Name is model_name.
+	Model model.Config
+	// StageData holds the data_source of each cascade stage that names one,
+	// by stage name: it overrides the engine's for calibrating that stage.
+	StageData map[string]DataSource
+	Engine    EngineConfig
+	// Compression is the compression section.
+	Compression CompressionConfig
+	// Dir is the folder of the config file; relative paths resolved against
+	// it ("" for ParseConfig: the working directory).
+	Dir string
+}
+
+// EngineConfig is POT's engine section.
+type EngineConfig struct {
+	Type string
+	// DataSource is engine.data_source decoded through the data source
+	// registry (nil when absent).
+	DataSource DataSource
+	// Annotations is engine.annotations (nil when absent).
+	Annotations *Annotations
+	// Metric is engine.metric decoded through the metric registry (nil when
+	// absent); Metric.New builds one.
+	Metric MetricConfig
+	// Threads is ONNX Runtime's intra-op thread count per request (default 1).
+	Threads int
+	// Requests is the number of inferences run in parallel (default 1).
+	Requests int
+	// SkipInvalidSamples skips calibration samples holding NaN or Inf
+	// instead of failing, and reports how many were skipped.
+	SkipInvalidSamples bool
+}
+
+// configJSON and the types below are the file's shape, decoded strictly
+// before the typed values are built from them.
+type configJSON struct {
+	Model       modelJSON         `json:"model"`
+	Engine      engineJSON        `json:"engine"`
 	Compression CompressionConfig `json:"compression"`
-	// Dir is the folder of the config file; relative paths resolve against it.
-	Dir string `json:"-"`
 }
 
-// ModelConfig is POT's model section: one model, or a cascade of stages.
-type ModelConfig struct {
-	ModelName string         `json:"model_name"`
-	Model     string         `json:"model"`
-	Weights   string         `json:"weights"`
-	Cascade   []CascadeStage `json:"cascade"`
+type modelJSON struct {
+	ModelName string      `json:"model_name"`
+	Model     string      `json:"model"`
+	Weights   string      `json:"weights"`
+	Cascade   []stageJSON `json:"cascade"`
 }
 
-// CascadeStage is one named model of a cascade. Its own DataSource, when
-// set, overrides the engine's for calibrating this stage.
-type CascadeStage struct {
+type stageJSON struct {
 	Name       string          `json:"name"`
 	Model      string          `json:"model"`
 	Weights    string          `json:"weights"`
 	DataSource json.RawMessage `json:"data_source"`
 }
 
-// EngineConfig is POT's engine section.
-type EngineConfig struct {
-	Type        string          `json:"type"`
-	DataSource  json.RawMessage `json:"data_source"`
-	Annotations json.RawMessage `json:"annotations"`
-	Metric      json.RawMessage `json:"metric"`
-	// Threads is ONNX Runtime's intra-op thread count per request (default 1).
-	Threads int `json:"threads"`
-	// Requests is the number of inferences run in parallel (default 1).
-	Requests int `json:"requests"`
-	// SkipInvalidSamples skips calibration samples holding NaN or Inf
-	// instead of failing, and reports how many were skipped.
-	SkipInvalidSamples bool `json:"skip_invalid_samples"`
+type engineJSON struct {
+	Type               string          `json:"type"`
+	DataSource         json.RawMessage `json:"data_source"`
+	Annotations        json.RawMessage `json:"annotations"`
+	Metric             json.RawMessage `json:"metric"`
+	Threads            int             `json:"threads"`
+	Requests           int             `json:"requests"`
+	SkipInvalidSamples bool            `json:"skip_invalid_samples"`
 }
 
 // CompressionConfig is POT's compression section.
@@ -73,27 +106,32 @@ var (
 	TargetDevices = []string{"ANY", "CPU"}
 )
 
-// LoadConfig reads a JSON or YAML config file strictly and validates it.
+// LoadConfig reads a JSON or YAML config file strictly, validates it and
+// resolves its relative paths against the file's folder.
 func LoadConfig(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := ParseConfig(raw, filepath.Ext(path))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
 	abs, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	cfg.Dir = abs
+	cfg, err := parseConfig(raw, filepath.Ext(path), abs)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	return cfg, nil
 }
 
 // ParseConfig decodes a config from JSON, or from YAML when ext is ".yaml"
-// or ".yml", and validates it.
+// or ".yml", and validates it; relative paths stay relative to the working
+// directory.
 func ParseConfig(raw []byte, ext string) (*Config, error) {
+	return parseConfig(raw, ext, "")
+}
+
+func parseConfig(raw []byte, ext, dir string) (*Config, error) {
 	if e := strings.ToLower(ext); e == ".yaml" || e == ".yml" {
 		var err error
 		if raw, err = yamlToJSON(raw); err != nil {
@@ -103,14 +141,59 @@ func ParseConfig(raw []byte, ext string) (*Config, error) {
 	if err := CheckDuplicateKeys(raw); err != nil {
 		return nil, err
 	}
-	var cfg Config
-	if err := DecodeStrict(raw, &cfg, ""); err != nil {
+	var j configJSON
+	if err := DecodeStrict(raw, &j, ""); err != nil {
 		return nil, err
 	}
+	cfg := &Config{Dir: dir, Compression: j.Compression}
+	m := j.Model
+	cfg.Model = model.Config{Name: m.ModelName, Model: ResolvePath(dir, m.Model), Weights: ResolvePath(dir, m.Weights), BaseDir: dir}
+	for _, s := range m.Cascade {
+		cfg.Model.Cascade = append(cfg.Model.Cascade, model.StageConfig{Name: s.Name, Model: ResolvePath(dir, s.Model), Weights: ResolvePath(dir, s.Weights)})
+	}
+	e := j.Engine
+	cfg.Engine = EngineConfig{Type: e.Type,
+		Threads: e.Threads, Requests: e.Requests, SkipInvalidSamples: e.SkipInvalidSamples}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &cfg, nil
+	var ann Annotations
+	if err := ann.decode(e.Annotations, "engine.annotations"); err != nil {
+		return nil, err
+	}
+	if ann.Path != "" {
+		cfg.Engine.Annotations = &Annotations{Path: ResolvePath(dir, ann.Path)}
+	}
+	var err error
+	if present(e.Metric) {
+		if cfg.Engine.Metric, err = DecodeMetric(e.Metric); err != nil {
+			return nil, err
+		}
+	}
+	if present(e.DataSource) {
+		if cfg.Engine.DataSource, err = DecodeDataSource(e.DataSource, dir); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+	}
+	for i, s := range m.Cascade {
+		if !present(s.DataSource) {
+			continue
+		}
+		ds, err := DecodeDataSource(s.DataSource, dir)
+		if err != nil {
+			return nil, fmt.Errorf("model.cascade[%d]: %w", i, err)
+		}
+		if cfg.StageData == nil {
+			cfg.StageData = map[string]DataSource{}
+		}
+		cfg.StageData[s.Name] = ds
+	}
+	return cfg, nil
+}
+
+// present reports whether a raw entry is given (not absent, not null).
+func present(raw json.RawMessage) bool {
+	return len(bytes.TrimSpace(raw)) > 0 && !isNull(raw)
 }
 
 // ErrConfig marks an invalid configuration.
@@ -152,18 +235,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Resolve makes path absolute against the config's folder.
-func (c *Config) Resolve(path string) string {
-	if path == "" || filepath.IsAbs(path) {
-		return path
-	}
-	return filepath.Join(c.Dir, path)
-}
-
 // ModelName is model_name, or the model file's base name without extension.
 func (c *Config) ModelName() string {
-	if c.Model.ModelName != "" {
-		return c.Model.ModelName
+	if c.Model.Name != "" {
+		return c.Model.Name
 	}
 	if c.Model.Model != "" {
 		return strings.TrimSuffix(filepath.Base(c.Model.Model), filepath.Ext(c.Model.Model))

@@ -4,53 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fleetcal/fleetcal/model"
 )
-
-const goodConfig = `{
-  "model":  {"model_name": "net", "model": "net.onnx"},
-  "engine": {"type": "onnxruntime", "data_source": {"type": "npy", "path": "calib/"},
-             "metric": {"name": "accuracy", "top_k": 1}, "threads": 1, "requests": 2},
-  "compression": {"target_device": "CPU",
-                  "algorithms": [{"name": "DefaultQuantization", "params": {"preset": "performance"}}]}
-}`
-
-func TestParseConfig(t *testing.T) {
-	cfg, err := ParseConfig([]byte(goodConfig), ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Model.ModelName != "net" || cfg.Engine.Requests != 2 || len(cfg.Compression.Algorithms) != 1 {
-		t.Fatalf("decoded %+v", cfg)
-	}
-	if got := string(cfg.Compression.Algorithms[0].Params); !strings.Contains(got, "performance") {
-		t.Fatalf("params kept raw = %s", got)
-	}
-}
-
-func TestParseConfigYAML(t *testing.T) {
-	y := `
-model: {model_name: net, model: net.onnx}
-engine:
-  data_source: calib/
-compression:
-  algorithms:
-    - name: DefaultQuantization
-      params: {preset: mixed, stat_subset_size: 10}
-`
-	cfg, err := ParseConfig([]byte(y), ".yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(cfg.Engine.DataSource) != `"calib/"` {
-		t.Fatalf("data_source = %s, want the plain string form kept", cfg.Engine.DataSource)
-	}
-}
 
 func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
@@ -85,24 +43,6 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Fatalf("ParseConfig(%s): err = %v, want it to contain %q", tc.json, err, tc.want)
 			}
 		})
-	}
-}
-
-func TestLoadConfigResolvesAgainstItsFolder(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "c.json")
-	if err := os.WriteFile(path, []byte(goodConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Resolve(cfg.Model.Model); got != filepath.Join(dir, "net.onnx") {
-		t.Fatalf("Resolve = %s", got)
-	}
-	if _, err := LoadConfig(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
-		t.Fatalf("missing file: err = %v", err)
 	}
 }
 

@@ -17,6 +17,16 @@
 //	})
 //	mins := res.Stats.Get("conv1_out", pipeline.StatSpec{Kind: pipeline.StatMin}.Key())
 //
+// The config file is decoded once (LoadConfig): Config.Model is a
+// model.Config, engine.data_source a DataSource (Open, Files, Rebase)
+// decoded through the data source registry, and relative paths are
+// resolved then against the config file's folder. Package data registers
+// the built-in data source types ("npy", "images", "idx") when imported:
+//
+//	import _ "github.com/fleetcal/fleetcal/data"
+//
+// (an unknown type's error says so when none is registered).
+//
 // Algorithms are registered by name (RegisterAlgorithm) and built by
 // NewAlgorithm or Create (POT's create_pipeline); the built-in ones register
 // when their packages are imported, all at once with

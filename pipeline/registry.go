@@ -9,8 +9,8 @@ import (
 
 // Registry holds values by name, safe for concurrent use: the one registry
 // type behind algorithms (RegisterAlgorithm), postprocess functions
-// (RegisterPostprocess), data sources (data.Register) and metrics
-// (metric.Register). Register panics on an empty or duplicate name, a
+// (RegisterPostprocess), data sources (RegisterDataSource, which
+// data.Register calls) and metrics (metric.Register). Register panics on an empty or duplicate name, a
 // programming error found at init; Names is sorted, for --help and for
 // "unknown name; valid: ..." errors.
 type Registry[T any] struct {

@@ -16,16 +16,25 @@
 //	)
 //
 //	func main() {
-//		data.Register("boxes", boxes.Open)                 // RunSpec.DataSource {"type": "boxes", ...}
+//		data.Register("boxes", boxes.Open)                 // a data_source {"type": "boxes", ...}
 //		pipeline.RegisterPostprocess("decode", boxes.Decode) // RunSpec.Postprocess
 //		gob.Register(boxes.Annotation{})                   // an annotation type of the user's own
 //		worker.Main(worker.Options{})
 //	}
 //
+// The built-in data source types ("npy", "images", "idx") are registered
+// by package data, which this package imports: every worker binary built
+// on Main has them. A run's data source reaches a worker as its registered
+// type name and its JSON (see cluster.RunSpec.DataSource) and is decoded
+// through this binary's registry (pipeline.DecodeDataSourceType), so the
+// types of the user's own are registered before Main, with data.Register
+// (a loader from a data.Config) or pipeline.RegisterDataSource (a
+// pipeline.DataSource of the user's own type).
+//
 // The coordinator registers the same things (it opens the loader too, and
-// cluster.NewEngine checks that the data source type and the postprocess
-// are registered); registering in an init function of a package both
-// mains import keeps them the same. The binary takes the flags of
+// cluster.NewEngine checks that the data source decodes through its
+// registry and that the postprocess is registered); registering in an init
+// function of a package both mains import keeps them the same. The binary takes the flags of
 // cmd/worker (--nats, credentials, --secret-file, --concurrency, ...) and
 // stops gracefully on SIGINT or SIGTERM.
 //

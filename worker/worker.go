@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetcal/fleetcal/cluster"
+	_ "github.com/fleetcal/fleetcal/data" // registers the built-in data source types
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -359,7 +358,7 @@ func TestKillMidShard(t *testing.T) {
 	}
 
 	cm := cluster.NewCoordinatorMetrics(nil)
-	e, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: json.RawMessage(`{"type": "npy", "path": "calib"}`), BaseDir: dir, Len: 8},
+	e, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: data.Config{Type: "npy", Path: "calib", BaseDir: dir}, Len: 8},
 		cluster.EngineOptions{ShardSize: 4, AckWait: time.Second, Metrics: cm, IdleTimeout: 30 * time.Second, Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)

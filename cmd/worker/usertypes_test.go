@@ -77,7 +77,11 @@ func TestWorkerWithoutUserTypes(t *testing.T) {
 		{"postprocess", `{"type": "npy", "path": "calib"}`, "user-post", `this worker binary does not register the postprocess (pipeline.RegisterPostprocess before worker.Main): invalid config: unknown postprocess "user-post"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: json.RawMessage(tc.source), BaseDir: dir, Len: 2, Postprocess: tc.post},
+			src, err := pipeline.DecodeDataSource(json.RawMessage(tc.source), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := cluster.NewEngine(nc, cluster.RunSpec{DataSource: src, Len: 2, Postprocess: tc.post},
 				cluster.EngineOptions{MaxDeliver: 2, RetryDelay: 10 * time.Millisecond, Secret: testSecret})
 			if err != nil {
 				t.Fatal(err)

@@ -159,7 +159,7 @@ func run(ctx context.Context, dir, out string, workers int) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ds := data.Config{Type: "fashion-idx", Path: "data/calib"}
+	ds := data.Config{Type: "fashion-idx", Path: "data/calib", BaseDir: dir}
 	loader, err := openFashion(ctx, ds, dir, nil, nil)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func run(ctx context.Context, dir, out string, workers int) (*Result, error) {
 		fctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		defer func() { stop(); wg.Wait() }()
-		if eng, err = startFleet(fctx, &wg, dir, ds, loader.Len(), workers); err != nil {
+		if eng, err = startFleet(fctx, &wg, ds, loader.Len(), workers); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +206,7 @@ func run(ctx context.Context, dir, out string, workers int) (*Result, error) {
 
 // startFleet embeds a NATS server, starts workers in this process (wg
 // waits for them) and returns the fleet's engine; all stop when ctx ends.
-func startFleet(ctx context.Context, wg *sync.WaitGroup, dir string, ds data.Config, n, workers int) (pipeline.Engine, error) {
+func startFleet(ctx context.Context, wg *sync.WaitGroup, ds data.Config, n, workers int) (pipeline.Engine, error) {
 	srv, err := cluster.StartServer(ctx, cluster.ServerOptions{})
 	if err != nil {
 		return nil, err
@@ -222,8 +222,7 @@ func startFleet(ctx context.Context, wg *sync.WaitGroup, dir string, ds data.Con
 		return nil, err
 	}
 	context.AfterFunc(ctx, nc.Close)
-	src, _ := json.Marshal(ds)
-	return cluster.NewEngine(nc, cluster.RunSpec{DataSource: src, BaseDir: dir, Len: n, Postprocess: "argmax", SameHost: true},
+	return cluster.NewEngine(nc, cluster.RunSpec{DataSource: ds, Len: n, Postprocess: "argmax", SameHost: true},
 		cluster.EngineOptions{Secret: secret})
 }
 
