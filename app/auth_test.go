@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fleetcal/fleetcal/cluster"
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
 // appTestSecret is the fleet secret of the app tests that run workers.
@@ -32,7 +33,7 @@ func TestFleetForgedResults(t *testing.T) {
 	config := fixtureRun(t, "convnet_op13.onnx", 48, `{"preset": "performance", "stat_subset_size": 48}`, nil)
 	want := inProcessModel(t, config)
 
-	addr := fleetFreeAddr(t)
+	addr := testfleet.FreeAddr(t)
 	url := "nats://" + addr
 	creds := cluster.ConnOptions{User: "remote", Password: "remote-password"}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -159,10 +160,10 @@ func TestFleetDataMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(cluster.EnvSecret, appTestSecret)
-	addr := fleetFreeAddr(t)
+	addr := testfleet.FreeAddr(t)
 	url := "nats://" + addr
-	fleetStartNATS(t, natsBin, addr, t.TempDir())
-	fleetStart(t, "worker", nil, "unshare", "-m", "--propagation", "private", "sh", "-c",
+	testfleet.StartNATS(t, natsBin, addr, t.TempDir())
+	testfleet.Command(t, "worker", nil, "unshare", "-m", "--propagation", "private", "sh", "-c",
 		`mount --bind "$0" "$1" && exec "$2" --nats "$3" --name elsewhere`, other, victim, workerBin, url)
 
 	out := filepath.Join(t.TempDir(), "out")
@@ -186,8 +187,8 @@ func TestFleetDataMismatch(t *testing.T) {
 func TestListenAnnounce(t *testing.T) {
 	t.Setenv(cluster.EnvSecret, "")
 	config := fixtureRun(t, "convnet_op13.onnx", 16, `{"preset": "performance", "stat_subset_size": 16}`, nil)
-	addr := fleetFreeAddr(t)
-	logs := &fleetBuffer{}
+	addr := testfleet.FreeAddr(t)
+	logs := &testfleet.Buffer{}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	type result struct {
@@ -201,7 +202,7 @@ func TestListenAnnounce(t *testing.T) {
 		done <- result{rep, err}
 	}()
 	var line string
-	fleetCheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+	testfleet.WaitFor(t, 30*time.Second, "condition", func() error {
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, "remote workers join") {
 				line = l

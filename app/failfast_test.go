@@ -1,39 +1,20 @@
 package app
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 )
-
-// lockedBuffer is a log destination shared by the coordinator and local workers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // rejectedModelConfig is fixtureRun's config on convnet_op13 plus an Add of
 // its float input and the int64 output of a Shape node: the model decodes,
@@ -90,7 +71,7 @@ func TestQuantizeRejectedModelFailsAtOnce(t *testing.T) {
 	if inproc == nil || !strings.Contains(inproc.Error(), "Type Error") {
 		t.Fatalf("in process: got %v, want ONNX Runtime's type error", inproc)
 	}
-	var logs lockedBuffer
+	var logs testfleet.Buffer
 	start := time.Now()
 	_, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 2, SkipEvaluation: true,
 		Fleet: FleetOptions{ShardSize: 4}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -128,7 +109,7 @@ func TestQuantizeBadSampleFailsAtOnce(t *testing.T) {
 	if inproc == nil || !strings.HasSuffix(inproc.Error(), want) {
 		t.Fatalf("in process: got %v, want it to end with %q", inproc, want)
 	}
-	var logs lockedBuffer
+	var logs testfleet.Buffer
 	start := time.Now()
 	_, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 2, SkipEvaluation: true,
 		Fleet: FleetOptions{ShardSize: 4}, Log: slog.New(slog.NewTextHandler(&logs, nil))})

@@ -3,164 +3,35 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fleetcal/fleetcal/cluster"
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
-// fleetBinaries builds the real processes of the fleet tests into a
-// temporary folder: nats-server, from the module go.mod pins, and the
-// worker command.
+// fleetBinaries returns the real processes of the fleet tests, built once
+// per test binary (internal/testfleet): nats-server, from the module
+// go.mod pins, and the worker command.
 func fleetBinaries(t *testing.T) (natsServer, worker string) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, pkg := range []string{"github.com/nats-io/nats-server/v2", "../cmd/worker"} {
-		if out, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	dir := testfleet.Binaries(t)
 	return filepath.Join(dir, "nats-server"), filepath.Join(dir, "worker")
 }
 
-// fleetCheckFor polls fn every interval until it returns nil, failing the test
-// with fn's last error after timeout.
-func fleetCheckFor(t *testing.T, timeout, interval time.Duration, fn func() error) {
+// stopProcess signals p and waits for it to exit, failing the test if it
+// still runs after timeout.
+func stopProcess(t *testing.T, p *testfleet.Process, sig syscall.Signal, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
-// fleetFreeAddr returns a loopback address nobody listens on (now).
-func fleetFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := p.Stop(sig, timeout); errors.Is(err, testfleet.ErrStillRunning) {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// fleetProcess is a child process whose output is kept for failure messages.
-type fleetProcess struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *fleetBuffer
-	exited chan struct{}
-	err    error
-}
-
-type fleetBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *fleetBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *fleetBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// fleetStart runs bin with args; the test's cleanup kills it if it still runs.
-func fleetStart(t *testing.T, name string, env []string, bin string, args ...string) *fleetProcess {
-	t.Helper()
-	p := &fleetProcess{name: name, cmd: exec.Command(bin, args...), out: &fleetBuffer{}, exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("%s output:\n%s", p.name, p.out.String())
-		}
-	})
-	return p
-}
-
-// stop signals the process and waits for it to exit.
-func (p *fleetProcess) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		t.Fatalf("%s still runs %s after %s", p.name, timeout, sig)
-	}
-}
-
-// fleetStartNATS runs nats-server with JetStream on addr, storing in dir
-// (and extra arguments), and waits until it accepts connections.
-func fleetStartNATS(t *testing.T, bin, addr, dir string, extra ...string) *fleetProcess {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	p := fleetStart(t, "nats-server", nil, bin, append([]string{"-js", "-sd", dir, "-a", host, "-p", port}, extra...)...)
-	fleetCheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("nats-server exited: %v\n%s", p.err, p.out.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	return p
-}
-
-// fleetScrape returns the value of a metric without labels served at addr.
-func fleetScrape(addr, name string) (string, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("no %s in the metrics of %s", name, addr)
 }
 
 // fleetLeftovers lists what a failed run must not leave in dir: a model
@@ -205,11 +76,11 @@ func TestNATSServerRestart(t *testing.T) {
 
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
-			addr, store, metrics := fleetFreeAddr(t), t.TempDir(), fleetFreeAddr(t)
+			addr, store, metrics := testfleet.FreeAddr(t), t.TempDir(), testfleet.FreeAddr(t)
 			url := "nats://" + addr
-			srv := fleetStartNATS(t, natsBin, addr, store)
+			srv := testfleet.StartNATS(t, natsBin, addr, store)
 			// 60ms per sample: about 3 s of statistics on one worker.
-			fleetStart(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=60ms"}, workerBin,
+			testfleet.Command(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=60ms"}, workerBin,
 				"--nats", url, "--name", "w1", "--metrics-addr", metrics, "--log-level", "debug")
 
 			out := filepath.Join(t.TempDir(), "out")
@@ -227,16 +98,16 @@ func TestNATSServerRestart(t *testing.T) {
 			}()
 
 			// Mid-pass: the worker has finished a shard or two of twelve.
-			fleetCheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-				v, err := fleetScrape(metrics, "fleetcal_worker_shards_done_total")
+			testfleet.WaitFor(t, 20*time.Second, "condition", func() error {
+				v, err := testfleet.Scrape(t.Context(), metrics, "fleetcal_worker_shards_done_total")
 				if err != nil || v == "0" {
 					return fmt.Errorf("no shard done yet (%q, %v)", v, err)
 				}
 				return nil
 			})
-			srv.stop(t, sig, 10*time.Second)
+			stopProcess(t, srv, sig, 10*time.Second)
 			restarted := time.Now()
-			fleetStartNATS(t, natsBin, addr, store)
+			testfleet.StartNATS(t, natsBin, addr, store)
 
 			// Bounded: the rest of the pass (about 3 s), the clients'
 			// reconnection (1 s apart), the coordinator's new results

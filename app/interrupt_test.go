@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,17 +13,8 @@ import (
 	"time"
 
 	"github.com/fleetcal/fleetcal/cluster"
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
-
-// coordinatorBinary builds cmd/coordinator into a temporary folder.
-func coordinatorBinary(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/coordinator").CombinedOutput(); err != nil {
-		t.Fatalf("go build ../cmd/coordinator: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "coordinator")
-}
 
 // leftInTemp lists what a run left in its TMPDIR. ONNX Runtime's own
 // telemetry files (mat-debug-<pid>.log, .ses: its 1DS SDK writes them in
@@ -48,23 +38,23 @@ func leftInTemp(t *testing.T, dir string) []string {
 
 // waitExit waits for p to exit within bound and returns its exit code and
 // how long it took.
-func waitExit(t *testing.T, p *fleetProcess, bound time.Duration) (code int, took time.Duration) {
+func waitExit(t *testing.T, p *testfleet.Process, bound time.Duration) (code int, took time.Duration) {
 	t.Helper()
 	start := time.Now()
 	select {
-	case <-p.exited:
+	case <-p.Exited:
 	case <-time.After(bound):
-		t.Fatalf("%s still runs %s after the signal", p.name, bound)
+		t.Fatalf("%s still runs %s after the signal", p.Name, bound)
 	}
-	return p.cmd.ProcessState.ExitCode(), time.Since(start)
+	return p.Cmd.ProcessState.ExitCode(), time.Since(start)
 }
 
 // interrupt sends sig to a coordinator and checks how it ends: within 2 s,
 // with 128 + sig, one line saying so, nothing left in its TMPDIR temp and
 // nothing written in out (when not "").
-func interrupt(t *testing.T, coord *fleetProcess, sig syscall.Signal, temp, out string) {
+func interrupt(t *testing.T, coord *testfleet.Process, sig syscall.Signal, temp, out string) {
 	t.Helper()
-	if err := coord.cmd.Process.Signal(sig); err != nil {
+	if err := coord.Cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	code, took := waitExit(t, coord, 2*time.Second)
@@ -73,7 +63,7 @@ func interrupt(t *testing.T, coord *fleetProcess, sig syscall.Signal, temp, out 
 		t.Errorf("exit code %d, want %d (%s)", code, want, sig)
 	}
 	name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig]
-	checkInterruptedOutput(t, coord.out.String(), name)
+	checkInterruptedOutput(t, coord.Out.String(), name)
 	if left := leftInTemp(t, temp); len(left) > 0 {
 		t.Errorf("the interrupted coordinator left %v in its TMPDIR", left)
 	}
@@ -155,24 +145,24 @@ func TestInterruptExternalFleet(t *testing.T) {
 		t.Skip("builds and runs nats-server, a worker and the coordinator")
 	}
 	natsBin, workerBin := fleetBinaries(t)
-	coordinator := coordinatorBinary(t)
+	coordinator := filepath.Join(testfleet.Binaries(t), "coordinator")
 	t.Setenv(cluster.EnvSecret, appTestSecret) // the coordinator and the workers inherit it
 	config := fixtureRun(t, "convnet_op13.onnx", 64, `{"preset": "performance", "stat_subset_size": 64}`, nil)
 
-	addr, monitor, metrics := fleetFreeAddr(t), fleetFreeAddr(t), fleetFreeAddr(t)
+	addr, monitor, metrics := testfleet.FreeAddr(t), testfleet.FreeAddr(t), testfleet.FreeAddr(t)
 	_, mport, _ := net.SplitHostPort(monitor)
-	fleetStartNATS(t, natsBin, addr, t.TempDir(), "-m", mport)
+	testfleet.StartNATS(t, natsBin, addr, t.TempDir(), "-m", mport)
 	url := "nats://" + addr
 	// 100ms per sample, shards of 4: 6 s of statistics on one worker.
 	workerTemp := t.TempDir()
-	w1 := fleetStart(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=100ms", "TMPDIR=" + workerTemp}, workerBin,
+	w1 := testfleet.Command(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=100ms", "TMPDIR=" + workerTemp}, workerBin,
 		"--nats", url, "--name", "w1", "--metrics-addr", metrics, "--log-level", "debug")
 
 	temp, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
-	coord := fleetStart(t, "coordinator", []string{"TMPDIR=" + temp}, coordinator,
+	coord := testfleet.Command(t, "coordinator", []string{"TMPDIR=" + temp}, coordinator,
 		"quantize", "-c", config, "-o", out, "--nats", url, "--shard-size", "4", "--ship-data", "--skip-eval")
-	fleetCheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		v, err := fleetScrape(metrics, "fleetcal_worker_shards_done_total")
+	testfleet.WaitFor(t, 30*time.Second, "condition", func() error {
+		v, err := testfleet.Scrape(t.Context(), metrics, "fleetcal_worker_shards_done_total")
 		if err != nil || v == "0" {
 			return fmt.Errorf("no shard done yet (%q, %v)", v, err)
 		}
@@ -190,7 +180,7 @@ func TestInterruptExternalFleet(t *testing.T) {
 		t.Errorf("after the interrupt the work queue holds %d shards (%d pending, %d unacknowledged)", msgs, pending, ackPending)
 	}
 	// The worker was told: it drops the run's downloaded data.
-	fleetCheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testfleet.WaitFor(t, 5*time.Second, "condition", func() error {
 		if dl, _ := filepath.Glob(filepath.Join(workerTemp, "fleetcal-downloads-*", "run-*")); len(dl) > 0 {
 			return fmt.Errorf("the worker keeps the data of the dead run: %v", dl)
 		}
@@ -199,17 +189,17 @@ func TestInterruptExternalFleet(t *testing.T) {
 
 	// The worker is killed: its (empty) download folder stays, until the
 	// next worker starting with the same TMPDIR removes it.
-	w1.stop(t, syscall.SIGKILL, 5*time.Second)
+	stopProcess(t, w1, syscall.SIGKILL, 5*time.Second)
 	if dl, _ := filepath.Glob(filepath.Join(workerTemp, "fleetcal-downloads-*")); len(dl) != 1 {
 		t.Fatalf("download folders of the killed worker: %v, want one", dl)
 	}
 
 	// A worker that joins later finds nothing of the dead run to compute.
-	metrics2 := fleetFreeAddr(t)
-	late := fleetStart(t, "late worker", []string{"TMPDIR=" + workerTemp}, workerBin,
+	metrics2 := testfleet.FreeAddr(t)
+	late := testfleet.Command(t, "late worker", []string{"TMPDIR=" + workerTemp}, workerBin,
 		"--nats", url, "--name", "w2", "--metrics-addr", metrics2, "--log-level", "debug")
-	fleetCheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if !strings.Contains(late.out.String(), "serving shards") {
+	testfleet.WaitFor(t, 10*time.Second, "condition", func() error {
+		if !strings.Contains(late.Out.String(), "serving shards") {
 			return fmt.Errorf("the late worker is not serving yet")
 		}
 		return nil
@@ -219,7 +209,7 @@ func TestInterruptExternalFleet(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // a Fetch or two: what it would pull, it has pulled
 	for _, name := range []string{"fleetcal_worker_shards_done_total", "fleetcal_worker_shards_in_flight"} {
-		if v, err := fleetScrape(metrics2, name); err != nil || v != "0" {
+		if v, err := testfleet.Scrape(t.Context(), metrics2, name); err != nil || v != "0" {
 			t.Errorf("late worker: %s = %q (%v), want 0", name, v, err)
 		}
 	}
@@ -235,7 +225,7 @@ func TestInterruptEmbedded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the coordinator")
 	}
-	coordinator := coordinatorBinary(t)
+	coordinator := filepath.Join(testfleet.Binaries(t), "coordinator")
 	config := exampleConfig(t, `{"preset": "performance", "stat_subset_size": 1000}`)
 
 	started := func(temp string) func() error {
@@ -250,42 +240,42 @@ func TestInterruptEmbedded(t *testing.T) {
 	}
 	t.Run("SIGTERM", func(t *testing.T) {
 		temp, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
-		coord := fleetStart(t, "coordinator", []string{"TMPDIR=" + temp}, coordinator,
+		coord := testfleet.Command(t, "coordinator", []string{"TMPDIR=" + temp}, coordinator,
 			"quantize", "-c", config, "-o", out, "--workers", "1", "--ship-data", "--skip-eval")
-		fleetCheckFor(t, 30*time.Second, 2*time.Millisecond, started(temp))
+		testfleet.WaitEvery(t, 30*time.Second, 2*time.Millisecond, "the coordinator started", started(temp))
 		interrupt(t, coord, syscall.SIGTERM, temp, out)
 	})
 	t.Run("second signal", func(t *testing.T) {
 		temp, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
-		coord := fleetStart(t, "coordinator", []string{"TMPDIR=" + temp, "FLEETCAL_COORDINATOR_TEST_CLEANUP_DELAY=60s"}, coordinator,
+		coord := testfleet.Command(t, "coordinator", []string{"TMPDIR=" + temp, "FLEETCAL_COORDINATOR_TEST_CLEANUP_DELAY=60s"}, coordinator,
 			"quantize", "-c", config, "-o", out, "--workers", "1", "--ship-data", "--skip-eval")
-		fleetCheckFor(t, 30*time.Second, 2*time.Millisecond, started(temp))
-		if err := coord.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		testfleet.WaitEvery(t, 30*time.Second, 2*time.Millisecond, "the coordinator started", started(temp))
+		if err := coord.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
-		fleetCheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-			if !strings.Contains(coord.out.String(), "coordinator: interrupted: SIGINT") {
+		testfleet.WaitFor(t, 5*time.Second, "condition", func() error {
+			if !strings.Contains(coord.Out.String(), "coordinator: interrupted: SIGINT") {
 				return fmt.Errorf("no message after the first SIGINT")
 			}
 			return nil
 		})
 		select {
-		case <-coord.exited:
+		case <-coord.Exited:
 			t.Fatalf("the coordinator exited before the second signal (the test hook did not slow it down)")
 		case <-time.After(100 * time.Millisecond):
 		}
-		if err := coord.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		if err := coord.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
 		code, took := waitExit(t, coord, time.Second)
 		t.Logf("coordinator exited %d %s after the second SIGINT", code, took.Round(time.Millisecond))
-		if code != 130 || !strings.Contains(coord.out.String(), "coordinator: interrupted again: SIGINT") {
-			t.Errorf("exit code %d, output:\n%s\nwant 130 and 'interrupted again'", code, coord.out.String())
+		if code != 130 || !strings.Contains(coord.Out.String(), "coordinator: interrupted again: SIGINT") {
+			t.Errorf("exit code %d, output:\n%s\nwant 130 and 'interrupted again'", code, coord.Out.String())
 		}
 	})
 	t.Run("evaluate", func(t *testing.T) {
 		temp := t.TempDir()
-		coord := fleetStart(t, "coordinator", []string{"TMPDIR=" + temp}, coordinator,
+		coord := testfleet.Command(t, "coordinator", []string{"TMPDIR=" + temp}, coordinator,
 			"evaluate", "-c", "../examples/fashion-mnist/eval-config.json", "--workers", "1")
 		// Evaluating the 10,000 test images takes about 0.7 s on one worker
 		// (measured: its "seconds"), after the process has started and

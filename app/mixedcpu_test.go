@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetcal/fleetcal/cluster"
 	"github.com/fleetcal/fleetcal/engine"
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
 // TestMixedFleetCPUs: a fleet of one native worker and one worker run as an
@@ -35,21 +36,21 @@ func TestMixedFleetCPUs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := fleetFreeAddr(t)
+	addr := testfleet.FreeAddr(t)
 	url := "nats://" + addr
-	fleetStartNATS(t, natsBin, addr, t.TempDir())
+	testfleet.StartNATS(t, natsBin, addr, t.TempDir())
 	// The native worker is slowed down so that the emulated one, which
 	// needs seconds to start, gets shards too.
-	fleetStart(t, "native worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=150ms"}, workerBin, "--nats", url, "--name", "native")
-	emu := fleetStart(t, "haswell worker", nil, qemu, "-cpu", "Haswell", workerBin, "--nats", url, "--name", "haswell", "--log-level", "debug")
+	testfleet.Command(t, "native worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=150ms"}, workerBin, "--nats", url, "--name", "native")
+	emu := testfleet.Command(t, "haswell worker", nil, qemu, "-cpu", "Haswell", workerBin, "--nats", url, "--name", "haswell", "--log-level", "debug")
 	// Wait until the emulated worker has joined (it logs once connected).
-	fleetCheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+	testfleet.WaitFor(t, 60*time.Second, "condition", func() error {
 		select {
-		case <-emu.exited:
-			t.Fatalf("the emulated worker exited: %v\n%s", emu.err, emu.out.String())
+		case <-emu.Exited:
+			t.Fatalf("the emulated worker exited: %v\n%s", emu.Err, emu.Out.String())
 		default:
 		}
-		if len(emu.out.String()) == 0 {
+		if len(emu.Out.String()) == 0 {
 			return context.DeadlineExceeded
 		}
 		return nil

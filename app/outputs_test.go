@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 	"github.com/fleetcal/fleetcal/outputs"
 )
 
@@ -173,7 +174,7 @@ func TestOutputsDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the coordinator")
 	}
-	coordinator := coordinatorBinary(t)
+	coordinator := filepath.Join(testfleet.Binaries(t), "coordinator")
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"quantize", "-c", "../examples/fashion-mnist/config.json", "-o", out, "--in-process", "--skip-eval"}
 	if b, err := exec.Command(coordinator, args...).CombinedOutput(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetcal/fleetcal/cluster"
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 )
 
 // TestCoordinatorResume SIGKILLs `coordinator quantize --run-id` (the built
@@ -24,20 +25,20 @@ func TestCoordinatorResume(t *testing.T) {
 		t.Skip("builds and runs nats-server, a worker and the coordinator")
 	}
 	natsBin, workerBin := fleetBinaries(t)
-	coordinator := coordinatorBinary(t)
+	coordinator := filepath.Join(testfleet.Binaries(t), "coordinator")
 	t.Setenv(cluster.EnvSecret, appTestSecret) // the coordinator and the worker inherit it
 	const samples, shard = 64, 4
 	config := fixtureRun(t, "convnet_op13.onnx", samples, `{"preset": "performance", "stat_subset_size": 64}`, nil)
 	want := inProcessModel(t, config)
 
-	addr, metrics := fleetFreeAddr(t), fleetFreeAddr(t)
+	addr, metrics := testfleet.FreeAddr(t), testfleet.FreeAddr(t)
 	url := "nats://" + addr
-	fleetStartNATS(t, natsBin, addr, t.TempDir())
+	testfleet.StartNATS(t, natsBin, addr, t.TempDir())
 	// 50ms per sample, shards of 4: 3.2 s of statistics on one worker.
-	fleetStart(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=50ms"}, workerBin,
+	testfleet.Command(t, "worker", []string{"FLEETCAL_WORKER_TEST_SAMPLE_DELAY=50ms"}, workerBin,
 		"--nats", url, "--name", "w1", "--metrics-addr", metrics, "--concurrency", "1")
 	shardsDone := func() int {
-		v, err := fleetScrape(metrics, "fleetcal_worker_shards_done_total")
+		v, err := testfleet.Scrape(t.Context(), metrics, "fleetcal_worker_shards_done_total")
 		if err != nil {
 			return -1
 		}
@@ -47,28 +48,28 @@ func TestCoordinatorResume(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"quantize", "-c", config, "-o", out, "--nats", url, "--run-id", "resume-test",
 		"--shard-size", strconv.Itoa(shard), "--skip-eval", "--report-html=false"}
-	first := fleetStart(t, "coordinator (killed)", nil, coordinator, args...)
+	first := testfleet.Command(t, "coordinator (killed)", nil, coordinator, args...)
 	total := samples / shard
-	fleetCheckFor(t, 60*time.Second, 10*time.Millisecond, func() error {
+	testfleet.WaitFor(t, 60*time.Second, "condition", func() error {
 		if n := shardsDone(); n < total/2 {
 			return &shardCount{n}
 		}
 		return nil
 	})
-	first.stop(t, syscall.SIGKILL, 5*time.Second)
+	stopProcess(t, first, syscall.SIGKILL, 5*time.Second)
 	atKill := shardsDone()
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("the killed coordinator left %s (%v)", out, err)
 	}
 
-	second := fleetStart(t, "coordinator (resumed)", nil, coordinator, args...)
+	second := testfleet.Command(t, "coordinator (resumed)", nil, coordinator, args...)
 	select {
-	case <-second.exited:
+	case <-second.Exited:
 	case <-time.After(90 * time.Second):
 		t.Fatal("the resumed coordinator did not finish in 90 s")
 	}
-	if second.err != nil {
-		t.Fatalf("the resumed coordinator: %v\n%s", second.err, second.out.String())
+	if second.Err != nil {
+		t.Fatalf("the resumed coordinator: %v\n%s", second.Err, second.Out.String())
 	}
 	got, err := os.ReadFile(filepath.Join(out, "net.onnx"))
 	if err != nil {

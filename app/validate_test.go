@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetcal/fleetcal/internal/testfleet"
 	"github.com/fleetcal/fleetcal/outputs"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -76,7 +77,7 @@ func TestParallelismBounds(t *testing.T) {
 // started, as its progress lines show.
 func quantizeBeforeInference(t *testing.T, o QuantizeOptions) error {
 	t.Helper()
-	var prog lockedBuffer
+	var prog testfleet.Buffer
 	o.Progress = &prog
 	if o.OutputDir == "" {
 		o.OutputDir = filepath.Join(t.TempDir(), "out")
@@ -231,7 +232,7 @@ func TestOversizedSampleFailsAtOnce(t *testing.T) {
 	if inproc == nil || !strings.HasSuffix(inproc.Error(), want) {
 		t.Fatalf("in process: %v; want it to end with %q", inproc, want)
 	}
-	var logs lockedBuffer
+	var logs testfleet.Buffer
 	_, err := Quantize(t.Context(), QuantizeOptions{Config: cfg, OutputDir: t.TempDir(), Workers: 2, SkipEvaluation: true,
 		Fleet: FleetOptions{ShardSize: 4}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err == nil || !strings.HasSuffix(err.Error(), "(worker local-0): "+want) && !strings.HasSuffix(err.Error(), "(worker local-1): "+want) {

@@ -182,6 +182,12 @@ func (p *Process) Running() error {
 // what and f's last error after d (or when the test's context ends).
 func WaitFor(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
+	WaitEvery(t, d, 20*time.Millisecond, what, f)
+}
+
+// WaitEvery is WaitFor polling every interval.
+func WaitEvery(t testing.TB, d, interval time.Duration, what string, f func() error) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		err := f()
@@ -194,7 +200,7 @@ func WaitFor(t testing.TB, d time.Duration, what string, f func() error) {
 		select {
 		case <-t.Context().Done():
 			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }
