@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -180,23 +179,6 @@ func ResolvePath(dir, p string) string {
 	}
 	return filepath.Join(dir, p)
 }
-
-// errors of data sources, shared by every implementation (package data
-// re-exports them under its own names).
-var (
-	// ErrUnknownDataSource: a data_source type nobody registered.
-	ErrUnknownDataSource = errors.New("unknown data source type")
-	// ErrBadDataConfig: a data_source or annotations entry that cannot be
-	// used (unknown key, bad option value).
-	ErrBadDataConfig = errors.New("bad data source config")
-	// ErrBadDataFile: a data file that is not in the format it claims.
-	ErrBadDataFile = errors.New("bad file")
-	// ErrSampleMismatch: a sample whose shape, dtype or inputs do not fit
-	// the model.
-	ErrSampleMismatch = errors.New("sample does not fit the model")
-	// ErrMissingAnnotation: a sample without a label in the annotations.
-	ErrMissingAnnotation = errors.New("missing annotation")
-)
 
 // kindError is an error of one of the sentinel kinds above whose message is
 // only its own text: errors.Is finds the kind without the kind's words

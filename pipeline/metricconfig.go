@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -22,9 +21,6 @@ type MetricConfig interface {
 type MetricDecoder func(raw json.RawMessage) (MetricConfig, error)
 
 var metrics = NewRegistry[MetricDecoder]("pipeline: metric")
-
-// ErrUnknownMetric: a metric name nobody registered.
-var ErrUnknownMetric = errors.New("unknown metric")
 
 // RegisterMetric makes a metric available by name for engine.metric
 // (package metric registers its built-in ones, and metric.Register calls
