@@ -133,7 +133,7 @@ func (e *Engine) load(ctx context.Context, m *model.CompressedModel) (*modelStat
 			return nil, fmt.Errorf("stage %s: %w: %v", st.label(), ErrBadModel, err)
 		}
 		st.catalog = newCatalog(mst.Proto)
-		st.opset = opsetVersion(mst.Proto)
+		st.opset = model.OpsetVersion(mst.Proto)
 		st.inputs, st.outputs = graphIO(mst.Proto)
 		if st.plain, err = newSession(data, st.inputs, st.outputs, e.opts.Threads); err != nil {
 			ms.close()

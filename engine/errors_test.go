@@ -326,26 +326,26 @@ func TestRejectedModelKinds(t *testing.T) {
 		frag string
 	}{
 		{"type check", func(p *onnxpb.ModelProto) {
-			p.Graph.Node = append(p.Graph.Node, node("Shape", "s", []string{"input"}, []string{"s"}), node("Add", "a", []string{"input", "s"}, []string{"a"}))
-			p.Graph.Output = append(p.Graph.Output, floatOutput("a", onnxFloat))
+			p.Graph.Node = append(p.Graph.Node, model.NewNode("Shape", "s", []string{"input"}, []string{"s"}), model.NewNode("Add", "a", []string{"input", "s"}, []string{"a"}))
+			p.Graph.Output = append(p.Graph.Output, model.TensorOutput("a", onnxFloat))
 		}, "Type Error"},
 		{"unknown operator", func(p *onnxpb.ModelProto) {
-			p.Graph.Node = append(p.Graph.Node, node("NoSuchOp", "n", []string{"input"}, []string{"n"}))
-			p.Graph.Output = append(p.Graph.Output, floatOutput("n", onnxFloat))
+			p.Graph.Node = append(p.Graph.Node, model.NewNode("NoSuchOp", "n", []string{"input"}, []string{"n"}))
+			p.Graph.Output = append(p.Graph.Output, model.TensorOutput("n", onnxFloat))
 		}, "No Op registered for NoSuchOp"},
 		{"no kernel", func(p *onnxpb.ModelProto) {
 			p.Graph.Node = append(p.Graph.Node,
-				node("Cast", "c", []string{"input"}, []string{"c"}, intAttr("to", 16)), // bfloat16
-				node("Relu", "r", []string{"c"}, []string{"r"}))
-			p.Graph.Output = append(p.Graph.Output, floatOutput("r", 16))
+				model.NewNode("Cast", "c", []string{"input"}, []string{"c"}, model.IntAttr("to", 16)), // bfloat16
+				model.NewNode("Relu", "r", []string{"c"}, []string{"r"}))
+			p.Graph.Output = append(p.Graph.Output, model.TensorOutput("r", 16))
 		}, "Could not find an implementation for Relu"},
 		{"future opset", func(p *onnxpb.ModelProto) { p.OpsetImport[0].Version = proto.Int64(99) }, "opset"},
 		{"future IR version", func(p *onnxpb.ModelProto) { p.IrVersion = proto.Int64(99) }, "IR version: 99"},
 		{"duplicate name", func(p *onnxpb.ModelProto) {
-			p.Graph.Node = append(p.Graph.Node, node("Relu", "r", []string{"input"}, []string{"relu_0_out"}))
+			p.Graph.Node = append(p.Graph.Node, model.NewNode("Relu", "r", []string{"input"}, []string{"relu_0_out"}))
 		}, "Duplicate definition of name (relu_0_out)"},
 		{"dangling output", func(p *onnxpb.ModelProto) {
-			p.Graph.Output = append(p.Graph.Output, floatOutput("nowhere", onnxFloat))
+			p.Graph.Output = append(p.Graph.Output, model.TensorOutput("nowhere", onnxFloat))
 		}, "Graph output (nowhere) does not exist"},
 	}
 	for _, tc := range edits {

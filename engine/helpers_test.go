@@ -91,7 +91,7 @@ func withOutputs(p *onnxpb.ModelProto, tensors ...string) *onnxpb.ModelProto {
 	q := proto.Clone(p).(*onnxpb.ModelProto)
 	for _, t := range tensors {
 		if !slices.ContainsFunc(q.Graph.Output, func(v *onnxpb.ValueInfoProto) bool { return v.GetName() == t }) {
-			q.Graph.Output = append(q.Graph.Output, floatOutput(t, onnxFloat))
+			q.Graph.Output = append(q.Graph.Output, model.TensorOutput(t, onnxFloat))
 		}
 	}
 	return q

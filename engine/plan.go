@@ -278,7 +278,7 @@ func buildStagePlan(st *stage, stats []*tensorStats, s Strategy, derive bool, th
 	var extraInits []*onnxpb.TensorProto
 	after := map[string][]*onnxpb.NodeProto{}
 	addOutput := func(name string, et int32) int {
-		extraOutputs = append(extraOutputs, floatOutput(name, et))
+		extraOutputs = append(extraOutputs, model.TensorOutput(name, et))
 		outputs = append(outputs, pipeline.TensorInfo{Name: name, DType: pipeline.DType(max(et, onnxFloat))})
 		outIndex[name] = len(outputs) - 1
 		return len(outputs) - 1
@@ -299,11 +299,11 @@ func buildStagePlan(st *stage, stats []*tensorStats, s Strategy, derive bool, th
 			dims := make([]int64, axis+2) // [0 ... 0 -1]: keep axes 0..axis, flatten the rest
 			dims[len(dims)-1] = -1
 			target = unique(fmt.Sprintf("fleetcal_stats/shape%d", axis))
-			extraInits = append(extraInits, int64Initializer(target, dims))
+			extraInits = append(extraInits, model.Int64Initializer(target, dims))
 			shapes[axis] = target
 		}
 		out := unique(fmt.Sprintf("%s/reshape%d", prefix, axis))
-		after[tensor] = append(after[tensor], node("Reshape", out, []string{tensor, target}, []string{out}))
+		after[tensor] = append(after[tensor], model.NewNode("Reshape", out, []string{tensor, target}, []string{out}))
 		return out
 	}
 	reduce := func(tensor, op, in, out string, axes []int64) int {
@@ -366,7 +366,7 @@ func buildStagePlan(st *stage, stats []*tensorStats, s Strategy, derive bool, th
 		sp.sess = st.plain
 		return sp, nil
 	}
-	data, err := marshalModel(augment(st.proto, after, extraOutputs, extraInits))
+	data, err := marshalModel(model.Augment(st.proto, after, extraOutputs, extraInits))
 	if err != nil {
 		return nil, err
 	}
@@ -391,8 +391,8 @@ func (st *stage) label() string {
 func reduceNode(opset, axesInput int64, op, in, out string, axes []int64, inits *[]*onnxpb.TensorProto) *onnxpb.NodeProto {
 	if opset >= axesInput {
 		ax := out + "/axes"
-		*inits = append(*inits, int64Initializer(ax, axes))
-		return node(op, out, []string{in, ax}, []string{out}, intAttr("keepdims", 0))
+		*inits = append(*inits, model.Int64Initializer(ax, axes))
+		return model.NewNode(op, out, []string{in, ax}, []string{out}, model.IntAttr("keepdims", 0))
 	}
-	return node(op, out, []string{in}, []string{out}, intsAttr("axes", axes), intAttr("keepdims", 0))
+	return model.NewNode(op, out, []string{in}, []string{out}, model.IntsAttr("axes", axes), model.IntAttr("keepdims", 0))
 }

@@ -51,8 +51,8 @@ func TestTransformsKeepOutputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want || opsetVersion(p) != tc.opset {
-				t.Errorf("rewrite returned %d (want %d), opset %d (want %d)", got, tc.want, opsetVersion(p), tc.opset)
+			if got != tc.want || model.OpsetVersion(p) != tc.opset {
+				t.Errorf("rewrite returned %d (want %d), opset %d (want %d)", got, tc.want, model.OpsetVersion(p), tc.opset)
 			}
 			a, err := NewSession(orig, 1)
 			if err != nil {

@@ -56,15 +56,18 @@ func setAttr(n *onnxpb.NodeProto, a *onnxpb.AttributeProto) {
 	n.Attribute = append(n.Attribute, a)
 }
 
-func intAttr(name string, v int64) *onnxpb.AttributeProto {
+// IntAttr is an INT attribute.
+func IntAttr(name string, v int64) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(v)}
 }
 
-func stringAttr(name, v string) *onnxpb.AttributeProto {
+// StringAttr is a STRING attribute.
+func StringAttr(name, v string) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_STRING.Enum(), S: []byte(v)}
 }
 
-func newNode(op, name string, inputs, outputs []string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
+// NewNode is a node of the default domain.
+func NewNode(op, name string, inputs, outputs []string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
 	return &onnxpb.NodeProto{
 		OpType:    proto.String(op),
 		Name:      proto.String(name),

@@ -32,14 +32,14 @@ func FuzzLoad(f *testing.F) {
 	}
 	for _, p := range []*onnxpb.ModelProto{
 		bnModel(true),
-		oneNode(9, newNode("Clip", "clip", []string{"x"}, []string{"y"}, floatAttr("min", 0), floatAttr("max", 6)), []int64{1, 4}),
-		oneNode(11, newNode("Unsqueeze", "u", []string{"x"}, []string{"y"}, intsAttr("axes", 2)), []int64{1, 4}),
-		oneNode(11, newNode("Softmax", "sm", []string{"x"}, []string{"y"}), nil),
-		oneNode(9, newNode("Pad", "pad", []string{"x"}, []string{"y"}, intsAttr("pads", 0, 1, 0, 1), floatAttr("value", 1)), []int64{1, 4}),
-		oneNode(9, newNode("Dropout", "d", []string{"x"}, []string{"y", "m"}, floatAttr("ratio", 0.1)), []int64{4}),
-		oneNode(9, newNode("Upsample", "up", []string{"x", "s"}, []string{"y"}), []int64{1, 1, 2, 2},
+		oneNode(9, NewNode("Clip", "clip", []string{"x"}, []string{"y"}, floatAttr("min", 0), floatAttr("max", 6)), []int64{1, 4}),
+		oneNode(11, NewNode("Unsqueeze", "u", []string{"x"}, []string{"y"}, intsAttr("axes", 2)), []int64{1, 4}),
+		oneNode(11, NewNode("Softmax", "sm", []string{"x"}, []string{"y"}), nil),
+		oneNode(9, NewNode("Pad", "pad", []string{"x"}, []string{"y"}, intsAttr("pads", 0, 1, 0, 1), floatAttr("value", 1)), []int64{1, 4}),
+		oneNode(9, NewNode("Dropout", "d", []string{"x"}, []string{"y", "m"}, floatAttr("ratio", 0.1)), []int64{4}),
+		oneNode(9, NewNode("Upsample", "up", []string{"x", "s"}, []string{"y"}), []int64{1, 1, 2, 2},
 			NewTensorFloat32("s", []int64{4}, []float32{1, 1, 2, 2})),
-		oneNode(9, newNode("Constant", "c", nil, []string{"y"}, intsAttr("value_ints", 1, 2)), nil),
+		oneNode(9, NewNode("Constant", "c", nil, []string{"y"}, intsAttr("value_ints", 1, 2)), nil),
 	} {
 		b, err := Marshal(p)
 		if err != nil {
@@ -111,8 +111,8 @@ func FuzzInferTypes(f *testing.F) {
 	// synthetic models: shape arithmetic, an If, a Loop.
 	arith := synth(13, []*onnxpb.ValueInfoProto{vi("x", TypeFloat, []int64{2, 8, 4, 4})}, nil, []*onnxpb.NodeProto{
 		nd("Shape", "x", "sh"), nd("Gather", "sh,zero", "n"), nd("Unsqueeze", "n,ax", "n1"),
-		nd("Concat", "n1,m1", "shape", intAttr("axis", 0)), nd("Reshape", "x,shape", "y"),
-		nd("Cast", "n", "nf", intAttr("to", int64(TypeFloat))), nd("Equal", "sh,sh", "eq"), nd("Where", "eq,sh,sh", "w"),
+		nd("Concat", "n1,m1", "shape", IntAttr("axis", 0)), nd("Reshape", "x,shape", "y"),
+		nd("Cast", "n", "nf", IntAttr("to", int64(TypeFloat))), nd("Equal", "sh,sh", "eq"), nd("Where", "eq,sh,sh", "w"),
 		nd("ConstantOfShape", "w", "c"), nd("Range", "n,n,n", "r"),
 	}, NewTensorInt64("zero", nil, []int64{0}), NewTensorInt64("ax", []int64{1}, []int64{0}), NewTensorInt64("m1", []int64{1}, []int64{-1}))
 	branch := func(op, out string) *onnxpb.GraphProto {
@@ -279,11 +279,11 @@ func (r *fuzzBytes) attr(ops []string, depth int, count *int) *onnxpb.AttributeP
 	switch name {
 	case "then_branch", "else_branch", "body":
 		if depth >= 3 {
-			return intAttr(name, 0)
+			return IntAttr(name, 0)
 		}
 		return graphAttr(name, r.graph(ops, depth+1, count))
 	case "auto_pad":
-		return stringAttr(name, []string{"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", "BAD"}[r.next()%5])
+		return StringAttr(name, []string{"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", "BAD"}[r.next()%5])
 	case "value":
 		return tensorAttr(name, NewTensorInt64("", []int64{2}, []int64{r.small(), r.small()}))
 	case "value_float":
@@ -291,10 +291,10 @@ func (r *fuzzBytes) attr(ops []string, depth int, count *int) *onnxpb.AttributeP
 	case "scales":
 		return floatsAttr(name, 1, 1, float32(r.small()), 0.5)
 	case "to", "dtype", "stash_type", "output_dtype":
-		return intAttr(name, int64(fuzzElems[r.next()%len(fuzzElems)]))
+		return IntAttr(name, int64(fuzzElems[r.next()%len(fuzzElems)]))
 	}
 	if r.next()%2 == 0 {
-		return intAttr(name, r.small())
+		return IntAttr(name, r.small())
 	}
 	return intsAttr(name, r.smalls()...)
 }

@@ -133,10 +133,10 @@ func TestGraphIndex(t *testing.T) {
 func TestTopoOrder(t *testing.T) {
 	// y = Relu(Add(Neg(a), Neg(a))), nodes listed backwards.
 	nodes := []*onnxpb.NodeProto{
-		newNode("Relu", "relu", []string{"s"}, []string{"y"}),
-		newNode("Add", "add", []string{"n1", "n2"}, []string{"s"}),
-		newNode("Neg", "neg2", []string{"a"}, []string{"n2"}),
-		newNode("Neg", "neg1", []string{"a"}, []string{"n1"}),
+		NewNode("Relu", "relu", []string{"s"}, []string{"y"}),
+		NewNode("Add", "add", []string{"n1", "n2"}, []string{"s"}),
+		NewNode("Neg", "neg2", []string{"a"}, []string{"n2"}),
+		NewNode("Neg", "neg1", []string{"a"}, []string{"n1"}),
 	}
 	p := synth(13, []*onnxpb.ValueInfoProto{fvi("a", 1)}, []*onnxpb.ValueInfoProto{fvi("y", 1)}, nodes)
 	order, err := NewGraph(p).TopoOrder()
@@ -165,12 +165,12 @@ func TestTopoOrderCycle(t *testing.T) {
 		node  string
 	}{
 		{"two nodes", []*onnxpb.NodeProto{
-			newNode("Relu", "first", []string{"a"}, []string{"b"}),
-			newNode("Add", "loop_a", []string{"x", "c"}, []string{"a"}),
-			newNode("Neg", "loop_c", []string{"a"}, []string{"c"}),
+			NewNode("Relu", "first", []string{"a"}, []string{"b"}),
+			NewNode("Add", "loop_a", []string{"x", "c"}, []string{"a"}),
+			NewNode("Neg", "loop_c", []string{"a"}, []string{"c"}),
 		}, `node "first" (Relu)`},
 		{"self loop", []*onnxpb.NodeProto{
-			newNode("Add", "self", []string{"x", "s"}, []string{"s"}),
+			NewNode("Add", "self", []string{"x", "s"}, []string{"s"}),
 		}, `node "self" (Add)`},
 	}
 	for _, tc := range tests {
@@ -265,13 +265,13 @@ func TestQuantizableNodes(t *testing.T) {
 func TestTopoOrderSubgraph(t *testing.T) {
 	branch := &onnxpb.GraphProto{
 		Name:   proto.String("then"),
-		Node:   []*onnxpb.NodeProto{newNode("Identity", "inner", []string{"outer"}, []string{"r"})},
+		Node:   []*onnxpb.NodeProto{NewNode("Identity", "inner", []string{"outer"}, []string{"r"})},
 		Output: []*onnxpb.ValueInfoProto{fvi("r", 1)},
 	}
-	ifNode := newNode("If", "if", []string{"cond"}, []string{"y"},
+	ifNode := NewNode("If", "if", []string{"cond"}, []string{"y"},
 		&onnxpb.AttributeProto{Name: proto.String("then_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: branch},
 		&onnxpb.AttributeProto{Name: proto.String("else_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: branch})
-	nodes := []*onnxpb.NodeProto{ifNode, newNode("Neg", "neg", []string{"x"}, []string{"outer"})}
+	nodes := []*onnxpb.NodeProto{ifNode, NewNode("Neg", "neg", []string{"x"}, []string{"outer"})}
 	p := synth(13, []*onnxpb.ValueInfoProto{fvi("x", 1), fvi("cond")}, []*onnxpb.ValueInfoProto{fvi("y", 1)}, nodes)
 	x := NewGraph(p)
 	if got := nodeNames(x.Consumers("outer")); !reflect.DeepEqual(got, []string{"if"}) {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 	"github.com/fleetcal/fleetcal/outputs"
@@ -143,7 +142,7 @@ func marshalExternal(p *onnxpb.ModelProto, location string) (model, data []byte,
 		if len(t.RawData) < ExternalThreshold || isExternal(t) {
 			continue
 		}
-		c := shallowCopy(t)
+		c := ShallowCopy(t)
 		c.RawData = nil
 		c.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
 		c.ExternalData = []*onnxpb.StringStringEntryProto{
@@ -154,22 +153,10 @@ func marshalExternal(p *onnxpb.ModelProto, location string) (model, data []byte,
 		data = append(data, t.RawData...)
 		inits[i] = c
 	}
-	gc := shallowCopy(g)
+	gc := ShallowCopy(g)
 	gc.Initializer = inits
-	pc := shallowCopy(p)
+	pc := ShallowCopy(p)
 	pc.Graph = gc
 	model, err = Marshal(pc)
 	return model, data, err
-}
-
-// shallowCopy returns a new message whose fields share m's values.
-func shallowCopy[M proto.Message](m M) M {
-	src := m.ProtoReflect()
-	dst := src.New()
-	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		dst.Set(fd, v)
-		return true
-	})
-	dst.SetUnknown(src.GetUnknown())
-	return dst.Interface().(M)
 }

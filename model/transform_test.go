@@ -57,16 +57,16 @@ func TestConstantsToInitializers(t *testing.T) {
 
 func TestConstantsToInitializersKinds(t *testing.T) {
 	c := func(name string, a *onnxpb.AttributeProto) *onnxpb.NodeProto {
-		return newNode("Constant", name, nil, []string{name}, a)
+		return NewNode("Constant", name, nil, []string{name}, a)
 	}
 	nodes := []*onnxpb.NodeProto{
 		c("vf", floatAttr("value_float", 2.5)),
 		c("vfs", floatsAttr("value_floats", 1, 2)),
-		c("vi", intAttr("value_int", 3)),
+		c("vi", IntAttr("value_int", 3)),
 		c("vis", intsAttr("value_ints", 4, 5, 6)),
-		c("vs", stringAttr("value_string", "s")), // stays a node
+		c("vs", StringAttr("value_string", "s")), // stays a node
 		c("out", floatAttr("value_float", 1)),    // a graph output: stays a node
-		newNode("Sum", "sum", []string{"vf", "vfs"}, []string{"y"}),
+		NewNode("Sum", "sum", []string{"vf", "vfs"}, []string{"y"}),
 	}
 	p := synth(13, nil, []*onnxpb.ValueInfoProto{fvi("y", 2), fvi("out")}, nodes)
 	n, err := ConstantsToInitializers(p)
@@ -194,8 +194,8 @@ func bnModel(bias bool, extra ...*onnxpb.NodeProto) *onnxpb.ModelProto {
 		inits = append(inits, NewTensorFloat32("b", []int64{2}, []float32{0.5, -0.5}))
 	}
 	nodes := []*onnxpb.NodeProto{
-		newNode("Conv", "conv", convIn, []string{"c"}),
-		newNode("BatchNormalization", "bn", []string{"c", "s", "sh", "m", "v"}, []string{"y"}, floatAttr("epsilon", 0)),
+		NewNode("Conv", "conv", convIn, []string{"c"}),
+		NewNode("BatchNormalization", "bn", []string{"c", "s", "sh", "m", "v"}, []string{"y"}, floatAttr("epsilon", 0)),
 	}
 	nodes = append(nodes, extra...)
 	return synth(13, []*onnxpb.ValueInfoProto{fvi("x", 1, 1, 1, 1)}, []*onnxpb.ValueInfoProto{fvi("y", 1, 2, 1, 1)}, nodes, inits...)
@@ -223,7 +223,7 @@ func TestFoldBatchNormCases(t *testing.T) {
 		}
 	})
 	t.Run("shared weight is copied", func(t *testing.T) {
-		p := bnModel(true, newNode("Conv", "other", []string{"x", "w", "b"}, []string{"o"}))
+		p := bnModel(true, NewNode("Conv", "other", []string{"x", "w", "b"}, []string{"o"}))
 		if n, err := FoldBatchNorm(p); n != 1 || err != nil {
 			t.Fatalf("%d, %v", n, err)
 		}
@@ -248,7 +248,7 @@ func TestFoldBatchNormCases(t *testing.T) {
 		p    func() *onnxpb.ModelProto
 	}{
 		{"conv output used elsewhere", func() *onnxpb.ModelProto {
-			return bnModel(true, newNode("Relu", "r", []string{"c"}, []string{"r"}))
+			return bnModel(true, NewNode("Relu", "r", []string{"c"}, []string{"r"}))
 		}},
 		{"weight not constant", func() *onnxpb.ModelProto {
 			p := bnModel(true)
@@ -257,7 +257,7 @@ func TestFoldBatchNormCases(t *testing.T) {
 		}},
 		{"training mode", func() *onnxpb.ModelProto {
 			p := bnModel(true)
-			p.Graph.Node[1].Attribute = append(p.Graph.Node[1].Attribute, intAttr("training_mode", 1))
+			p.Graph.Node[1].Attribute = append(p.Graph.Node[1].Attribute, IntAttr("training_mode", 1))
 			return p
 		}},
 		{"not after a conv", func() *onnxpb.ModelProto {

@@ -47,7 +47,7 @@ func nd(op, ins, outs string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto
 		return strings.Split(s, ",")
 	}
 	o := split(outs)
-	return newNode(op, o[0]+"_node", split(ins), o, attrs...)
+	return NewNode(op, o[0]+"_node", split(ins), o, attrs...)
 }
 
 func msNode(op, ins, outs string) *onnxpb.NodeProto {
@@ -178,21 +178,21 @@ func TestInferTypesBinary(t *testing.T) {
 func TestInferTypesOps(t *testing.T) {
 	x := func(d ...int64) []*onnxpb.ValueInfoProto { return x4("x", tF, d...) }
 	tests := []typesCase{
-		{name: "Cast", inputs: x(2, 3), nodes: []*onnxpb.NodeProto{nd("Cast", "x", "y", intAttr("to", 7))},
+		{name: "Cast", inputs: x(2, 3), nodes: []*onnxpb.NodeProto{nd("Cast", "x", "y", IntAttr("to", 7))},
 			want: map[string]TensorType{"y": {tI64, s(2, 3)}}},
 		{name: "CastLike", inputs: []*onnxpb.ValueInfoProto{vi("x", tF, s(2)), vi("t", tF16, s())}, nodes: []*onnxpb.NodeProto{nd("CastLike", "x,t", "y")},
 			want: map[string]TensorType{"y": {tF16, s(2)}}},
 		{name: "Shape", inputs: x(1, 3, -1, 8), nodes: []*onnxpb.NodeProto{nd("Shape", "x", "y"), nd("Size", "x", "n")},
 			want: map[string]TensorType{"y": {tI64, s(4)}, "n": {tI64, s()}}},
-		{name: "Shape-15 start end", opset: 15, inputs: x(1, 3, 8, 8), nodes: []*onnxpb.NodeProto{nd("Shape", "x", "y", intAttr("start", 1), intAttr("end", -1))},
+		{name: "Shape-15 start end", opset: 15, inputs: x(1, 3, 8, 8), nodes: []*onnxpb.NodeProto{nd("Shape", "x", "y", IntAttr("start", 1), IntAttr("end", -1))},
 			want: map[string]TensorType{"y": {tI64, s(2)}}},
 		{name: "Shape of unknown rank", inputs: x4("x", tF), nodes: []*onnxpb.NodeProto{nd("Shape", "x", "y")},
 			want: map[string]TensorType{"y": {tI64, s(-1)}}},
 		{name: "Gather", inputs: x(5, 4), inits: []*onnxpb.TensorProto{NewTensorInt64("i", []int64{2, 3}, make([]int64, 6)), NewTensorInt64("j", nil, []int64{1})},
-			nodes: []*onnxpb.NodeProto{nd("Gather", "x,i", "y", intAttr("axis", 1)), nd("Gather", "x,j", "z")},
+			nodes: []*onnxpb.NodeProto{nd("Gather", "x,i", "y", IntAttr("axis", 1)), nd("Gather", "x,j", "z")},
 			want:  map[string]TensorType{"y": {tF, s(5, 2, 3)}, "z": {tF, s(4)}}},
 		{name: "GatherElements GatherND", inputs: []*onnxpb.ValueInfoProto{vi("x", tF16, s(5, 4)), vi("i", tI64, s(5, 2))},
-			nodes: []*onnxpb.NodeProto{nd("GatherElements", "x,i", "y", intAttr("axis", 1)), nd("GatherND", "x,i", "z")},
+			nodes: []*onnxpb.NodeProto{nd("GatherElements", "x,i", "y", IntAttr("axis", 1)), nd("GatherND", "x,i", "z")},
 			want:  map[string]TensorType{"y": {tF16, s(5, 2)}, "z": {tF16, U}}},
 		{name: "Reshape constant", inputs: x(2, 3, 4), inits: []*onnxpb.TensorProto{i64("s", 0, -1), i64("t", 4, 0, -1)},
 			nodes: []*onnxpb.NodeProto{nd("Reshape", "x,s", "y"), nd("Reshape", "x,t", "z")},
@@ -204,11 +204,11 @@ func TestInferTypesOps(t *testing.T) {
 			inits: []*onnxpb.TensorProto{NewTensorInt64("zero", nil, []int64{0}), NewTensorInt64("one", nil, []int64{1}), i64("ax", 0), i64("m1", -1)},
 			nodes: []*onnxpb.NodeProto{
 				nd("Shape", "x", "sh"), nd("Gather", "sh,zero", "n"), nd("Gather", "sh,one", "c"),
-				nd("Unsqueeze", "n,ax", "n1"), nd("Unsqueeze", "c,ax", "c1"), nd("Concat", "n1,c1,m1", "shape", intAttr("axis", 0)),
-				nd("Reshape", "x,shape", "y"), nd("Cast", "c", "cf", intAttr("to", 1))},
+				nd("Unsqueeze", "n,ax", "n1"), nd("Unsqueeze", "c,ax", "c1"), nd("Concat", "n1,c1,m1", "shape", IntAttr("axis", 0)),
+				nd("Reshape", "x,shape", "y"), nd("Cast", "c", "cf", IntAttr("to", 1))},
 			want: map[string]TensorType{"sh": {tI64, s(4)}, "n": {tI64, s()}, "n1": {tI64, s(1)}, "shape": {tI64, s(3)},
 				"y": {tF, s(2, 8, 16)}, "cf": {tF, s()}}},
-		{name: "Flatten", inputs: x(2, 3, 4, 5), nodes: []*onnxpb.NodeProto{nd("Flatten", "x", "y", intAttr("axis", 2)), nd("Flatten", "x", "z", intAttr("axis", 0)), nd("Flatten", "x", "w")},
+		{name: "Flatten", inputs: x(2, 3, 4, 5), nodes: []*onnxpb.NodeProto{nd("Flatten", "x", "y", IntAttr("axis", 2)), nd("Flatten", "x", "z", IntAttr("axis", 0)), nd("Flatten", "x", "w")},
 			want: map[string]TensorType{"y": {tF, s(6, 20)}, "z": {tF, s(1, 120)}, "w": {tF, s(2, 60)}}},
 		{name: "Squeeze Unsqueeze opset 11", opset: 11, inputs: x(2, 1, 3),
 			nodes: []*onnxpb.NodeProto{nd("Squeeze", "x", "y", intsAttr("axes", 1)), nd("Unsqueeze", "x", "z", intsAttr("axes", 0, -1)), nd("Squeeze", "x", "w")},
@@ -222,7 +222,7 @@ func TestInferTypesOps(t *testing.T) {
 			nodes: []*onnxpb.NodeProto{nd("Transpose", "x", "y", intsAttr("perm", 0, 2, 3, 1)), nd("Transpose", "x", "z"), nd("Transpose", "x", "w", intsAttr("perm", 0, 0, 1, 2))},
 			want:  map[string]TensorType{"y": {tF, s(1, 8, 9, 3)}, "z": {tF, s(9, 8, 3, 1)}, "w": {tF, U}}},
 		{name: "Concat", inputs: []*onnxpb.ValueInfoProto{vi("a", tF, s(1, 2, -1)), vi("b", tF, s(1, 3, 4))},
-			nodes: []*onnxpb.NodeProto{nd("Concat", "a,b", "y", intAttr("axis", 1)), nd("Concat", "a,b", "z", intAttr("axis", -1))},
+			nodes: []*onnxpb.NodeProto{nd("Concat", "a,b", "y", IntAttr("axis", 1)), nd("Concat", "a,b", "z", IntAttr("axis", -1))},
 			want:  map[string]TensorType{"y": {tF, s(1, 5, 4)}, "z": {tF, U}}}, // z: 2 != 3 off the axis
 		{name: "Split", inputs: x(6, 4), inits: []*onnxpb.TensorProto{i64("sp", 2, 4)},
 			nodes: []*onnxpb.NodeProto{nd("Split", "x,sp", "a,b"), nd("Split", "x", "c,d,e")},
@@ -231,7 +231,7 @@ func TestInferTypesOps(t *testing.T) {
 			nodes: []*onnxpb.NodeProto{nd("Slice", "x,st,en", "a"), nd("Pad", "x,st", "b"), nd("Expand", "x,sh", "c"), nd("Tile", "x,rep", "d")},
 			want:  map[string]TensorType{"a": {tF, s(-1, -1)}, "b": {tF, s(-1, -1)}, "c": {tF, s(4, 2, 3)}, "d": {tF, s(4, 6)}}},
 		{name: "DepthToSpace SpaceToDepth", inputs: x(1, 8, 4, 4),
-			nodes: []*onnxpb.NodeProto{nd("DepthToSpace", "x", "a", intAttr("blocksize", 2)), nd("SpaceToDepth", "x", "b", intAttr("blocksize", 2))},
+			nodes: []*onnxpb.NodeProto{nd("DepthToSpace", "x", "a", IntAttr("blocksize", 2)), nd("SpaceToDepth", "x", "b", IntAttr("blocksize", 2))},
 			want:  map[string]TensorType{"a": {tF, s(1, 2, 8, 8)}, "b": {tF, s(1, 32, 2, 2)}}},
 		{name: "Where", inputs: []*onnxpb.ValueInfoProto{vi("c", tB, s(4)), vi("a", tI64, s(4)), vi("b", tI64, s(1))},
 			nodes: []*onnxpb.NodeProto{nd("Where", "c,a,b", "y")}, want: map[string]TensorType{"y": {tI64, s(4)}}},
@@ -242,40 +242,40 @@ func TestInferTypesOps(t *testing.T) {
 			nodes: []*onnxpb.NodeProto{nd("ConstantOfShape", "sh", "y", tensorAttr("value", i64("v", 1))), nd("ConstantOfShape", "d", "z")},
 			want:  map[string]TensorType{"y": {tI64, s(2, 3)}, "z": {tF, s(-1, -1, -1)}}},
 		{name: "NonZero ArgMax ArgMin", inputs: x(2, 5),
-			nodes: []*onnxpb.NodeProto{nd("NonZero", "x", "nz"), nd("ArgMax", "x", "am", intAttr("axis", 1), intAttr("keepdims", 0)), nd("ArgMin", "x", "an")},
+			nodes: []*onnxpb.NodeProto{nd("NonZero", "x", "nz"), nd("ArgMax", "x", "am", IntAttr("axis", 1), IntAttr("keepdims", 0)), nd("ArgMin", "x", "an")},
 			want:  map[string]TensorType{"nz": {tI64, s(2, -1)}, "am": {tI64, s(2)}, "an": {tI64, s(1, 5)}}},
 		{name: "TopK opset 11", opset: 11, inputs: x(2, 9), inits: []*onnxpb.TensorProto{i64("k", 3)},
 			nodes: []*onnxpb.NodeProto{nd("TopK", "x,k", "v,i")}, want: map[string]TensorType{"v": {tF, s(2, 3)}, "i": {tI64, s(2, 3)}}},
 		{name: "TopK opset 9", opset: 9, inputs: x(2, 9),
-			nodes: []*onnxpb.NodeProto{nd("TopK", "x", "v,i", intAttr("k", 4))}, want: map[string]TensorType{"v": {tF, s(2, 4)}, "i": {tI64, s(2, 4)}}},
+			nodes: []*onnxpb.NodeProto{nd("TopK", "x", "v,i", IntAttr("k", 4))}, want: map[string]TensorType{"v": {tF, s(2, 4)}, "i": {tI64, s(2, 4)}}},
 		{name: "Conv", inputs: x(1, 3, 8, 8), inits: []*onnxpb.TensorProto{named("w", typed(tF, 16, 3, 3, 3))},
 			nodes: []*onnxpb.NodeProto{
 				nd("Conv", "x,w", "a", intsAttr("pads", 1, 1, 1, 1), intsAttr("strides", 2, 2)),
-				nd("Conv", "x,w", "b", stringAttr("auto_pad", "SAME_UPPER"), intsAttr("strides", 3, 3)),
+				nd("Conv", "x,w", "b", StringAttr("auto_pad", "SAME_UPPER"), intsAttr("strides", 3, 3)),
 				nd("Conv", "x,w", "c", intsAttr("dilations", 2, 2)),
-				nd("Conv", "x,w", "d", stringAttr("auto_pad", "VALID"))},
+				nd("Conv", "x,w", "d", StringAttr("auto_pad", "VALID"))},
 			want: map[string]TensorType{"a": {tF, s(1, 16, 4, 4)}, "b": {tF, s(1, 16, 3, 3)}, "c": {tF, s(1, 16, 4, 4)}, "d": {tF, s(1, 16, 6, 6)}}},
 		{name: "ConvTranspose", inputs: x(1, 3, 8, 8), inits: []*onnxpb.TensorProto{named("w", typed(tF, 3, 4, 2, 2))},
 			nodes: []*onnxpb.NodeProto{nd("ConvTranspose", "x,w", "y")}, want: map[string]TensorType{"y": {tF, s(1, -1, -1, -1)}}},
 		{name: "Pools", inputs: x(1, 8, 7, 7),
 			nodes: []*onnxpb.NodeProto{
 				nd("MaxPool", "x", "a,ai", intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2)),
-				nd("MaxPool", "x", "b", intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2), intAttr("ceil_mode", 1)),
+				nd("MaxPool", "x", "b", intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2), IntAttr("ceil_mode", 1)),
 				nd("AveragePool", "x", "c", intsAttr("kernel_shape", 3, 3), intsAttr("pads", 1, 1, 1, 1)),
 				nd("LpPool", "x", "d", intsAttr("kernel_shape", 7, 7)),
 				nd("GlobalAveragePool", "x", "e"), nd("GlobalMaxPool", "x", "f")},
 			want: map[string]TensorType{"a": {tF, s(1, 8, 3, 3)}, "ai": {tI64, s(1, 8, 3, 3)}, "b": {tF, s(1, 8, -1, -1)},
 				"c": {tF, s(1, 8, 7, 7)}, "d": {tF, s(1, 8, 1, 1)}, "e": {tF, s(1, 8, 1, 1)}, "f": {tF, s(1, 8, 1, 1)}}},
 		{name: "MatMul Gemm", inputs: []*onnxpb.ValueInfoProto{vi("a", tF, s(2, 1, 3, 4)), vi("b", tF, s(5, 4, 6)), vi("v", tF, s(4)), vi("m", tF, s(2, 4)), vi("n", tF, s(3, 4))},
-			nodes: []*onnxpb.NodeProto{nd("MatMul", "a,b", "ab"), nd("MatMul", "v,b", "vb"), nd("MatMul", "m,v", "mv"), nd("Gemm", "m,n", "g", intAttr("transB", 1)), nd("MatMul", "m,n", "bad")},
+			nodes: []*onnxpb.NodeProto{nd("MatMul", "a,b", "ab"), nd("MatMul", "v,b", "vb"), nd("MatMul", "m,v", "mv"), nd("Gemm", "m,n", "g", IntAttr("transB", 1)), nd("MatMul", "m,n", "bad")},
 			want:  map[string]TensorType{"ab": {tF, s(2, 5, 3, 6)}, "vb": {tF, s(5, 6)}, "mv": {tF, s(2)}, "g": {tF, s(2, 3)}, "bad": {tF, U}}},
-		{name: "Einsum", inputs: x(2, 3), nodes: []*onnxpb.NodeProto{nd("Einsum", "x,x", "y", stringAttr("equation", "ij,ij->i"))},
+		{name: "Einsum", inputs: x(2, 3), nodes: []*onnxpb.NodeProto{nd("Einsum", "x,x", "y", StringAttr("equation", "ij,ij->i"))},
 			want: map[string]TensorType{"y": {tF, U}}},
 		{name: "Normalizations", inputs: []*onnxpb.ValueInfoProto{vi("x", tF16, s(2, 3, 4)), vi("p", tF, s(3))},
-			nodes: []*onnxpb.NodeProto{nd("BatchNormalization", "x,p,p,p,p", "bn"), nd("LayerNormalization", "x,p,p", "ln,mean,inv", intAttr("axis", 2))},
+			nodes: []*onnxpb.NodeProto{nd("BatchNormalization", "x,p,p,p,p", "bn"), nd("LayerNormalization", "x,p,p", "ln,mean,inv", IntAttr("axis", 2))},
 			want:  map[string]TensorType{"bn": {tF16, s(2, 3, 4)}, "ln": {tF16, s(2, 3, 4)}, "mean": {tF, s(2, 3, 1)}, "inv": {tF, s(2, 3, 1)}}},
 		{name: "Reduce", inputs: x(2, 3, 4), inits: []*onnxpb.TensorProto{i64("ax", 1)},
-			nodes: []*onnxpb.NodeProto{nd("ReduceSum", "x,ax", "a", intAttr("keepdims", 0)), nd("ReduceMean", "x", "b", intsAttr("axes", -1)), nd("ReduceMax", "x", "c", intAttr("keepdims", 0))},
+			nodes: []*onnxpb.NodeProto{nd("ReduceSum", "x,ax", "a", IntAttr("keepdims", 0)), nd("ReduceMean", "x", "b", intsAttr("axes", -1)), nd("ReduceMax", "x", "c", IntAttr("keepdims", 0))},
 			want:  map[string]TensorType{"a": {tF, s(2, 4)}, "b": {tF, s(2, 3, 1)}, "c": {tF, s()}}},
 		{name: "RNNs", inputs: x(5, 1, 4),
 			nodes: []*onnxpb.NodeProto{nd("LSTM", "x,w,r", "y,h,c"), nd("GRU", "x,w,r", "gy,gh"), nd("RNN", "x,w,r", "ry")},
@@ -292,8 +292,8 @@ func TestInferTypesOps(t *testing.T) {
 			want:  map[string]TensorType{"a": {tU8, s(1, 4, 6, 6)}, "b": {tI32, s(1, 4, 6, 6)}}},
 		{name: "OneHot Random EyeLike", inputs: []*onnxpb.ValueInfoProto{vi("i", tI64, s(3)), vi("d", tI64, s()), vi("v", tF, s(2)), vi("x", tF16, s(2, 2))},
 			nodes: []*onnxpb.NodeProto{nd("OneHot", "i,d,v", "oh"), nd("RandomNormal", "", "rn", intsAttr("shape", 2, 3)),
-				nd("RandomUniform", "", "ru", intAttr("dtype", int64(tF64)), intsAttr("shape", 4)),
-				nd("RandomNormalLike", "x", "rl"), nd("EyeLike", "x", "ey", intAttr("dtype", int64(tI32)))},
+				nd("RandomUniform", "", "ru", IntAttr("dtype", int64(tF64)), intsAttr("shape", 4)),
+				nd("RandomNormalLike", "x", "rl"), nd("EyeLike", "x", "ey", IntAttr("dtype", int64(tI32)))},
 			want: map[string]TensorType{"oh": {tF, s(3, -1)}, "rn": {tF, s(2, 3)}, "ru": {tF64, s(4)}, "rl": {tF16, s(2, 2)}, "ey": {tI32, s(2, 2)}}},
 		{name: "Dropout opset 12", opset: 12, inputs: x(4), nodes: []*onnxpb.NodeProto{nd("Dropout", "x", "y,m")},
 			want: map[string]TensorType{"y": {tF, s(4)}, "m": {tB, s(4)}}},
@@ -303,7 +303,7 @@ func TestInferTypesOps(t *testing.T) {
 			nodes: []*onnxpb.NodeProto{nd("NonMaxSuppression", "b,sc", "nms"), nd("Unique", "b", "u,ui,uinv,uc")},
 			want:  map[string]TensorType{"nms": {tI64, s(-1, 3)}, "u": {tF, s(-1)}, "ui": {tI64, s(-1)}, "uc": {tI64, s(-1)}}},
 		{name: "Upsample opset 9", opset: 9, inputs: x(1, 3, 4, 4), inits: []*onnxpb.TensorProto{f32("sc", 1, 1, 2, 2)},
-			nodes: []*onnxpb.NodeProto{nd("Upsample", "x,sc", "y", stringAttr("mode", "nearest"))}, want: map[string]TensorType{"y": {tF, s(1, 3, 8, 8)}}},
+			nodes: []*onnxpb.NodeProto{nd("Upsample", "x,sc", "y", StringAttr("mode", "nearest"))}, want: map[string]TensorType{"y": {tF, s(1, 3, 8, 8)}}},
 		{name: "Resize opset 11", opset: 11, inputs: x(1, 3, 4, 4), inits: []*onnxpb.TensorProto{f32("roi"), f32("sc", 1, 1, 1.5, 0.5), i64("sz", 1, 3, 5, 7)},
 			nodes: []*onnxpb.NodeProto{nd("Resize", "x,roi,sc", "y"), nd("Resize", "x,roi,,sz", "z"), nd("Resize", "x,roi,sc2", "w")},
 			want:  map[string]TensorType{"y": {tF, s(1, 3, 6, 2)}, "z": {tF, s(1, 3, 5, 7)}, "w": {tF, s(-1, -1, -1, -1)}}},
@@ -311,7 +311,7 @@ func TestInferTypesOps(t *testing.T) {
 			nd("Constant", "", "a", floatAttr("value_float", 1)),
 			nd("Constant", "", "b", intsAttr("value_ints", 1, 2, 3)),
 			nd("Constant", "", "c", tensorAttr("value", typed(tI32, 2, 2))),
-			nd("Constant", "", "d", intAttr("value_int", 4)),
+			nd("Constant", "", "d", IntAttr("value_int", 4)),
 			nd("Constant", "", "e", floatsAttr("value_floats", 1, 2)),
 			nd("Reshape", "c,b", "f")},
 			want: map[string]TensorType{"a": {tF, s()}, "b": {tI64, s(3)}, "c": {tI32, s(2, 2)}, "d": {tI64, s()}, "e": {tF, s(2)}, "f": {tI32, s(1, 2, 3)}}},
@@ -349,7 +349,7 @@ func TestInferTypesIf(t *testing.T) {
 
 	// Branches that disagree: the then_branch wins, the disagreement is recorded.
 	els2 := sub("else", nil, []*onnxpb.ValueInfoProto{vi("e", 0, nil), vi("ei", 0, nil)},
-		nd("Cast", "x", "e", intAttr("to", 7)), nd("Shape", "x", "ei"))
+		nd("Cast", "x", "e", IntAttr("to", 7)), nd("Shape", "x", "ei"))
 	c.nodes = []*onnxpb.NodeProto{nd("If", "c", "y,yi", graphAttr("then_branch", then), graphAttr("else_branch", els2))}
 	types = InferTypes(c.model())
 	checkTypes(t, types, map[string]TensorType{"y": {tF, s(2, 3)}})
@@ -364,7 +364,7 @@ func TestInferTypesLoopScan(t *testing.T) {
 	body := sub("body",
 		[]*onnxpb.ValueInfoProto{{Name: proto.String("i")}, {Name: proto.String("cin")}, {Name: proto.String("v")}},
 		[]*onnxpb.ValueInfoProto{{Name: proto.String("cout")}, {Name: proto.String("vout")}, {Name: proto.String("scan")}},
-		nd("Identity", "cin", "cout"), nd("Add", "v,x", "vout"), nd("Unsqueeze", "i,ax", "i1"), nd("Concat", "i1,i1,i1,i1", "scan", intAttr("axis", 0)))
+		nd("Identity", "cin", "cout"), nd("Add", "v,x", "vout"), nd("Unsqueeze", "i,ax", "i1"), nd("Concat", "i1,i1,i1,i1", "scan", IntAttr("axis", 0)))
 	c := typesCase{inputs: []*onnxpb.ValueInfoProto{vi("x", tF, s(2, 3)), vi("m", tI64, s()), vi("cond", tB, s())},
 		inits: []*onnxpb.TensorProto{i64("ax", 0)},
 		nodes: []*onnxpb.NodeProto{nd("Loop", "m,cond,x", "final,scans", graphAttr("body", body))}}
@@ -377,15 +377,15 @@ func TestInferTypesLoopScan(t *testing.T) {
 	// Scan: one state, one scan input; body declares its inputs.
 	sbody := sub("sbody", []*onnxpb.ValueInfoProto{vi("st", tF, s(3)), vi("el", tF, s(3))},
 		[]*onnxpb.ValueInfoProto{vi("st2", 0, nil), vi("out", 0, nil)},
-		nd("Add", "st,el", "st2"), nd("Cast", "st2", "out", intAttr("to", int64(tF16))))
+		nd("Add", "st,el", "st2"), nd("Cast", "st2", "out", IntAttr("to", int64(tF16))))
 	c = typesCase{opset: 11, inputs: []*onnxpb.ValueInfoProto{vi("s0", tF, s(3)), vi("seq", tF, s(5, 3))},
-		nodes: []*onnxpb.NodeProto{nd("Scan", "s0,seq", "sf,so", intAttr("num_scan_inputs", 1), graphAttr("body", sbody))}}
+		nodes: []*onnxpb.NodeProto{nd("Scan", "s0,seq", "sf,so", IntAttr("num_scan_inputs", 1), graphAttr("body", sbody))}}
 	checkTypes(t, InferTypes(c.model()), map[string]TensorType{"sf": {tF, s(3)}, "so": {tF16, U}})
 }
 
 func TestInferTypesDeclaredWins(t *testing.T) {
 	p := synth(13, []*onnxpb.ValueInfoProto{vi("x", tF, s(2))}, []*onnxpb.ValueInfoProto{vi("z", tF16, nil)},
-		[]*onnxpb.NodeProto{nd("Cast", "x", "y", intAttr("to", 7)), nd("Relu", "x", "z")})
+		[]*onnxpb.NodeProto{nd("Cast", "x", "y", IntAttr("to", 7)), nd("Relu", "x", "z")})
 	p.Graph.ValueInfo = []*onnxpb.ValueInfoProto{vi("y", tF, s(-1))}
 	types := InferTypes(p)
 	checkTypes(t, types, map[string]TensorType{"y": {tF, s(2)}, "z": {tF16, s(2)}})

@@ -497,7 +497,7 @@ func upgradeSoftmax(u *upgrader, e *graphEdit, n *onnxpb.NodeProto) ([]*onnxpb.N
 	axis := attrInt(n, "axis", 1)
 	r, known := u.ranks[n.Input[0]]
 	if axis == -1 || (known && axis == int64(r)-1) {
-		setAttr(n, intAttr("axis", -1))
+		setAttr(n, IntAttr("axis", -1))
 		return one(n)
 	}
 	x, y, base := n.Input[0], n.Output[0], baseName(n)
@@ -506,12 +506,12 @@ func upgradeSoftmax(u *upgrader, e *graphEdit, n *onnxpb.NodeProto) ([]*onnxpb.N
 	soft := u.names.fresh(y + "_2d_" + n.GetOpType())
 	n.Input = []string{flat}
 	n.Output = []string{soft}
-	setAttr(n, intAttr("axis", -1))
+	setAttr(n, IntAttr("axis", -1))
 	return []*onnxpb.NodeProto{
-		newNode("Shape", u.names.fresh(base+"_shape"), []string{x}, []string{shape}),
-		newNode("Flatten", u.names.fresh(base+"_flatten"), []string{x}, []string{flat}, intAttr("axis", axis)),
+		NewNode("Shape", u.names.fresh(base+"_shape"), []string{x}, []string{shape}),
+		NewNode("Flatten", u.names.fresh(base+"_flatten"), []string{x}, []string{flat}, IntAttr("axis", axis)),
 		n,
-		newNode("Reshape", u.names.fresh(base+"_reshape"), []string{soft, shape}, []string{y}),
+		NewNode("Reshape", u.names.fresh(base+"_reshape"), []string{soft, shape}, []string{y}),
 	}, nil
 }
 
@@ -562,13 +562,13 @@ func upgradeResize(u *upgrader, e *graphEdit, n *onnxpb.NodeProto) ([]*onnxpb.No
 		roi = u.addInit(e, baseName(n)+"_roi", NewTensorFloat32("", []int64{0}, nil))
 	}
 	attrs := []*onnxpb.AttributeProto{
-		stringAttr("mode", mode),
-		stringAttr("coordinate_transformation_mode", "asymmetric"),
+		StringAttr("mode", mode),
+		StringAttr("coordinate_transformation_mode", "asymmetric"),
 	}
 	if mode == "nearest" {
-		attrs = append(attrs, stringAttr("nearest_mode", "floor"))
+		attrs = append(attrs, StringAttr("nearest_mode", "floor"))
 	}
-	r := newNode("Resize", "", []string{n.Input[0], roi, scalesName}, n.Output, attrs...)
+	r := NewNode("Resize", "", []string{n.Input[0], roi, scalesName}, n.Output, attrs...)
 	r.Name = n.Name
 	r.DocString = n.DocString
 	return one(r)

@@ -137,7 +137,7 @@ func TestUpgradeRewrites(t *testing.T) {
 		check func(t *testing.T, p *onnxpb.ModelProto)
 	}{
 		{"Softmax axis 1, rank unknown", 11, func() *onnxpb.ModelProto {
-			return oneNode(11, newNode("Softmax", "sm", []string{"x"}, []string{"y"}), nil)
+			return oneNode(11, NewNode("Softmax", "sm", []string{"x"}, []string{"y"}), nil)
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			if got := opTypes(p.Graph.Node); !reflect.DeepEqual(got, []string{"Shape", "Flatten", "Softmax", "Reshape"}) {
 				t.Fatalf("nodes %v", got)
@@ -153,15 +153,15 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"Softmax over the last axis", 9, func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Softmax", "sm", []string{"x"}, []string{"y"}), []int64{1, 10})
+			return oneNode(9, NewNode("Softmax", "sm", []string{"x"}, []string{"y"}), []int64{1, 10})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			if len(p.Graph.Node) != 1 || attrInt(p.Graph.Node[0], "axis", 0) != -1 {
 				t.Errorf("nodes %v axis %d", opTypes(p.Graph.Node), attrInt(p.Graph.Node[0], "axis", 0))
 			}
 		}},
 		{"Pad-2", 9, func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Pad", "pad", []string{"x"}, []string{"y"},
-				stringAttr("mode", "constant"), intsAttr("pads", 0, 0, 1, 1, 0, 0, 1, 1), floatAttr("value", 0.5)), []int64{1, 1, 2, 2})
+			return oneNode(9, NewNode("Pad", "pad", []string{"x"}, []string{"y"},
+				StringAttr("mode", "constant"), intsAttr("pads", 0, 0, 1, 1, 0, 0, 1, 1), floatAttr("value", 0.5)), []int64{1, 1, 2, 2})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if len(n.Input) != 3 || len(n.Attribute) != 1 || attrString(n, "mode", "") != "constant" {
@@ -175,7 +175,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"Split", 11, func() *onnxpb.ModelProto {
-			n := newNode("Split", "split", []string{"x"}, []string{"y", "z"}, intAttr("axis", 1), intsAttr("split", 1, 3))
+			n := NewNode("Split", "split", []string{"x"}, []string{"y", "z"}, IntAttr("axis", 1), intsAttr("split", 1, 3))
 			return oneNode(11, n, []int64{1, 4})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
@@ -187,7 +187,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"ReduceSum", 11, func() *onnxpb.ModelProto {
-			return oneNode(11, newNode("ReduceSum", "rs", []string{"x"}, []string{"y"}, intsAttr("axes", 1), intAttr("keepdims", 0)), []int64{2, 3})
+			return oneNode(11, NewNode("ReduceSum", "rs", []string{"x"}, []string{"y"}, intsAttr("axes", 1), IntAttr("keepdims", 0)), []int64{2, 3})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if len(n.Input) != 2 || attrInt(n, "keepdims", 1) != 0 || getAttr(n, "axes") != nil {
@@ -195,7 +195,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"Dropout-7 with unused mask", 9, func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Dropout", "drop", []string{"x"}, []string{"y", "mask"}, floatAttr("ratio", 0.25)), []int64{4})
+			return oneNode(9, NewNode("Dropout", "drop", []string{"x"}, []string{"y", "mask"}, floatAttr("ratio", 0.25)), []int64{4})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if len(n.Output) != 1 || len(n.Input) != 2 || len(n.Attribute) != 0 {
@@ -206,7 +206,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"BatchNormalization-7 spatial", 7, func() *onnxpb.ModelProto {
-			return oneNode(7, newNode("BatchNormalization", "bn", []string{"x", "s", "b", "m", "v"}, []string{"y"}, intAttr("spatial", 1), floatAttr("epsilon", 1e-3)), []int64{1, 2})
+			return oneNode(7, NewNode("BatchNormalization", "bn", []string{"x", "s", "b", "m", "v"}, []string{"y"}, IntAttr("spatial", 1), floatAttr("epsilon", 1e-3)), []int64{1, 2})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if getAttr(n, "spatial") != nil || attrFloat(n, "epsilon", 0) != 1e-3 {
@@ -214,7 +214,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"Upsample-9 nearest", 9, func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Upsample", "up", []string{"x", "scales"}, []string{"y"}), []int64{1, 1, 2, 2},
+			return oneNode(9, NewNode("Upsample", "up", []string{"x", "scales"}, []string{"y"}), []int64{1, 1, 2, 2},
 				NewTensorFloat32("scales", []int64{4}, []float32{1, 1, 2, 2}))
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
@@ -226,7 +226,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"Upsample-7 linear", 7, func() *onnxpb.ModelProto {
-			return oneNode(7, newNode("Upsample", "up", []string{"x"}, []string{"y"}, stringAttr("mode", "linear"), floatsAttr("scales", 1, 1, 0.5, 0.5)), []int64{1, 1, 4, 4})
+			return oneNode(7, NewNode("Upsample", "up", []string{"x"}, []string{"y"}, StringAttr("mode", "linear"), floatsAttr("scales", 1, 1, 0.5, 0.5)), []int64{1, 1, 4, 4})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if n.GetOpType() != "Resize" || len(n.Input) != 3 || attrString(n, "mode", "") != "linear" || getAttr(n, "nearest_mode") != nil {
@@ -237,7 +237,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"Slice-1", 9, func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Slice", "sl", []string{"x"}, []string{"y"}, intsAttr("starts", 1), intsAttr("ends", 3), intsAttr("axes", 0)), []int64{4})
+			return oneNode(9, NewNode("Slice", "sl", []string{"x"}, []string{"y"}, intsAttr("starts", 1), intsAttr("ends", 3), intsAttr("axes", 0)), []int64{4})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if len(n.Input) != 4 || len(n.Attribute) != 0 {
@@ -248,7 +248,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"TopK-1", 9, func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("TopK", "tk", []string{"x"}, []string{"y", "i"}, intAttr("k", 2)), []int64{4})
+			return oneNode(9, NewNode("TopK", "tk", []string{"x"}, []string{"y", "i"}, IntAttr("k", 2)), []int64{4})
 		}, func(t *testing.T, p *onnxpb.ModelProto) {
 			n := p.Graph.Node[0]
 			if len(n.Input) != 2 || getAttr(n, "k") != nil {
@@ -259,7 +259,7 @@ func TestUpgradeRewrites(t *testing.T) {
 			}
 		}},
 		{"ai.onnx.ml node left alone", 9, func() *onnxpb.ModelProto {
-			n := newNode("Normalizer", "norm", []string{"x"}, []string{"y"}, stringAttr("norm", "L2"))
+			n := NewNode("Normalizer", "norm", []string{"x"}, []string{"y"}, StringAttr("norm", "L2"))
 			n.Domain = proto.String("ai.onnx.ml")
 			p := oneNode(9, n, []int64{1, 4})
 			p.OpsetImport = append(p.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String("ai.onnx.ml"), Version: proto.Int64(1)})
@@ -314,43 +314,43 @@ func TestUpgradeErrors(t *testing.T) {
 		msg    string // the message must contain it
 	}{
 		{"node of an unimported domain", func() *onnxpb.ModelProto {
-			n := newNode("Frob", "frob", []string{"x"}, []string{"y"})
+			n := NewNode("Frob", "frob", []string{"x"}, []string{"y"})
 			n.Domain = proto.String("com.other")
 			return oneNode(9, n, []int64{1})
 		}, 13, ErrUnsupportedDomain, `node "frob" (Frob): unsupported opset domain "com.other": the model's opset_import does not import it`},
 		{"unknown operator", func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Foo", "x", []string{"x"}, []string{"y"}), []int64{1})
+			return oneNode(9, NewNode("Foo", "x", []string{"x"}, []string{"y"}), []int64{1})
 		}, 13, ErrCannotUpgrade, `node "x" (Foo): cannot upgrade from opset 9 to 13: `},
 		{"operator too old", func() *onnxpb.ModelProto {
-			return oneNode(6, newNode("Gemm", "gemm", []string{"x", "x"}, []string{"y"}, intAttr("broadcast", 1)), []int64{2, 2})
+			return oneNode(6, NewNode("Gemm", "gemm", []string{"x", "x"}, []string{"y"}, IntAttr("broadcast", 1)), []int64{2, 2})
 		}, 13, ErrCannotUpgrade, `node "gemm" (Gemm): cannot upgrade from opset 6 to 13`},
 		{"BatchNormalization spatial 0", func() *onnxpb.ModelProto {
-			return oneNode(7, newNode("BatchNormalization", "bn", []string{"x", "s", "b", "m", "v"}, []string{"y"}, intAttr("spatial", 0)), []int64{1, 2})
+			return oneNode(7, NewNode("BatchNormalization", "bn", []string{"x", "s", "b", "m", "v"}, []string{"y"}, IntAttr("spatial", 0)), []int64{1, 2})
 		}, 13, ErrCannotUpgrade, `node "bn" (BatchNormalization): cannot upgrade from opset 7 to 13: spatial=0`},
 		{"Upsample nearest downscale", func() *onnxpb.ModelProto {
-			return oneNode(7, newNode("Upsample", "up", []string{"x"}, []string{"y"}, floatsAttr("scales", 1, 1, 0.5, 0.5)), []int64{1, 1, 4, 4})
+			return oneNode(7, NewNode("Upsample", "up", []string{"x"}, []string{"y"}, floatsAttr("scales", 1, 1, 0.5, 0.5)), []int64{1, 1, 4, 4})
 		}, 13, ErrCannotUpgrade, `node "up" (Upsample)`},
 		{"Upsample nearest, scales not constant", func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Upsample", "up", []string{"x", "s"}, []string{"y"}), []int64{1, 1, 4, 4})
+			return oneNode(9, NewNode("Upsample", "up", []string{"x", "s"}, []string{"y"}), []int64{1, 1, 4, 4})
 		}, 13, ErrCannotUpgrade, "constant scales"},
 		{"Dropout mask used", func() *onnxpb.ModelProto {
-			p := oneNode(9, newNode("Dropout", "drop", []string{"x"}, []string{"y", "mask"}), []int64{4})
+			p := oneNode(9, NewNode("Dropout", "drop", []string{"x"}, []string{"y", "mask"}), []int64{4})
 			p.Graph.Output = append(p.Graph.Output, fvi("mask", 4))
 			return p
 		}, 13, ErrCannotUpgrade, `mask output "mask"`},
 		{"Clip on int64", func() *onnxpb.ModelProto {
-			p := oneNode(9, newNode("Clip", "clip", []string{"x"}, []string{"y"}, floatAttr("min", 0)), nil)
+			p := oneNode(9, NewNode("Clip", "clip", []string{"x"}, []string{"y"}, floatAttr("min", 0)), nil)
 			p.Graph.Input[0] = tensorValueInfo(NewTensorInt64("x", []int64{1}, []int64{0}))
 			return p
 		}, 13, ErrCannotUpgrade, `node "clip" (Clip)`},
 		{"unnamed node", func() *onnxpb.ModelProto {
-			return oneNode(9, newNode("Foo", "", []string{"x"}, []string{"y"}), []int64{1})
+			return oneNode(9, NewNode("Foo", "", []string{"x"}, []string{"y"}), []int64{1})
 		}, 13, ErrCannotUpgrade, `output "y" (Foo)`},
 		{"downgrade", func() *onnxpb.ModelProto { return proto.Clone(mustLoad(t, "convnet_op13.onnx")).(*onnxpb.ModelProto) }, 11, ErrCannotUpgrade, "downgrading"},
 		{"target too new", func() *onnxpb.ModelProto { return proto.Clone(mustLoad(t, "convnet_op13.onnx")).(*onnxpb.ModelProto) }, 14, ErrCannotUpgrade, "opset 14"},
 		{"second bad node after a good one", func() *onnxpb.ModelProto {
-			p := oneNode(9, newNode("Clip", "clip", []string{"x"}, []string{"c"}, floatAttr("min", 0)), []int64{1})
-			p.Graph.Node = append(p.Graph.Node, newNode("Foo", "foo", []string{"c"}, []string{"y"}))
+			p := oneNode(9, NewNode("Clip", "clip", []string{"x"}, []string{"c"}, floatAttr("min", 0)), []int64{1})
+			p.Graph.Node = append(p.Graph.Node, NewNode("Foo", "foo", []string{"c"}, []string{"y"}))
 			return p
 		}, 13, ErrCannotUpgrade, `node "foo" (Foo)`},
 	}
