@@ -203,7 +203,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	// multiply-adds (-1: unknown).
 	origin := map[string]int{}
 	var parent []int
-	var macs []int64
+	var macs, weights []int64
 	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
@@ -260,6 +260,10 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			}
 			li := len(p.layers)
 			parent = append(parent, li)
+			weights = append(weights, 0)
+			if l.weight != "" {
+				weights[li] = elements(inits[l.weight].GetDims())
+			}
 			switch {
 			case l.weight == "":
 				macs = append(macs, 0)
@@ -292,7 +296,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	}
 
 	if opt.minMACsPerElement > 0 {
-		p.layers = dropSmallRegions(&p, parent, macs, find)
+		p.layers = dropSmallRegions(&p, parent, macs, weights, find)
 		for _, l := range p.layers {
 			layerOf[l.node] = true
 			acts := l.node.Input
@@ -428,7 +432,9 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     bias Adds fall below the threshold;
 //   - with the layers' sizes (the graph inputs shaped like calibration
 //     sample 0), a region of INT8 layers connected through uint8 tensors
-//     needs MinRegionMACs multiply-adds in all;
+//     needs MinRegionMACs multiply-adds in all, a weight element counting
+//     as WeightMACs (squeeze-excite layers on a 1×1 map do few
+//     multiply-adds but read as many weights, which INT8 shrinks 4×);
 //   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
 //     input it reads is already uint8 (written by an INT8 layer), so it
 //     never adds a QuantizeLinear of its own.
@@ -538,18 +544,40 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 // than float, ppocr_det's from 2.4M up faster.
 const MinRegionMACs = 2_000_000
 
+// WeightMACs is what one weight element counts for, in multiply-adds, in a
+// region's size (MinRegionMACs): a float layer reads its float32 weights at
+// every inference, an INT8 layer a quarter of the bytes, and on small
+// spatial maps that traffic, not the multiply-adds, is the layer's time.
+// From ONNX Runtime's profile of lraspp_mobilenet_v3_large (BENCHMARKS.md):
+// its squeeze-excite 1×1 convolutions on a 1×1 map (672→168, 113K
+// multiply-adds) ran 25 to 77 µs in float, 0.2 to 0.7 ns per multiply-add,
+// where the large 1×1 convolutions ran 6 ps per multiply-add.
+const WeightMACs = 64
+
+func elements(dims []int64) int64 {
+	n := int64(1)
+	for _, d := range dims {
+		n *= max(d, 0)
+	}
+	return n
+}
+
 // dropSmallRegions removes from p.layers the regions whose layers' sizes
-// are all known and add up to less than MinRegionMACs, moving them to
-// p.slow; it returns the layers kept, in order.
-func dropSmallRegions(p *plan, parent []int, macs []int64, find func(int) int) []layer {
+// are all known and add up to less than MinRegionMACs (their multiply-adds,
+// and WeightMACs for each weight element), moving them to p.slow; it
+// returns the layers kept, in order.
+func dropSmallRegions(p *plan, parent []int, macs, weights []int64, find func(int) int) []layer {
 	total := map[int]int64{}
+	regionMACs, regionWeights := map[int]int64{}, map[int]int64{}
 	for i := range p.layers {
 		r := find(i)
 		if macs[i] < 0 || total[r] < 0 {
 			total[r] = -1
 			continue
 		}
-		total[r] += macs[i]
+		total[r] += macs[i] + WeightMACs*weights[i]
+		regionMACs[r] += macs[i]
+		regionWeights[r] += weights[i]
 	}
 	var kept []layer
 	for i, l := range p.layers {
@@ -559,7 +587,8 @@ func dropSmallRegions(p *plan, parent []int, macs []int64, find func(int) int) [
 			continue
 		}
 		p.slow = append(p.slow, SlowLayer{Node: l.node.GetName(), Op: l.node.GetOpType(), MACs: max(macs[i], 0),
-			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) does %d multiply-adds in all, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves", total[r], MinRegionMACs)})
+			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) does %d multiply-adds and reads %d weights in all, %d with a weight counted as %d multiply-adds, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves",
+				regionMACs[r], regionWeights[r], total[r], WeightMACs, MinRegionMACs)})
 	}
 	return kept
 }

@@ -389,7 +389,8 @@ func TestPlanCostRule(t *testing.T) {
 	}{
 		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil, 0},
 		// With the layers' sizes (8×8 outputs): the region conv_a, conv_b,
-		// add1 does 32·16·9·64 + 32·32·9·64 = 884,736 multiply-adds, below
+		// add1 does 32·16·9·64 + 32·32·9·64 = 884,736 multiply-adds and
+		// reads 13,824 weights: 1,769,472 at WeightMACs 64, below
 		// MinRegionMACs.
 		{48, nil, []string{"dw:9", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
 		// At 64×64 conv_a does 18.9M multiply-adds, and its region (conv_a,
@@ -419,8 +420,10 @@ func TestPlanCostRule(t *testing.T) {
 		if !slices.Equal(layers, tc.layers) || !slices.Equal(slow, tc.slow) {
 			t.Errorf("min_macs_per_element %g: layers %v, slow %v; want %v, %v", tc.minMACs, layers, slow, tc.layers, tc.slow)
 		}
-		if tc.shapes == 8 && (pl.slow[3].MACs != 294912 || !strings.Contains(pl.slow[3].Reason, "does 884736 multiply-adds in all")) {
-			t.Errorf("conv_a: %+v, want 294912 multiply-adds and its region's 884736 in the reason", pl.slow[3])
+		// conv_a's weight has 32·16·9 = 4,608 elements, conv_b's 32·32·9 =
+		// 9,216: 13,824 in the region, 884,736 multiply-adds at WeightMACs 64.
+		if tc.shapes == 8 && (pl.slow[3].MACs != 294912 || !strings.Contains(pl.slow[3].Reason, "does 884736 multiply-adds and reads 13824 weights in all, 1769472 with")) {
+			t.Errorf("conv_a: %+v, want 294912 multiply-adds and its region's 884736 multiply-adds, 13824 weights, 1769472 in all in the reason", pl.slow[3])
 		}
 		if tc.minMACs == 48 && tc.shapes == 0 && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
 			t.Errorf("dw's reason = %q, want it to say depthwise", pl.slow[0].Reason)
