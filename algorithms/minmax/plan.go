@@ -248,12 +248,22 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			continue
 		}
 		if opt.minMACsPerElement > 0 {
-			outBoundary := len(n.Output) != 1 || !readInt8(n.Output[0], 3)
+			outBoundary, act := 0.0, ""
+			if len(n.Output) != 1 || !readInt8(n.Output[0], 3) {
+				outBoundary = 1
+				if len(n.Output) == 1 && weightedOps[op] {
+					for _, c := range consumers[n.Output[0]] {
+						if floatFusedActivations[c.GetOpType()] {
+							outBoundary, act = UnfusedActivationCost, c.GetOpType()
+						}
+					}
+				}
+			}
 			positions := int64(0)
 			if opt.shapes != nil {
 				positions = outputPositions(opt.shapes, n)
 			}
-			sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, positions, opt.minMACsPerElement)
+			sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, act, positions, opt.minMACsPerElement)
 			if slow {
 				p.slow = append(p.slow, sl)
 				continue
@@ -445,7 +455,7 @@ const DefaultMinMACsPerElement = 48.0
 
 // costOf applies the cost rule to node n (weight w, activation inputs
 // acts): slow is true when n stays in float, with the reason.
-func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary bool, positions int64, minMACs float64) (sl SlowLayer, slow bool) {
+func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary float64, act string, positions int64, minMACs float64) (sl SlowLayer, slow bool) {
 	sl = SlowLayer{Node: n.GetName(), Op: n.GetOpType()}
 	if w == "" {
 		for _, in := range acts {
@@ -479,7 +489,7 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if int8Out[acts[0]] {
 			in = 0 // its input is uint8 already: no QuantizeLinear
 		}
-		sl.MACsPerElement = perElement(cout*cinG*k, in, cout, outBoundary)
+		sl.MACsPerElement = perElement(cout*cinG*k, in, cout*outBoundary)
 		sl.MACs = int64(cout*cinG*k) * positions
 		if g > 1 && d[1] == 1 {
 			sl.Reason = "depthwise convolution, "
@@ -496,11 +506,14 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if int8Out[acts[0]] {
 			in = 0
 		}
-		sl.MACsPerElement = perElement(kd*nd, in, nd, outBoundary)
+		sl.MACsPerElement = perElement(kd*nd, in, nd*outBoundary)
 		sl.MACs = int64(kd*nd) * positions
 	}
 	if sl.MACsPerElement >= minMACs {
 		return sl, false
+	}
+	if outBoundary > 1 {
+		sl.Reason += fmt.Sprintf("its output's activation (%s) runs fused into the float layer but apart after an INT8 one (output elements count %g times), ", act, outBoundary)
 	}
 	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
 	return sl, true
@@ -617,6 +630,23 @@ func perPosition(n *onnxpb.NodeProto, d []int64) (macs, out float64) {
 	return float64(d[0] * d[1]), float64(nd)
 }
 
+// floatFusedActivations are the activations ONNX Runtime fuses into a float
+// Conv (its NCHWc Conv takes Clip, HardSigmoid and hard-swish, the
+// HardSigmoid and Mul pair, as activations) but runs as separate float
+// kernels after a QLinearConv, on the dequantized output.
+var floatFusedActivations = map[string]bool{"HardSigmoid": true, "HardSwish": true, "Clip": true, "Tanh": true}
+
+// UnfusedActivationCost is how many times a weighted layer's output
+// elements count as boundary elements when they feed a floatFusedActivation:
+// after an INT8 layer the DequantizeLinear and the activation's own pass
+// (hard-swish: HardSigmoid and Mul) come on top of the kernel; in float they
+// cost nothing. From ONNX Runtime's profile of lraspp_mobilenet_v3_large
+// (BENCHMARKS.md): its 1×1 expansions 80→184, 80→200 and 80→480 before a
+// hard-swish (40 multiply-adds per boundary element with this factor) ran
+// 7 to 18 µs slower in INT8, those of 112→672 and 160→960 (56 and 80)
+// 9 to 70 µs faster.
+const UnfusedActivationCost = 2
+
 // int8UnaryOps keep a uint8 tensor uint8 in ONNX Runtime's QDQ fusions
 // (QLinearSigmoid, QLinearLeakyRelu; a Relu folds into the Q before it).
 var int8UnaryOps = map[string]bool{"Relu": true, "Sigmoid": true, "LeakyRelu": true}
@@ -625,10 +655,7 @@ var int8UnaryOps = map[string]bool{"Relu": true, "Sigmoid": true, "LeakyRelu": t
 // per output position that cross an INT8/float boundary: in (0 when the
 // input is uint8 already) and out (when a reader of the output stays in
 // float). With no boundary it is +Inf: the layer sits inside an INT8 chain.
-func perElement(macs, in, out float64, outBoundary bool) float64 {
-	if !outBoundary {
-		out = 0
-	}
+func perElement(macs, in, out float64) float64 {
 	if in+out == 0 {
 		return math.Inf(1)
 	}

@@ -366,7 +366,7 @@ func TestPlanCostRule(t *testing.T) {
 			Node: []*onnxpb.NodeProto{
 				convA,                                   // dw stays float, so relu_a is read in float: 32·16·9/(16+32) = 96
 				node("Relu", "relu_a", "conv_a"),        //
-				dw,                                      // depthwise, read by a float Tanh: 32·9/32 = 9 (4.5 with relu_a float)
+				dw,                                      // depthwise, read by a Tanh a float Conv fuses: 32·9/(2·32) = 4.5 (3 with relu_a float)
 				node("Tanh", "tanh", "dw"),              //
 				convB,                                   // no boundary when relu_a is uint8; else 32·32·9/32 = 288
 				node("Add", "add1", "relu_a", "conv_b"), // both inputs INT8: QLinearAdd
@@ -392,13 +392,13 @@ func TestPlanCostRule(t *testing.T) {
 		// add1 does 32·16·9·64 + 32·32·9·64 = 884,736 multiply-adds and
 		// reads 13,824 weights: 1,769,472 at WeightMACs 64, below
 		// MinRegionMACs.
-		{48, nil, []string{"dw:9", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
+		{48, nil, []string{"dw:4.5", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
 		// At 64×64 conv_a does 18.9M multiply-adds, and its region (conv_a,
 		// conv_b, add1) 56.6M.
-		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 64},
-		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 0},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:4.5", "add2:0", "conv_s:32"}, 64},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:4.5", "add2:0", "conv_s:32"}, 0},
 		// Above conv_a's 96 and conv_b's 288: nothing reads uint8.
-		{300, nil, []string{"conv_a:96", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, 0},
+		{300, nil, []string{"conv_a:96", "dw:3", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, 0},
 	} {
 		opt := planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs}
 		if tc.shapes > 0 {
