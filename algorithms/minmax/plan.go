@@ -271,7 +271,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			li := len(p.layers)
 			parent = append(parent, li)
 			weights = append(weights, 0)
-			if l.weight != "" {
+			if l.weight != "" && positions == 1 {
 				weights[li] = elements(inits[l.weight].GetDims())
 			}
 			switch {
@@ -442,9 +442,9 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     bias Adds fall below the threshold;
 //   - with the layers' sizes (the graph inputs shaped like calibration
 //     sample 0), a region of INT8 layers connected through uint8 tensors
-//     needs MinRegionMACs multiply-adds in all, a weight element counting
-//     as WeightMACs (squeeze-excite layers on a 1×1 map do few
-//     multiply-adds but read as many weights, which INT8 shrinks 4×);
+//     needs MinRegionMACs multiply-adds in all, a weight element of a
+//     layer on a 1×1 map counting as WeightMACs (squeeze-excite layers do
+//     few multiply-adds but read as many weights, which INT8 shrinks 4×);
 //   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
 //     input it reads is already uint8 (written by an INT8 layer), so it
 //     never adds a QuantizeLinear of its own.
@@ -557,10 +557,12 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 // than float, ppocr_det's from 2.4M up faster.
 const MinRegionMACs = 2_000_000
 
-// WeightMACs is what one weight element counts for, in multiply-adds, in a
-// region's size (MinRegionMACs): a float layer reads its float32 weights at
-// every inference, an INT8 layer a quarter of the bytes, and on small
-// spatial maps that traffic, not the multiply-adds, is the layer's time.
+// WeightMACs is what one weight element of a layer with a single output
+// position (a 1×1 map after a GlobalAveragePool: squeeze-excite, a
+// classifier head) counts for, in multiply-adds, in a region's size
+// (MinRegionMACs): a float layer reads its float32 weights at every
+// inference, an INT8 layer a quarter of the bytes, and with one output
+// position that traffic, not the multiply-adds, is the layer's time.
 // From ONNX Runtime's profile of lraspp_mobilenet_v3_large (BENCHMARKS.md):
 // its squeeze-excite 1×1 convolutions on a 1×1 map (672→168, 113K
 // multiply-adds) ran 25 to 77 µs in float, 0.2 to 0.7 ns per multiply-add,
@@ -599,9 +601,13 @@ func dropSmallRegions(p *plan, parent []int, macs, weights []int64, find func(in
 			kept = append(kept, l)
 			continue
 		}
+		size := fmt.Sprintf("does %d multiply-adds in all", regionMACs[r])
+		if regionWeights[r] > 0 {
+			size = fmt.Sprintf("does %d multiply-adds and reads %d weights on 1×1 maps in all, %d with a weight counted as %d multiply-adds", regionMACs[r], regionWeights[r], total[r], WeightMACs)
+		}
 		p.slow = append(p.slow, SlowLayer{Node: l.node.GetName(), Op: l.node.GetOpType(), MACs: max(macs[i], 0),
-			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) does %d multiply-adds and reads %d weights in all, %d with a weight counted as %d multiply-adds, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves",
-				regionMACs[r], regionWeights[r], total[r], WeightMACs, MinRegionMACs)})
+			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) %s, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves",
+				size, MinRegionMACs)})
 	}
 	return kept
 }
