@@ -439,7 +439,9 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     the small-channel and depthwise convolutions between exported
 //     Hardswish ops (Add/Clip/Div/HardSigmoid, float), squeeze-excite and
 //     small attention matrices between float Softmax, LayerNormalization and
-//     bias Adds fall below the threshold;
+//     bias Adds fall below the threshold; an output read by an activation
+//     ONNX Runtime fuses into a float Conv only (floatFusedActivations)
+//     counts UnfusedActivationCost times;
 //   - with the layers' sizes (the graph inputs shaped like calibration
 //     sample 0), a region of INT8 layers connected through uint8 tensors
 //     needs MinRegionMACs multiply-adds in all, a weight element of a
