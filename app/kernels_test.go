@@ -75,9 +75,10 @@ func testInt8Kernels(t *testing.T, fixture string, shape []int, ruleOff bool) {
 }
 
 // checkInt8Kernels profiles the quantized model file on inputs with ONNX
-// Runtime and checks that every Conv layer mm quantized ran as QLinearConv
-// and that no weight was dequantized at run time (a layer that did not
-// fuse). It returns the kernel counts.
+// Runtime and checks that every Conv layer mm quantized ran as QLinearConv,
+// every MatMul and Gemm layer as an integer matrix kernel, and that no
+// weight was dequantized at run time (a layer that did not fuse). It
+// returns the kernel counts.
 func checkInt8Kernels(t *testing.T, file string, inputs map[string]pipeline.Tensor, mm minmax.Report) map[string]int {
 	t.Helper()
 	raw, err := os.ReadFile(file)
@@ -92,17 +93,26 @@ func checkInt8Kernels(t *testing.T, file string, inputs map[string]pipeline.Tens
 	if err != nil {
 		t.Fatal(err)
 	}
-	convs := 0
+	convs, matmuls := 0, 0
 	for _, l := range mm.Layers {
-		if l.Op == "Conv" {
+		switch l.Op {
+		case "Conv":
 			convs++
+		case "MatMul", "Gemm":
+			matmuls++
 		}
 	}
 	ops := prof.OpCounts()
-	t.Logf("%d Conv layers quantized; kernels: %v", convs, ops)
+	t.Logf("%d Conv, %d MatMul/Gemm layers quantized; kernels: %v", convs, matmuls, ops)
 	if ops["QLinearConv"] < convs {
 		t.Errorf("%d Conv layers quantized, ONNX Runtime ran %d QLinearConv, %d Conv, %d FusedConv",
 			convs, ops["QLinearConv"], ops["Conv"], ops["FusedConv"])
+	}
+	// ONNX Runtime's integer kernels for a QDQ MatMul or Gemm: QLinearMatMul,
+	// MatMulInteger (dynamic), QGemm, and its fused MatMulIntegerToFloat.
+	if n := ops["QLinearMatMul"] + ops["MatMulInteger"] + ops["QGemm"] + ops["MatMulIntegerToFloat"]; n < matmuls {
+		t.Errorf("%d MatMul/Gemm layers quantized, ONNX Runtime ran %d integer matrix kernels, %d MatMul, %d Gemm, %d FusedMatMul",
+			matmuls, n, ops["MatMul"], ops["Gemm"], ops["FusedMatMul"])
 	}
 	if dq := prof.DequantizedWeights(q); len(dq) > 0 {
 		t.Errorf("weights dequantized at inference time by %v", dq)

@@ -8,14 +8,16 @@
 //	files, err := model.Save(m, "out/", "mobilenet", false)
 //
 // Graph edits work on the ONNX proto in place: NewGraph indexes producers,
-// consumers and initializers; ConstantsToInitializers, FoldBatchNorm and
-// UpgradeOpset bring exported models (Constant weights, unfolded
-// BatchNormalization, opsets from 9) to the form the quantizer expects:
+// consumers and initializers; ConstantsToInitializers, FoldBatchNorm,
+// UpgradeOpset and FuseHardSwish bring exported models (Constant weights,
+// unfolded BatchNormalization, opsets from 9, hard-swish as four
+// elementwise nodes) to the form the quantizer expects:
 //
 //	p, err := model.LoadFile("net.onnx")
 //	_, err = model.ConstantsToInitializers(p)
 //	_, err = model.FoldBatchNorm(p)
 //	err = model.UpgradeOpset(p, 13)
+//	_, err = model.FuseHardSwish(p)
 //	for _, n := range model.QuantizableNodes(p) { fmt.Println(n.GetName()) }
 //
 // InferTypes gives the element type (and, where it is certain, the shape) of

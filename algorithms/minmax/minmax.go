@@ -93,6 +93,10 @@ type Report struct {
 	ConstantsUnfolded int               `json:"constants_to_initializers"`
 	CastsFolded       int               `json:"half_precision_weights_widened,omitempty"`
 	IdentitiesFolded  int               `json:"shared_weights_copied,omitempty"`
+	// HardSwishesFused counts the exported hard-swish activations rewritten
+	// as HardSigmoid and Mul, which ONNX Runtime fuses into the Conv before
+	// them (Prepared.HardSwishes).
+	HardSwishesFused int `json:"hardswish_rewritten,omitempty"`
 	// UntypedTensors are tensors a quantized operator reads whose element
 	// type fleetcal could not infer (custom-domain producers, say): they are
 	// left in float rather than risk a statistic on a non-float tensor.
@@ -148,6 +152,9 @@ type Prepared struct {
 	// Identities counts the Identity nodes of initializers folded into
 	// initializers of their own (torch's deduplicated weights).
 	Identities int
+	// HardSwishes counts the exported hard-swish activations (Add, Clip,
+	// Mul, Div) rewritten as HardSigmoid and Mul (model.FuseHardSwish).
+	HardSwishes int
 }
 
 // Prepare returns the float model statistics are collected on: constants
@@ -183,6 +190,11 @@ func Prepare(m *model.CompressedModel) (Prepared, error) {
 		if err != nil {
 			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
 		}
+		hs, err := model.FuseHardSwish(p)
+		if err != nil {
+			return Prepared{}, fmt.Errorf("stage %s: %w", s.Name, err)
+		}
+		out.HardSwishes += hs
 		if m.IsCascade() {
 			model.PrefixNames(p, s.Name+"/")
 		}
@@ -222,7 +234,7 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 	fp := prep.Model
 	a.report = Report{Preset: a.presetName(), FoldedBatchNorms: prep.BatchNorms, ConstantsUnfolded: prep.Constants,
-		CastsFolded: prep.Casts, IdentitiesFolded: prep.Identities, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
+		CastsFolded: prep.Casts, IdentitiesFolded: prep.Identities, HardSwishesFused: prep.HardSwishes, RangeEstimator: [2]string{describe(a.r.minEst), describe(a.r.maxEst)},
 		SaturationFix: a.r.saturationFix, MinMACsPerElement: a.r.minMACs}
 
 	a.last = nil

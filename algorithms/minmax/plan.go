@@ -203,7 +203,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	// multiply-adds (-1: unknown).
 	origin := map[string]int{}
 	var parent []int
-	var macs []int64
+	var macs, weights []int64
 	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
@@ -248,18 +248,32 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			continue
 		}
 		if opt.minMACsPerElement > 0 {
-			outBoundary := len(n.Output) != 1 || !readInt8(n.Output[0], 3)
+			outBoundary, act := 0.0, ""
+			if len(n.Output) != 1 || !readInt8(n.Output[0], 3) {
+				outBoundary = 1
+				if len(n.Output) == 1 && weightedOps[op] {
+					for _, c := range consumers[n.Output[0]] {
+						if floatFusedActivations[c.GetOpType()] {
+							outBoundary, act = UnfusedActivationCost, c.GetOpType()
+						}
+					}
+				}
+			}
 			positions := int64(0)
 			if opt.shapes != nil {
 				positions = outputPositions(opt.shapes, n)
 			}
-			sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, positions, opt.minMACsPerElement)
+			sl, slow := costOf(n, inits, l.weight, acts, int8Out, outBoundary, act, positions, opt.minMACsPerElement)
 			if slow {
 				p.slow = append(p.slow, sl)
 				continue
 			}
 			li := len(p.layers)
 			parent = append(parent, li)
+			weights = append(weights, 0)
+			if l.weight != "" && positions == 1 {
+				weights[li] = elements(inits[l.weight].GetDims())
+			}
 			switch {
 			case l.weight == "":
 				macs = append(macs, 0)
@@ -292,7 +306,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 	}
 
 	if opt.minMACsPerElement > 0 {
-		p.layers = dropSmallRegions(&p, parent, macs, find)
+		p.layers = dropSmallRegions(&p, parent, macs, weights, find)
 		for _, l := range p.layers {
 			layerOf[l.node] = true
 			acts := l.node.Input
@@ -425,10 +439,14 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     the small-channel and depthwise convolutions between exported
 //     Hardswish ops (Add/Clip/Div/HardSigmoid, float), squeeze-excite and
 //     small attention matrices between float Softmax, LayerNormalization and
-//     bias Adds fall below the threshold;
+//     bias Adds fall below the threshold; an output read by an activation
+//     ONNX Runtime fuses into a float Conv only (floatFusedActivations)
+//     counts UnfusedActivationCost times;
 //   - with the layers' sizes (the graph inputs shaped like calibration
 //     sample 0), a region of INT8 layers connected through uint8 tensors
-//     needs MinRegionMACs multiply-adds in all;
+//     needs MinRegionMACs multiply-adds in all, a weight element of a
+//     layer on a 1×1 map counting as WeightMACs (squeeze-excite layers do
+//     few multiply-adds but read as many weights, which INT8 shrinks 4×);
 //   - an elementwise op (Add, Mul, Concat, pooling) is INT8 only when every
 //     input it reads is already uint8 (written by an INT8 layer), so it
 //     never adds a QuantizeLinear of its own.
@@ -439,7 +457,7 @@ const DefaultMinMACsPerElement = 48.0
 
 // costOf applies the cost rule to node n (weight w, activation inputs
 // acts): slow is true when n stays in float, with the reason.
-func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary bool, positions int64, minMACs float64) (sl SlowLayer, slow bool) {
+func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string, acts []string, int8Out map[string]bool, outBoundary float64, act string, positions int64, minMACs float64) (sl SlowLayer, slow bool) {
 	sl = SlowLayer{Node: n.GetName(), Op: n.GetOpType()}
 	if w == "" {
 		for _, in := range acts {
@@ -473,7 +491,7 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if int8Out[acts[0]] {
 			in = 0 // its input is uint8 already: no QuantizeLinear
 		}
-		sl.MACsPerElement = perElement(cout*cinG*k, in, cout, outBoundary)
+		sl.MACsPerElement = perElement(cout*cinG*k, in, cout*outBoundary)
 		sl.MACs = int64(cout*cinG*k) * positions
 		if g > 1 && d[1] == 1 {
 			sl.Reason = "depthwise convolution, "
@@ -490,11 +508,14 @@ func costOf(n *onnxpb.NodeProto, inits map[string]*onnxpb.TensorProto, w string,
 		if int8Out[acts[0]] {
 			in = 0
 		}
-		sl.MACsPerElement = perElement(kd*nd, in, nd, outBoundary)
+		sl.MACsPerElement = perElement(kd*nd, in, nd*outBoundary)
 		sl.MACs = int64(kd*nd) * positions
 	}
 	if sl.MACsPerElement >= minMACs {
 		return sl, false
+	}
+	if outBoundary > 1 {
+		sl.Reason += fmt.Sprintf("its output's activation (%s) runs fused into the float layer but apart after an INT8 one (output elements count %g times), ", act, outBoundary)
 	}
 	sl.Reason += fmt.Sprintf("%g multiply-adds per activation element, below min_macs_per_element %g: slower in INT8 than in float with ONNX Runtime", sl.MACsPerElement, minMACs)
 	return sl, true
@@ -538,18 +559,42 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 // than float, ppocr_det's from 2.4M up faster.
 const MinRegionMACs = 2_000_000
 
+// WeightMACs is what one weight element of a layer with a single output
+// position (a 1×1 map after a GlobalAveragePool: squeeze-excite, a
+// classifier head) counts for, in multiply-adds, in a region's size
+// (MinRegionMACs): a float layer reads its float32 weights at every
+// inference, an INT8 layer a quarter of the bytes, and with one output
+// position that traffic, not the multiply-adds, is the layer's time.
+// From ONNX Runtime's profile of lraspp_mobilenet_v3_large (BENCHMARKS.md):
+// its squeeze-excite 1×1 convolutions on a 1×1 map (672→168, 113K
+// multiply-adds) ran 25 to 77 µs in float, 0.2 to 0.7 ns per multiply-add,
+// where the large 1×1 convolutions ran 6 ps per multiply-add.
+const WeightMACs = 64
+
+func elements(dims []int64) int64 {
+	n := int64(1)
+	for _, d := range dims {
+		n *= max(d, 0)
+	}
+	return n
+}
+
 // dropSmallRegions removes from p.layers the regions whose layers' sizes
-// are all known and add up to less than MinRegionMACs, moving them to
-// p.slow; it returns the layers kept, in order.
-func dropSmallRegions(p *plan, parent []int, macs []int64, find func(int) int) []layer {
+// are all known and add up to less than MinRegionMACs (their multiply-adds,
+// and WeightMACs for each weight element), moving them to p.slow; it
+// returns the layers kept, in order.
+func dropSmallRegions(p *plan, parent []int, macs, weights []int64, find func(int) int) []layer {
 	total := map[int]int64{}
+	regionMACs, regionWeights := map[int]int64{}, map[int]int64{}
 	for i := range p.layers {
 		r := find(i)
 		if macs[i] < 0 || total[r] < 0 {
 			total[r] = -1
 			continue
 		}
-		total[r] += macs[i]
+		total[r] += macs[i] + WeightMACs*weights[i]
+		regionMACs[r] += macs[i]
+		regionWeights[r] += weights[i]
 	}
 	var kept []layer
 	for i, l := range p.layers {
@@ -558,8 +603,13 @@ func dropSmallRegions(p *plan, parent []int, macs []int64, find func(int) int) [
 			kept = append(kept, l)
 			continue
 		}
+		size := fmt.Sprintf("does %d multiply-adds in all", regionMACs[r])
+		if regionWeights[r] > 0 {
+			size = fmt.Sprintf("does %d multiply-adds and reads %d weights on 1×1 maps in all, %d with a weight counted as %d multiply-adds", regionMACs[r], regionWeights[r], total[r], WeightMACs)
+		}
 		p.slow = append(p.slow, SlowLayer{Node: l.node.GetName(), Op: l.node.GetOpType(), MACs: max(macs[i], 0),
-			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) does %d multiply-adds in all, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves", total[r], MinRegionMACs)})
+			Reason: fmt.Sprintf("its INT8 region (layers connected through uint8 tensors) %s, below %d: the QuantizeLinear/DequantizeLinear at its ends and the integer kernels' overhead on small tensors cost more than INT8 saves",
+				size, MinRegionMACs)})
 	}
 	return kept
 }
@@ -588,6 +638,23 @@ func perPosition(n *onnxpb.NodeProto, d []int64) (macs, out float64) {
 	return float64(d[0] * d[1]), float64(nd)
 }
 
+// floatFusedActivations are the activations ONNX Runtime fuses into a float
+// Conv (its NCHWc Conv takes Clip, HardSigmoid and hard-swish, the
+// HardSigmoid and Mul pair, as activations) but runs as separate float
+// kernels after a QLinearConv, on the dequantized output.
+var floatFusedActivations = map[string]bool{"HardSigmoid": true, "HardSwish": true, "Clip": true, "Tanh": true}
+
+// UnfusedActivationCost is how many times a weighted layer's output
+// elements count as boundary elements when they feed a floatFusedActivation:
+// after an INT8 layer the DequantizeLinear and the activation's own pass
+// (hard-swish: HardSigmoid and Mul) come on top of the kernel; in float they
+// cost nothing. From ONNX Runtime's profile of lraspp_mobilenet_v3_large
+// (BENCHMARKS.md): its 1×1 expansions 80→184, 80→200 and 80→480 before a
+// hard-swish (40 multiply-adds per boundary element with this factor) ran
+// 7 to 18 µs slower in INT8, those of 112→672 and 160→960 (56 and 80)
+// 9 to 70 µs faster.
+const UnfusedActivationCost = 2
+
 // int8UnaryOps keep a uint8 tensor uint8 in ONNX Runtime's QDQ fusions
 // (QLinearSigmoid, QLinearLeakyRelu; a Relu folds into the Q before it).
 var int8UnaryOps = map[string]bool{"Relu": true, "Sigmoid": true, "LeakyRelu": true}
@@ -596,10 +663,7 @@ var int8UnaryOps = map[string]bool{"Relu": true, "Sigmoid": true, "LeakyRelu": t
 // per output position that cross an INT8/float boundary: in (0 when the
 // input is uint8 already) and out (when a reader of the output stays in
 // float). With no boundary it is +Inf: the layer sits inside an INT8 chain.
-func perElement(macs, in, out float64, outBoundary bool) float64 {
-	if !outBoundary {
-		out = 0
-	}
+func perElement(macs, in, out float64) float64 {
 	if in+out == 0 {
 		return math.Inf(1)
 	}

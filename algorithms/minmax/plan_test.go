@@ -366,7 +366,7 @@ func TestPlanCostRule(t *testing.T) {
 			Node: []*onnxpb.NodeProto{
 				convA,                                   // dw stays float, so relu_a is read in float: 32·16·9/(16+32) = 96
 				node("Relu", "relu_a", "conv_a"),        //
-				dw,                                      // depthwise, read by a float Tanh: 32·9/32 = 9 (4.5 with relu_a float)
+				dw,                                      // depthwise, read by a Tanh a float Conv fuses: 32·9/(2·32) = 4.5 (3 with relu_a float)
 				node("Tanh", "tanh", "dw"),              //
 				convB,                                   // no boundary when relu_a is uint8; else 32·32·9/32 = 288
 				node("Add", "add1", "relu_a", "conv_b"), // both inputs INT8: QLinearAdd
@@ -390,14 +390,14 @@ func TestPlanCostRule(t *testing.T) {
 		{0, []string{"conv_a", "dw", "conv_b", "add1", "add2", "conv_s"}, nil, 0},
 		// With the layers' sizes (8×8 outputs): the region conv_a, conv_b,
 		// add1 does 32·16·9·64 + 32·32·9·64 = 884,736 multiply-adds, below
-		// MinRegionMACs.
-		{48, nil, []string{"dw:9", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
+		// MinRegionMACs (on an 8×8 map weights do not count).
+		{48, nil, []string{"dw:4.5", "add2:0", "conv_s:32", "conv_a:0", "conv_b:0", "add1:0"}, 8},
 		// At 64×64 conv_a does 18.9M multiply-adds, and its region (conv_a,
 		// conv_b, add1) 56.6M.
-		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 64},
-		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:9", "add2:0", "conv_s:32"}, 0},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:4.5", "add2:0", "conv_s:32"}, 64},
+		{48, []string{"conv_a", "conv_b", "add1"}, []string{"dw:4.5", "add2:0", "conv_s:32"}, 0},
 		// Above conv_a's 96 and conv_b's 288: nothing reads uint8.
-		{300, nil, []string{"conv_a:96", "dw:4.5", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, 0},
+		{300, nil, []string{"conv_a:96", "dw:3", "conv_b:288", "add1:0", "add2:0", "conv_s:3.6"}, 0},
 	} {
 		opt := planOptions{perChannelWeights: true, minMACsPerElement: tc.minMACs}
 		if tc.shapes > 0 {
@@ -424,6 +424,66 @@ func TestPlanCostRule(t *testing.T) {
 		}
 		if tc.minMACs == 48 && tc.shapes == 0 && !strings.HasPrefix(pl.slow[0].Reason, "depthwise convolution") {
 			t.Errorf("dw's reason = %q, want it to say depthwise", pl.slow[0].Reason)
+		}
+	}
+}
+
+// TestPlanCostRuleWeights: on a 1×1 map (squeeze-excite after a
+// GlobalAveragePool) a region's weights count WeightMACs each, on a larger
+// map only its multiply-adds count.
+func TestPlanCostRuleWeights(t *testing.T) {
+	f32 := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range dims {
+			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(model.TypeFloat), Shape: shape}}}}
+	}
+	node := func(op, name string, in ...string) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{OpType: proto.String(op), Name: proto.String(name), Input: in, Output: []string{name}}
+	}
+	p := &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}},
+		Graph: &onnxpb.GraphProto{
+			Name:        proto.String("g"),
+			Input:       []*onnxpb.ValueInfoProto{f32("x", 1, 256, 1, 1)},
+			Initializer: []*onnxpb.TensorProto{model.NewTensorFloat32("w1", []int64{64, 256, 1, 1}, make([]float32, 64*256)), model.NewTensorFloat32("w2", []int64{256, 64, 1, 1}, make([]float32, 64*256))},
+			Node: []*onnxpb.NodeProto{
+				node("Conv", "fc1", "x", "w1"), // 256·64 multiply-adds per position over 256 input elements: 64
+				node("Relu", "relu", "fc1"),
+				node("Conv", "fc2", "relu", "w2"), // over 256 output elements (a Sigmoid graph output reads it): 64
+				node("Sigmoid", "out", "fc2"),
+			},
+			Output: []*onnxpb.ValueInfoProto{f32("out", 1, 256, 1, 1)},
+		},
+	}
+	order, err := model.NewGraph(p).TopoOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		side   int64
+		layers []string
+	}{
+		// 1×1: 2·16,384 multiply-adds + 64·32,768 weights = 2,129,920 ≥ MinRegionMACs.
+		{1, []string{"fc1", "fc2"}},
+		// 2×2: 4·32,768 = 131,072 multiply-adds, the weights not counted.
+		{2, nil},
+	} {
+		sized := proto.Clone(p).(*onnxpb.ModelProto)
+		sized.Graph.Input = []*onnxpb.ValueInfoProto{f32("x", 1, 256, tc.side, tc.side)}
+		pl := makePlan(p.GetGraph(), model.InferTypes(p), order, planOptions{perChannelWeights: true, minMACsPerElement: 48, shapes: model.InferTypes(sized)})
+		var layers []string
+		for _, l := range pl.layers {
+			layers = append(layers, l.node.GetName())
+		}
+		if !slices.Equal(layers, tc.layers) {
+			t.Errorf("%d×%d map: layers %v, want %v (left in float: %+v)", tc.side, tc.side, layers, tc.layers, pl.slow)
+		}
+		if tc.side == 2 && (len(pl.slow) != 2 || !strings.Contains(pl.slow[0].Reason, "does 131072 multiply-adds in all")) {
+			t.Errorf("2×2 map: left in float %+v, want fc1 and fc2 with the region's 131072 multiply-adds", pl.slow)
 		}
 	}
 }
