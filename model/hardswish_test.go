@@ -15,7 +15,7 @@ func TestFuseHardSwish(t *testing.T) {
 	consts := func() []*onnxpb.TensorProto {
 		return []*onnxpb.TensorProto{scalar("three", 3), scalar("zero", 0), scalar("six", 6), scalar("sixth", 1.0/6), scalar("two", 2)}
 	}
-	clip := newNode("Clip", "clip", []string{"a", "zero", "six"}, []string{"c"})
+	clip := NewNode("Clip", "clip", []string{"a", "zero", "six"}, []string{"c"})
 	for _, tc := range []struct {
 		name  string
 		nodes []*onnxpb.NodeProto
@@ -24,30 +24,30 @@ func TestFuseHardSwish(t *testing.T) {
 		left  []string // initializers left after a rewrite: those no pattern read
 	}{
 		{"paddle2onnx: x·clip, then /6", []*onnxpb.NodeProto{
-			newNode("Add", "add", []string{"x", "three"}, []string{"a"}), clip,
-			newNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
-			newNode("Div", "div", []string{"m", "six"}, []string{"y"})}, nil, 1, []string{"sixth", "two"}},
+			NewNode("Add", "add", []string{"x", "three"}, []string{"a"}), clip,
+			NewNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
+			NewNode("Div", "div", []string{"m", "six"}, []string{"y"})}, nil, 1, []string{"sixth", "two"}},
 		{"clip/6, then ·x, operands swapped", []*onnxpb.NodeProto{
-			newNode("Add", "add", []string{"three", "x"}, []string{"a"}), clip,
-			newNode("Div", "div", []string{"c", "six"}, []string{"m"}),
-			newNode("Mul", "mul", []string{"m", "x"}, []string{"y"})}, nil, 1, []string{"sixth", "two"}},
+			NewNode("Add", "add", []string{"three", "x"}, []string{"a"}), clip,
+			NewNode("Div", "div", []string{"c", "six"}, []string{"m"}),
+			NewNode("Mul", "mul", []string{"m", "x"}, []string{"y"})}, nil, 1, []string{"sixth", "two"}},
 		{"clip attributes (opset 9), ·1/6 then ·x", []*onnxpb.NodeProto{
-			newNode("Add", "add", []string{"x", "three"}, []string{"a"}),
-			newNode("Clip", "clip", []string{"a"}, []string{"c"}, floatAttr("min", 0), floatAttr("max", 6)),
-			newNode("Mul", "sixth", []string{"sixth", "c"}, []string{"m"}),
-			newNode("Mul", "mul", []string{"x", "m"}, []string{"y"})}, nil, 1, []string{"zero", "six", "two"}},
+			NewNode("Add", "add", []string{"x", "three"}, []string{"a"}),
+			NewNode("Clip", "clip", []string{"a"}, []string{"c"}, floatAttr("min", 0), floatAttr("max", 6)),
+			NewNode("Mul", "sixth", []string{"sixth", "c"}, []string{"m"}),
+			NewNode("Mul", "mul", []string{"x", "m"}, []string{"y"})}, nil, 1, []string{"zero", "six", "two"}},
 		{"clip output read elsewhere", []*onnxpb.NodeProto{
-			newNode("Add", "add", []string{"x", "three"}, []string{"a"}), clip,
-			newNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
-			newNode("Div", "div", []string{"m", "six"}, []string{"y"})}, []string{"c"}, 0, nil},
+			NewNode("Add", "add", []string{"x", "three"}, []string{"a"}), clip,
+			NewNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
+			NewNode("Div", "div", []string{"m", "six"}, []string{"y"})}, []string{"c"}, 0, nil},
 		{"x+2", []*onnxpb.NodeProto{
-			newNode("Add", "add", []string{"x", "two"}, []string{"a"}), clip,
-			newNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
-			newNode("Div", "div", []string{"m", "six"}, []string{"y"})}, nil, 0, nil},
+			NewNode("Add", "add", []string{"x", "two"}, []string{"a"}), clip,
+			NewNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
+			NewNode("Div", "div", []string{"m", "six"}, []string{"y"})}, nil, 0, nil},
 		{"clip·y, not clip·x", []*onnxpb.NodeProto{
-			newNode("Add", "add", []string{"x", "three"}, []string{"a"}), clip,
-			newNode("Mul", "mul", []string{"z", "c"}, []string{"m"}),
-			newNode("Div", "div", []string{"m", "six"}, []string{"y"})}, nil, 0, nil},
+			NewNode("Add", "add", []string{"x", "three"}, []string{"a"}), clip,
+			NewNode("Mul", "mul", []string{"z", "c"}, []string{"m"}),
+			NewNode("Div", "div", []string{"m", "six"}, []string{"y"})}, nil, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			outs := []*onnxpb.ValueInfoProto{fvi("y", 1, 4)}
@@ -56,7 +56,7 @@ func TestFuseHardSwish(t *testing.T) {
 			}
 			var nodes []*onnxpb.NodeProto
 			for _, n := range tc.nodes {
-				nodes = append(nodes, newNode(n.GetOpType(), n.GetName(), slices.Clone(n.Input), slices.Clone(n.Output), n.Attribute...))
+				nodes = append(nodes, NewNode(n.GetOpType(), n.GetName(), slices.Clone(n.Input), slices.Clone(n.Output), n.Attribute...))
 			}
 			p := synth(13, []*onnxpb.ValueInfoProto{fvi("x", 1, 4), fvi("z", 1, 4)}, outs, nodes, consts()...)
 			before := opTypes(p.Graph.Node)

@@ -364,9 +364,9 @@ func FuseHardSwish(p *onnxpb.ModelProto) (int, error) {
 			base = out
 		}
 		hs := u.fresh(base + "_hardsigmoid")
-		replace[f.first] = newNode("HardSigmoid", u.fresh(base+"/HardSigmoid"), []string{f.input}, []string{hs},
+		replace[f.first] = NewNode("HardSigmoid", u.fresh(base+"/HardSigmoid"), []string{f.input}, []string{hs},
 			float32Attr("alpha", 1.0/6), float32Attr("beta", 0.5))
-		replace[f.last] = newNode("Mul", u.fresh(base+"/HardSwishMul"), []string{f.input, hs}, []string{out})
+		replace[f.last] = NewNode("Mul", u.fresh(base+"/HardSwishMul"), []string{f.input, hs}, []string{out})
 	}
 	for i, n := range g.Node {
 		if r := replace[n]; r != nil {
