@@ -106,3 +106,35 @@ func TestChannelMeanVectorBits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkChannelMeanFinite is the per-channel mean of one ppocr_det-like
+// activation ([1,24,64,64]: 24 channels of 4096 values), with the AVX2 sums
+// (when the CPU has them) and with the portable loop, which give the same
+// bits (TestChannelMeanVectorBits).
+//
+//	go test ./engine -run XXX -bench ChannelMeanFinite -count 6
+func BenchmarkChannelMeanFinite(b *testing.B) {
+	shape := []int64{1, 24, 64, 64}
+	data := make([]float32, 24*64*64)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = float32(r.NormFloat64())
+	}
+	for _, bc := range []struct {
+		name   string
+		vector bool
+	}{{"AVX2", true}, {"Portable", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if bc.vector && !haveAVX2 {
+				b.Skip("no AVX2 on this CPU")
+			}
+			old := haveAVX2
+			haveAVX2 = old && bc.vector
+			defer func() { haveAVX2 = old }()
+			b.SetBytes(int64(4 * len(data)))
+			for b.Loop() {
+				channelMeanFinite(data, shape, 1)
+			}
+		})
+	}
+}
