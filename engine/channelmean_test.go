@@ -73,3 +73,68 @@ func TestChannelMeanFiniteBits(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelMeanVectorBits: the AVX2 sums (eight and sixteen channels at a
+// time, an element count per channel that is or is not a multiple of 8,
+// several blocks before the axis) have the bits of channelMean, on values
+// of very different magnitudes; so has the portable loop they replace.
+func TestChannelMeanVectorBits(t *testing.T) {
+	if !haveAVX2 {
+		t.Log("no AVX2 on this CPU: only the portable loop is checked")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, shape := range [][]int64{{1, 8, 8}, {1, 16, 3, 5}, {2, 24, 9}, {3, 40, 17}, {1, 33, 64}, {1, 9, 1, 8}, {2, 17, 1}} {
+		n := 1
+		for _, d := range shape {
+			n *= int(d)
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(r.NormFloat64() * math.Exp2(float64(r.IntN(60)-30)))
+		}
+		want := channelMean(data, shape, 1)
+		for _, vector := range []bool{true, false} {
+			old := haveAVX2
+			haveAVX2 = old && vector
+			got := channelMeanFinite(data, shape, 1)
+			haveAVX2 = old
+			for c := range want {
+				if math.Float64bits(got[c]) != math.Float64bits(want[c]) {
+					t.Fatalf("shape %v (vector %v) channel %d: %v, want %v", shape, vector, c, got[c], want[c])
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkChannelMeanFinite is the per-channel mean of one ppocr_det-like
+// activation ([1,24,64,64]: 24 channels of 4096 values), with the AVX2 sums
+// (when the CPU has them) and with the portable loop, which give the same
+// bits (TestChannelMeanVectorBits).
+//
+//	go test ./engine -run XXX -bench ChannelMeanFinite -count 6
+func BenchmarkChannelMeanFinite(b *testing.B) {
+	shape := []int64{1, 24, 64, 64}
+	data := make([]float32, 24*64*64)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = float32(r.NormFloat64())
+	}
+	for _, bc := range []struct {
+		name   string
+		vector bool
+	}{{"AVX2", true}, {"Portable", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if bc.vector && !haveAVX2 {
+				b.Skip("no AVX2 on this CPU")
+			}
+			old := haveAVX2
+			haveAVX2 = old && bc.vector
+			defer func() { haveAVX2 = old }()
+			b.SetBytes(int64(4 * len(data)))
+			for b.Loop() {
+				channelMeanFinite(data, shape, 1)
+			}
+		})
+	}
+}

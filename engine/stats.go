@@ -334,11 +334,17 @@ func channelMean(data []float32, shape []int64, axis int) []float64 {
 // same bits: each channel is still summed in float64 in storage order, one
 // addition after the other, but four channels are summed side by side so
 // that their additions overlap in the CPU (a float64 sum chain is bound by
-// the latency of one addition).
+// the latency of one addition); with AVX2, eight channels at a time, their
+// element i added by one vector addition per four channels (channelSums8).
 func channelMeanFinite(data []float32, shape []int64, axis int) []float64 {
 	outer, size, inner := axisSplit(shape, axis)
 	sum := make([]float64, size)
 	c := 0
+	if haveAVX2 && inner >= 8 && len(data) == outer*size*inner {
+		// Eight channels at a time in vector registers, same order.
+		channelSums8(data, outer, size, inner, sum)
+		c = size / 8 * 8
+	}
 	for ; c+4 <= size; c += 4 {
 		var s0, s1, s2, s3 float64
 		for o := range outer {

@@ -71,8 +71,9 @@ func New(p Params, env pipeline.AlgorithmEnv) (*Algorithm, error) {
 		return nil, err
 	}
 	if !a.fb.OwnPasses() {
-		// The input means come from MinMaxQuantization's pass.
-		mm.AddStats(fastbias.Layout)
+		// The input means of the layers it quantizes come from
+		// MinMaxQuantization's pass.
+		mm.AddLayerStats(fastbias.LayoutFor)
 	}
 	return a, nil
 }

@@ -9,13 +9,14 @@
 //
 // Mode "fast" (the default) is POT's recipe and costs no pass of its own
 // inside DefaultQuantization: MinMaxQuantization collects, in its
-// statistics pass, the per-channel mean x̄ of every Conv/Gemm input (Layout,
-// added with minmax.Algorithm.AddStats); then each layer is computed alone
+// statistics pass, the per-channel mean x̄ of the input of every Conv/Gemm
+// it quantizes (LayoutFor, added with minmax.Algorithm.AddLayerStats; Layout
+// lists every Conv/Gemm); then each layer is computed alone
 // on its input filled with x̄, in float and quantized (dequantized weight,
 // fake-quantized input, int32 bias), and the bias moves by the difference
 // per output channel:
 //
-//	mm.AddStats(fastbias.Layout)
+//	mm.AddLayerStats(fastbias.LayoutFor)
 //	q, _ := mm.Run(ctx, fp)
 //	q, _ = fb.RunWithStats(ctx, q, mm.Stats())
 //

@@ -1,6 +1,7 @@
 package fastbias
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/fleetcal/fleetcal/model"
@@ -19,6 +20,24 @@ var inputSpec = pipeline.StatSpec{Kind: pipeline.StatChannelMean, Axis: 1}
 // to its own statistics pass (minmax.Algorithm.AddStats), so the correction
 // costs no pass of its own.
 func Layout(fp *model.CompressedModel) pipeline.StatsLayout {
+	return layout(fp, nil)
+}
+
+// LayoutFor is Layout for the nodes named in layers only: the layers a
+// quantizer quantizes (minmax.Algorithm.AddLayerStats). A Conv or Gemm the
+// quantizer leaves in float gets no bias to correct, so its input's means
+// would be computed for nothing, and the tensor could not take the cheaper
+// paths of a min/max-only statistic (a Relu output derived from its input).
+func LayoutFor(fp *model.CompressedModel, layers []string) pipeline.StatsLayout {
+	keep := make(map[string]bool, len(layers))
+	for _, n := range layers {
+		keep[n] = true
+	}
+	return layout(fp, keep)
+}
+
+// layout is Layout restricted to the nodes in keep (nil: every node).
+func layout(fp *model.CompressedModel, keep map[string]bool) pipeline.StatsLayout {
 	layout := pipeline.StatsLayout{}
 	for _, s := range fp.Models() {
 		g := s.Proto.GetGraph()
@@ -30,6 +49,9 @@ func Layout(fp *model.CompressedModel) pipeline.StatsLayout {
 		// model stays as it is): no statistic of another type.
 		types := model.InferTypes(s.Proto)
 		for _, n := range g.GetNode() {
+			if keep != nil && !keep[n.GetName()] {
+				continue
+			}
 			if in, ok := layerInput(n); ok && inits[n.Input[1]] && types.IsFloat32(in) {
 				layout[in] = []pipeline.StatSpec{inputSpec}
 			}
@@ -54,7 +76,28 @@ func layerInput(n *onnxpb.NodeProto) (string, bool) {
 // fastCorrect shifts every target's bias by the difference between the
 // float layer and the quantized layer on the float model's mean input,
 // computed in float64 in Go (see doc.go).
-func (a *Algorithm) fastCorrect(out []*model.Stage, ref *model.CompressedModel, targets []target, stats *reduce.Set) error {
+func (a *Algorithm) fastCorrect(ctx context.Context, out []*model.Stage, ref *model.CompressedModel, targets []target, stats *reduce.Set) error {
+	// A layer whose input means the given statistics lack (a layer the
+	// quantizer's pass did not list, see LayoutFor) gets them from one pass
+	// of its own, over the same subset: the same bits as in the quantizer's
+	// pass, since each tensor's means are computed alone.
+	missing := pipeline.StatsLayout{}
+	for _, t := range targets {
+		fn := nodeNamed(ref.Models()[t.stage].Proto.GetGraph(), t.node)
+		if fn == nil {
+			continue
+		}
+		if in, ok := layerInput(fn); ok && stats.Get(in, inputSpec.Key()) == nil {
+			missing[in] = []pipeline.StatSpec{inputSpec}
+		}
+	}
+	var more *reduce.Set
+	if len(missing) > 0 {
+		var err error
+		if more, err = a.means(ctx, ref, missing, "bias correction statistics"); err != nil {
+			return err
+		}
+	}
 	for _, t := range targets {
 		q, f := out[t.stage].Proto.GetGraph(), ref.Models()[t.stage].Proto.GetGraph()
 		fn, qn := nodeNamed(f, t.node), nodeNamed(q, t.node)
@@ -65,7 +108,11 @@ func (a *Algorithm) fastCorrect(out []*model.Stage, ref *model.CompressedModel, 
 		if !ok {
 			continue
 		}
-		mean, err := channelMeans(stats, in, inputSpec.Key())
+		src := stats
+		if _, ok := missing[in]; ok {
+			src = more
+		}
+		mean, err := channelMeans(src, in, inputSpec.Key())
 		if err != nil {
 			return fmt.Errorf("node %q: input mean: %w", t.node, err)
 		}

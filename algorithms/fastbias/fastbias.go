@@ -163,7 +163,7 @@ func (a *Algorithm) RunWithStats(ctx context.Context, m *model.CompressedModel, 
 				return nil, err
 			}
 		}
-		if err := a.fastCorrect(out, ref, targets, stats); err != nil {
+		if err := a.fastCorrect(ctx, out, ref, targets, stats); err != nil {
 			return nil, err
 		}
 		return result, nil

@@ -36,8 +36,9 @@ type Algorithm struct {
 	report Report
 	// last is what Run collected, kept for Requantize (reuse.go).
 	last *collected
-	// extra lists more statistics for the same pass (AddStats).
-	extra []func(fp *model.CompressedModel) pipeline.StatsLayout
+	// extra lists more statistics for the same pass (AddStats,
+	// AddLayerStats).
+	extra []func(fp *model.CompressedModel, layers []string) pipeline.StatsLayout
 }
 
 // AddStats asks Run to collect, in its statistics pass, the statistics f
@@ -45,6 +46,16 @@ type Algorithm struct {
 // that an algorithm that runs after it (FastBiasCorrection) needs no pass
 // of its own; Stats returns them after Run.
 func (a *Algorithm) AddStats(f func(fp *model.CompressedModel) pipeline.StatsLayout) {
+	a.extra = append(a.extra, func(fp *model.CompressedModel, _ []string) pipeline.StatsLayout { return f(fp) })
+}
+
+// AddLayerStats is AddStats for statistics that concern the quantized
+// layers only: f also gets the names of the nodes Run quantizes (those
+// QuantizedLayers lists after Run), so that the pass does not observe
+// tensors only float layers read. Requantize reuses the statistics: an
+// algorithm that runs after it must collect what a layer quantized then,
+// and not by Run, needs.
+func (a *Algorithm) AddLayerStats(f func(fp *model.CompressedModel, layers []string) pipeline.StatsLayout) {
 	a.extra = append(a.extra, f)
 }
 
@@ -297,8 +308,12 @@ func (a *Algorithm) Run(ctx context.Context, m *model.CompressedModel) (*model.C
 	}
 
 	ranges := maps.Clone(layout)
+	var quantized []string
+	if len(a.extra) > 0 {
+		quantized = layerNames(plans)
+	}
 	for _, f := range a.extra {
-		for tensor, specs := range f(fp) {
+		for tensor, specs := range f(fp, quantized) {
 			for _, spec := range specs {
 				if !slices.ContainsFunc(layout[tensor], func(s pipeline.StatSpec) bool { return s.Key() == spec.Key() }) {
 					layout[tensor] = append(slices.Clip(layout[tensor]), spec)

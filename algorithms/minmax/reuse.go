@@ -113,9 +113,15 @@ func (a *Algorithm) QuantizedLayers() ([]string, error) {
 	if a.last == nil {
 		return nil, ErrNotRun
 	}
+	return layerNames(a.last.plans), nil
+}
+
+// layerNames names the nodes whose inputs plans quantize, in order, without
+// duplicates.
+func layerNames(plans []plan) []string {
 	var names []string
 	seen := map[string]bool{}
-	for _, p := range a.last.plans {
+	for _, p := range plans {
 		for _, l := range p.layers {
 			n := l.node.GetName()
 			if n != "" && !seen[n] {
@@ -124,7 +130,7 @@ func (a *Algorithm) QuantizedLayers() ([]string, error) {
 			}
 		}
 	}
-	return names, nil
+	return names
 }
 
 // Reference returns the prepared float model of the last Run (constants as
