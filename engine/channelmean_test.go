@@ -94,10 +94,7 @@ func TestChannelMeanVectorBits(t *testing.T) {
 		}
 		want := channelMean(data, shape, 1)
 		for _, vector := range []bool{true, false} {
-			old := haveAVX2
-			haveAVX2 = old && vector
-			got := channelMeanFinite(data, shape, 1)
-			haveAVX2 = old
+			got := channelMeanFiniteVec(data, shape, 1, vector && haveAVX2)
 			for c := range want {
 				if math.Float64bits(got[c]) != math.Float64bits(want[c]) {
 					t.Fatalf("shape %v (vector %v) channel %d: %v, want %v", shape, vector, c, got[c], want[c])
@@ -128,12 +125,9 @@ func BenchmarkChannelMeanFinite(b *testing.B) {
 			if bc.vector && !haveAVX2 {
 				b.Skip("no AVX2 on this CPU")
 			}
-			old := haveAVX2
-			haveAVX2 = old && bc.vector
-			defer func() { haveAVX2 = old }()
 			b.SetBytes(int64(4 * len(data)))
 			for b.Loop() {
-				channelMeanFinite(data, shape, 1)
+				channelMeanFiniteVec(data, shape, 1, bc.vector)
 			}
 		})
 	}

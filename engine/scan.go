@@ -208,7 +208,7 @@ func channelMinMaxC(data []float32, outer, size, inner int) (mins, maxs []float3
 }
 
 // haveAVX2 tells whether channelSums8 may run (an x86-64 CPU with AVX2, a
-// GCC-compatible compiler); a variable so that tests can turn it off.
+// GCC-compatible compiler). Set once, never changed.
 var haveAVX2 = C.fc_have_avx2() != 0
 
 // channelSums8 adds to sum[c], for the channels c below size rounded down to

@@ -337,10 +337,17 @@ func channelMean(data []float32, shape []int64, axis int) []float64 {
 // the latency of one addition); with AVX2, eight channels at a time, their
 // element i added by one vector addition per four channels (channelSums8).
 func channelMeanFinite(data []float32, shape []int64, axis int) []float64 {
+	return channelMeanFiniteVec(data, shape, axis, haveAVX2)
+}
+
+// channelMeanFiniteVec is channelMeanFinite with the AVX2 sums when vector
+// is true (it must be false on a CPU without them), the portable loop
+// otherwise: the same bits either way.
+func channelMeanFiniteVec(data []float32, shape []int64, axis int, vector bool) []float64 {
 	outer, size, inner := axisSplit(shape, axis)
 	sum := make([]float64, size)
 	c := 0
-	if haveAVX2 && inner >= 8 && len(data) == outer*size*inner {
+	if vector && inner >= 8 && len(data) == outer*size*inner {
 		// Eight channels at a time in vector registers, same order.
 		channelSums8(data, outer, size, inner, sum)
 		c = size / 8 * 8

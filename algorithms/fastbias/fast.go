@@ -269,12 +269,8 @@ func floatWeight(g *onnxpb.GraphProto, name string) ([]float32, []int64, error) 
 			inits[in] = t
 		}
 	}
-	t, err := dequantize(n, x, inits)
-	if err != nil {
-		return nil, nil, err
-	}
-	v, err := model.TensorFloat32(t)
-	return v, t.GetDims(), err
+	v, err := dequantizeValues(n, x, inits)
+	return v, x.GetDims(), err
 }
 
 func floatValues(g *onnxpb.GraphProto, name string) ([]float32, error) {

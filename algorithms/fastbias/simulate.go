@@ -122,6 +122,15 @@ func exactOnX86(n *onnxpb.NodeProto, x *onnxpb.TensorProto, inits map[string]*on
 // dequantize computes DequantizeLinear(x, scale[, zp], axis) of a constant
 // int8 x as a float initializer named after the node's output.
 func dequantize(n *onnxpb.NodeProto, x *onnxpb.TensorProto, inits map[string]*onnxpb.TensorProto) (*onnxpb.TensorProto, error) {
+	out, err := dequantizeValues(n, x, inits)
+	if err != nil {
+		return nil, err
+	}
+	return model.NewTensorFloat32(n.Output[0], x.GetDims(), out), nil
+}
+
+// dequantizeValues is dequantize's values, in x's shape.
+func dequantizeValues(n *onnxpb.NodeProto, x *onnxpb.TensorProto, inits map[string]*onnxpb.TensorProto) ([]float32, error) {
 	q, err := int8Values(x)
 	if err != nil {
 		return nil, err
@@ -168,13 +177,19 @@ func dequantize(n *onnxpb.NodeProto, x *onnxpb.TensorProto, inits map[string]*on
 			stride *= int(d)
 		}
 	}
-	out := make([]float32, len(q))
-	for i, v := range q {
-		c := (i / stride) % channels
-		// ONNX Runtime: float(x - zp) * scale, in float32.
-		out[i] = float32(int32(v)-int32(zp[c])) * scale[c]
+	if len(q) > 0 && (stride == 0 || len(q)%stride != 0) {
+		return nil, fmt.Errorf("tensor %q: %d values for shape %v", x.GetName(), len(q), dims)
 	}
-	return model.NewTensorFloat32(n.Output[0], dims, out), nil
+	out := make([]float32, len(q))
+	for i := 0; i < len(q); i += stride {
+		c := (i / stride) % channels
+		s, z := scale[c], int32(zp[c])
+		for j, v := range q[i : i+stride] {
+			// ONNX Runtime: float(x - zp) * scale, in float32.
+			out[i+j] = float32(int32(v)-z) * s
+		}
+	}
+	return out, nil
 }
 
 // int8Values returns the values of an INT8 tensor, from raw_data or
