@@ -541,6 +541,12 @@ func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []
 		opts.Metric = capture
 	}
 	res, err := eng.Predict(ctx, opts)
+	if errors.Is(err, pipeline.ErrUnknownStatistic) {
+		// Known to the coordinator (it checks the layout), not here: a
+		// worker binary built without the user's statistics. Reported at
+		// once, as any worker of that binary would fail the same way.
+		err = fmt.Errorf("this worker binary does not register the statistic (pipeline.RegisterStatistic before worker.Main): %w", err)
+	}
 	if err != nil {
 		kind, cause = classify(err, kindSample)
 		return nil, nil, nil, kind, cause, err
