@@ -890,7 +890,11 @@ func (c *metricCollector) add(outs []sampleOutputs) error {
 			return fmt.Errorf("sample %d: metric: %w", i, err)
 		}
 		if c.perSample {
-			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: maps.Clone(c.metric.Value())})
+			vals, err := pipeline.SampleValues(c.metric)
+			if err != nil {
+				return fmt.Errorf("sample %d: %w", i, err)
+			}
+			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: vals})
 		}
 	}
 	return nil

@@ -665,7 +665,7 @@ func (c *captureMetric) UpdateSample(index int, outputs map[string]pipeline.Tens
 }
 
 func (c *captureMetric) Reset()                                           { c.next, c.enc, c.err = 0, outputsEncoder{}, nil }
-func (c *captureMetric) Value() map[string]float64                        { return nil }
+func (c *captureMetric) Value() map[string][]float64                      { return nil }
 func (c *captureMetric) AvgValue() map[string]float64                     { return nil }
 func (c *captureMetric) HigherBetter() bool                               { return true }
 func (c *captureMetric) Attributes() map[string]pipeline.MetricAttributes { return nil }

@@ -37,8 +37,8 @@ func init() {
 type countMetric struct{ n int }
 
 func (m *countMetric) Update(map[string]pipeline.Tensor, any) error { m.n++; return nil }
-func (m *countMetric) Value() map[string]float64                    { return map[string]float64{"n": float64(m.n)} }
-func (m *countMetric) AvgValue() map[string]float64                 { return m.Value() }
+func (m *countMetric) Value() map[string][]float64                  { return map[string][]float64{"n": {1}} }
+func (m *countMetric) AvgValue() map[string]float64                 { return map[string]float64{"n": float64(m.n)} }
 func (m *countMetric) HigherBetter() bool                           { return true }
 func (m *countMetric) Reset()                                       { m.n = 0 }
 func (m *countMetric) Attributes() map[string]pipeline.MetricAttributes {
