@@ -99,11 +99,15 @@
 //
 // Workers rebuild the run's data loader from RunSpec.DataSource by its type
 // (data.Register) and run RunSpec.Postprocess (pipeline.RegisterPostprocess)
-// on each sample's outputs, so a user's loader and postprocess run on the
-// fleet when every worker binary registers them: a user's main registers
-// them and calls worker.Main (package worker). NewEngine checks, on the
-// coordinator, that both are registered there and that the data and
-// annotations paths exist. Annotations other than integers and strings
+// on each sample's outputs, and the registered statistics a layout names
+// (pipeline.RegisterStatistic) on each sample's activations, so a user's
+// loader, postprocess and statistics run on the fleet when every worker
+// binary registers them: a user's main registers them and calls
+// worker.Main (package worker). NewEngine checks, on the coordinator, that
+// the loader type and postprocess are registered there and that the data
+// and annotations paths exist; Predict checks the layout's statistics
+// before publishing a shard, and a worker binary without one of them fails
+// the shard on its first delivery (ErrDeterministic), saying so. Annotations other than integers and strings
 // travel as gob (a box []float32 as it is; a type of the user's own
 // registered with gob.Register on both sides), so the metric receives the
 // value the loader made, as with the in-process engine.

@@ -4,7 +4,8 @@
 //
 //	m, err := metric.New(json.RawMessage(`{"name": "accuracy", "top_k": 5}`))
 //	m.Update(outputs, annotation) // per sample
-//	m.AvgValue()                  // {"accuracy@top5": 0.93}
+//	m.Value()                     // {"accuracy@top5": [1]}: the last Update's sample
+//	m.AvgValue()                  // {"accuracy@top5": 0.93}: every sample since Reset
 //
 // Register your own with Register; Names lists them for error messages.
 // The package is pure Go: it must never import onnxruntime_go or nats.go.
