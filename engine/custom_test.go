@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -178,6 +179,54 @@ func TestRegisterStatisticPanics(t *testing.T) {
 				name = "test_new"
 			}
 			pipeline.RegisterStatistic(name, tc.s)
+		})
+	}
+}
+
+// BenchmarkCustomStatistic is the cost of a registered statistic against
+// its built-in twin: the per-sample abs_max of every float activation, as
+// a Go function (test_absmax) or the vectorized built-in, and plain
+// inference; one op is a pass over the same 64 samples, threads=1,
+// requests=1. Compare ratios within one run (-count alternates them).
+//
+//	go test ./engine -run XXX -bench CustomStatistic -benchtime 3x -count 5
+func BenchmarkCustomStatistic(b *testing.B) {
+	name := "bench_cnn.onnx"
+	if _, err := os.Stat(fixture(name)); err != nil {
+		name = "convnet_op13.onnx"
+	}
+	p := loadProto(b, name)
+	in, _ := graphIO(p)
+	l := randomSamples(64, in[0].Name, in[0].Shape, 7)
+	acts := floatActivations(p)
+	for _, bc := range []struct {
+		name   string
+		layout pipeline.StatsLayout
+	}{
+		{"Plain", nil},
+		{"BuiltinAbsMax", layoutOf(acts, []pipeline.StatSpec{{Kind: pipeline.StatAbsMax}})},
+		{"CustomAbsMax", layoutOf(acts, []pipeline.StatSpec{{Kind: "test_absmax"}})},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, err := New(l, Options{Threads: 1, Requests: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			if err := e.SetModel(loadModel(b, name)); err != nil {
+				b.Fatal(err)
+			}
+			opts := pipeline.PredictOptions{StatsLayout: bc.layout}
+			if _, err := e.Predict(b.Context(), opts); err != nil { // build the sessions
+				b.Fatal(err)
+			}
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if _, err := e.Predict(b.Context(), opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
