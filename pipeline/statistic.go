@@ -22,7 +22,9 @@ import (
 // workers, so every worker binary registers the same statistics before
 // worker.Main), and merge the results by the declared rule only, so that
 // the result has the same bits in one process and on any number of
-// workers.
+// workers. Results are known by the statistic's name alone (a coordinator
+// resuming a run with cluster.EngineOptions.Resume reuses those stored
+// under it): a function whose meaning changes gets a new name.
 type Statistic struct {
 	// Compute returns the statistic of one sample's activation t: float32
 	// data (NaN and ±Inf included, as the model produced them) with the
@@ -102,17 +104,19 @@ func LookupStatistic(name string) (Statistic, error) {
 		ErrUnknownStatistic, name, hint, strings.Join(valid, ", "))
 }
 
+// isBuiltinStat reports whether k is one of builtinStats (a switch: Key
+// calls it for every statistic of every sample).
 func isBuiltinStat(k StatKind) bool {
-	for _, b := range builtinStats {
-		if b == k {
-			return true
-		}
+	switch k {
+	case StatAbsHistogram, StatAbsMax, StatAbsQuantile, StatChannelMax, StatChannelMean,
+		StatChannelMin, StatHistogram, StatMax, StatMean, StatMin, StatQuantile:
+		return true
 	}
 	return false
 }
 
 // Custom reports whether s asks for a registered statistic (not a built-in
-// kind), and returns it with its name.
+// kind), and returns it.
 func (s StatSpec) Custom() (Statistic, bool) {
 	if isBuiltinStat(s.Kind) {
 		return Statistic{}, false
