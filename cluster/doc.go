@@ -105,13 +105,17 @@
 // loader from it; with ShipData, the coordinator ships the files it lists
 // (Files) and the workers read it rebased on their download folder
 // (Rebase). Workers run RunSpec.Postprocess (pipeline.RegisterPostprocess)
-// on each sample's outputs. So a user's data source and postprocess run on
-// the fleet when every worker binary registers them: a user's main
-// registers them and calls worker.Main (package worker), which imports
-// package data for the built-in types (cluster itself does not import
-// data). NewEngine checks, on the coordinator, that the data source
-// decodes back through the registry, that the postprocess is registered
-// and that the data and annotations files exist. Annotations other than integers and strings
+// on each sample's outputs, and the registered statistics a layout names
+// (pipeline.RegisterStatistic) on each sample's activations. So a user's
+// data source, postprocess and statistics run on the fleet when every
+// worker binary registers them: a user's main registers them and calls
+// worker.Main (package worker), which imports package data for the
+// built-in types (cluster itself does not import data). NewEngine checks,
+// on the coordinator, that the data source decodes back through the
+// registry, that the postprocess is registered and that the data and
+// annotations files exist; Predict checks the layout's statistics before
+// publishing a shard, and a worker binary without one of them fails the
+// shard on its first delivery (ErrDeterministic), saying so. Annotations other than integers and strings
 // travel as gob (a box []float32 as it is; a type of the user's own
 // registered with gob.Register on both sides), so the metric receives the
 // value the loader made, as with the in-process engine.

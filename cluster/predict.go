@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/pipeline"
 	"github.com/fleetcal/fleetcal/reduce"
 	"github.com/fleetcal/fleetcal/sharding"
@@ -51,6 +52,9 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	layout, aliases := nodes.Resolve(opts.StatsLayout)
 	if ref == nil {
 		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", ErrNoModel)
+	}
+	if err := validateLayout(layout); err != nil {
+		return pipeline.PredictResult{}, fmt.Errorf("cluster engine: %w", err)
 	}
 	sampler := opts.Sampler
 	if sampler == nil {
@@ -121,6 +125,21 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 		aliases.Apply(res.Stats, opts.StatsLayout)
 	}
 	return res, err
+}
+
+// validateLayout refuses, before any shard is published, the statistics
+// every worker would refuse: unknown kinds (a statistic this binary does
+// not register, with a suggestion), bad parameters. The error wraps
+// engine.ErrBadStats, as the local engine's does.
+func validateLayout(layout pipeline.StatsLayout) error {
+	for _, name := range slices.Sorted(maps.Keys(layout)) {
+		for _, s := range layout[name] {
+			if err := s.Validate(); err != nil {
+				return fmt.Errorf("%w: tensor %q: %w", engine.ErrBadStats, name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // predictID names a Predict: the run id, this coordinator's random nonce
@@ -871,7 +890,11 @@ func (c *metricCollector) add(outs []sampleOutputs) error {
 			return fmt.Errorf("sample %d: metric: %w", i, err)
 		}
 		if c.perSample {
-			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: maps.Clone(c.metric.Value())})
+			vals, err := pipeline.SampleValues(c.metric)
+			if err != nil {
+				return fmt.Errorf("sample %d: %w", i, err)
+			}
+			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: vals})
 		}
 	}
 	return nil

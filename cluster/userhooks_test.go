@@ -73,12 +73,12 @@ func (m *recordMetric) UpdateSample(i int, out map[string]pipeline.Tensor, ann a
 	return nil
 }
 func (m *recordMetric) Update(map[string]pipeline.Tensor, any) error { return errors.New("unused") }
-func (m *recordMetric) Value() map[string]float64 {
+func (m *recordMetric) Value() map[string][]float64                  { return map[string][]float64{"n": {1}} }
+func (m *recordMetric) AvgValue() map[string]float64 {
 	return map[string]float64{"n": float64(len(m.got))}
 }
-func (m *recordMetric) AvgValue() map[string]float64 { return m.Value() }
-func (m *recordMetric) HigherBetter() bool           { return true }
-func (m *recordMetric) Reset()                       { m.got = nil }
+func (m *recordMetric) HigherBetter() bool { return true }
+func (m *recordMetric) Reset()             { m.got = nil }
 func (m *recordMetric) Attributes() map[string]pipeline.MetricAttributes {
 	return map[string]pipeline.MetricAttributes{"n": {Direction: "higher-better", Type: "count"}}
 }

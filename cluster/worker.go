@@ -541,6 +541,12 @@ func (w *Worker) runShard(ctx context.Context, job *shardMsg) (stats, outputs []
 		opts.Metric = capture
 	}
 	res, err := eng.Predict(ctx, opts)
+	if errors.Is(err, pipeline.ErrUnknownStatistic) {
+		// Known to the coordinator (it checks the layout), not here: a
+		// worker binary built without the user's statistics. Reported at
+		// once, as any worker of that binary would fail the same way.
+		err = fmt.Errorf("this worker binary does not register the statistic (pipeline.RegisterStatistic before worker.Main): %w", err)
+	}
 	if err != nil {
 		kind, cause = classify(err, kindSample)
 		return nil, nil, nil, kind, cause, err
@@ -659,7 +665,7 @@ func (c *captureMetric) UpdateSample(index int, outputs map[string]pipeline.Tens
 }
 
 func (c *captureMetric) Reset()                                           { c.next, c.enc, c.err = 0, outputsEncoder{}, nil }
-func (c *captureMetric) Value() map[string]float64                        { return nil }
+func (c *captureMetric) Value() map[string][]float64                      { return nil }
 func (c *captureMetric) AvgValue() map[string]float64                     { return nil }
 func (c *captureMetric) HigherBetter() bool                               { return true }
 func (c *captureMetric) Attributes() map[string]pipeline.MetricAttributes { return nil }

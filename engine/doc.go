@@ -27,7 +27,11 @@
 // Set.NonFinite and excluded; a statistic with no finite value to compute
 // it from (a sample, or a channel, made only of NaN/Inf) is not recorded for
 // that sample. Mean is a float64 sum in element order; quantiles interpolate
-// linearly between ranks like numpy's default.
+// linearly between ranks like numpy's default. Registered statistics
+// (pipeline.RegisterStatistic) get each sample's float32 activation, NaN
+// and ±Inf included, and are recorded by the merge they declared; a
+// layout naming one not registered in this process fails Predict before
+// any inference (ErrBadStats wrapping pipeline.ErrUnknownStatistic).
 //
 // Two strategies compute min/max-like statistics (Options.Strategy).
 // StrategyGo, the default, exposes each observed activation as a model

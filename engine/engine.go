@@ -491,9 +491,10 @@ func (c *collector) deliver(index int, out *sampleOut) error {
 			return c.err
 		}
 		if c.perSample {
-			vals := map[string]float64{}
-			for k, v := range c.metric.Value() {
-				vals[k] = v
+			vals, err := pipeline.SampleValues(c.metric)
+			if err != nil {
+				c.err = sampleErr(i, o.meta, err)
+				return c.err
 			}
 			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: vals})
 		}

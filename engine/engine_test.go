@@ -168,7 +168,7 @@ type recordMetric struct {
 	outputs []map[string]pipeline.Tensor
 }
 
-func (m *recordMetric) Value() map[string]float64 { return nil }
+func (m *recordMetric) Value() map[string][]float64 { return nil }
 func (m *recordMetric) AvgValue() map[string]float64 {
 	return map[string]float64{"n": float64(len(m.outputs))}
 }

@@ -303,7 +303,7 @@ func TestInvalidSamples(t *testing.T) {
 // countMetric counts updates.
 type countMetric struct{ n float64 }
 
-func (m *countMetric) Value() map[string]float64    { return map[string]float64{"count": 1} }
+func (m *countMetric) Value() map[string][]float64  { return map[string][]float64{"count": {1}} }
 func (m *countMetric) AvgValue() map[string]float64 { return map[string]float64{"count": m.n} }
 func (m *countMetric) HigherBetter() bool           { return true }
 func (m *countMetric) Update(map[string]pipeline.Tensor, any) error {

@@ -171,7 +171,9 @@ type argmaxMetric struct {
 	order   []int
 }
 
-func (m *argmaxMetric) Value() map[string]float64 { return map[string]float64{"accuracy": m.last} }
+func (m *argmaxMetric) Value() map[string][]float64 {
+	return map[string][]float64{"accuracy": {m.last}}
+}
 func (m *argmaxMetric) AvgValue() map[string]float64 {
 	return map[string]float64{"accuracy": float64(m.correct) / float64(max(m.n, 1))}
 }

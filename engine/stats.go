@@ -22,6 +22,8 @@ type tensorStats struct {
 	hists  []pipeline.StatSpec
 	values bool // quantile: the finite values must be sorted
 	abs    bool // abs_quantile: the finite |values| must be sorted
+	// custom are the registered statistics (custom.go).
+	custom []customStat
 }
 
 func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error) {
@@ -29,7 +31,7 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 	seen := map[string]bool{}
 	for _, s := range specs {
 		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("%w: tensor %q: %v", ErrBadStats, name, err)
+			return nil, fmt.Errorf("%w: tensor %q: %w", ErrBadStats, name, err)
 		}
 		if seen[s.Key()] {
 			continue
@@ -55,6 +57,8 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 			ts.values = true
 		case pipeline.StatAbsQuantile:
 			ts.abs = true
+		default:
+			ts.addCustom(s)
 		}
 	}
 	slices.SortFunc(ts.specs, func(a, b pipeline.StatSpec) int {
@@ -74,7 +78,7 @@ func newTensorStats(name string, specs []pipeline.StatSpec) (*tensorStats, error
 // reducible reports whether every statistic of ts can be computed from
 // in-graph ReduceMin/ReduceMax results.
 func (ts *tensorStats) reducible() bool {
-	return !ts.mean && !ts.values && !ts.abs && len(ts.meanAxes) == 0 && len(ts.hists) == 0
+	return !ts.mean && !ts.values && !ts.abs && len(ts.meanAxes) == 0 && len(ts.hists) == 0 && len(ts.custom) == 0
 }
 
 // sampleResult is one sample's statistics on one tensor.
@@ -90,6 +94,7 @@ type sampleResult struct {
 	hists     []*reduce.Histogram // one per ts.hists, this sample's counts
 	sorted    []float32           // finite values, ascending (quantile)
 	sortedAbs []float32           // |finite values|, ascending (abs_quantile)
+	custom    [][]float64         // one per ts.custom, nil when nothing to record
 }
 
 // emit hands each statistic of r to add with its spec, in key order (a
@@ -135,6 +140,8 @@ func (ts *tensorStats) emit(r *sampleResult, add func(s pipeline.StatSpec, v []f
 			if len(r.sortedAbs) > 0 {
 				v = []float64{quantile(r.sortedAbs, s.Q)}
 			}
+		default:
+			s, v = ts.emitCustom(s, r)
 		}
 		if v != nil {
 			if err := add(s, v); err != nil {
@@ -201,6 +208,9 @@ func (ts *tensorStats) computeGo(data []float32, shape []int64, r *sampleResult,
 		}
 	}
 	*r = sampleResult{}
+	if err := ts.computeCustom(data, shape, r); err != nil {
+		return err
+	}
 	if len(data) == 0 {
 		return nil
 	}

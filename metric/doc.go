@@ -4,7 +4,8 @@
 //
 //	m, err := metric.New(json.RawMessage(`{"name": "accuracy", "top_k": 5}`))
 //	m.Update(outputs, annotation) // per sample
-//	m.AvgValue()                  // {"accuracy@top5": 0.93}
+//	m.Value()                     // {"accuracy@top5": [1]}: the last Update's sample
+//	m.AvgValue()                  // {"accuracy@top5": 0.93}: every sample since Reset
 //
 // The metrics register in pipeline's metric registry when the package is
 // imported, so that pipeline.LoadConfig decodes engine.metric, checking its

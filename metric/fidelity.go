@@ -85,8 +85,14 @@ func isClassifier(shape []int64) bool {
 	return false
 }
 
-// Value is the last sample's agreement (0 or 1) or cosine similarity.
-func (f *Fidelity) Value() map[string]float64 { return map[string]float64{FidelityName: f.last} }
+// Value is the agreement (0 or 1) or cosine similarity of the last
+// Update's sample: a list of one value (empty before any Update).
+func (f *Fidelity) Value() map[string][]float64 {
+	if f.n == 0 {
+		return map[string][]float64{FidelityName: nil}
+	}
+	return map[string][]float64{FidelityName: {f.last}}
+}
 
 // AvgValue is the mean over the samples since Reset (0 before any).
 func (f *Fidelity) AvgValue() map[string]float64 {
@@ -222,13 +228,18 @@ func NewRecorder(output string) *Recorder { return &Recorder{Output: output} }
 // Outputs returns what was recorded since Reset.
 func (r *Recorder) Outputs() []pipeline.Tensor { return r.outputs }
 
-// Value is the number of samples recorded.
-func (r *Recorder) Value() map[string]float64 {
-	return map[string]float64{"recorded": float64(len(r.outputs))}
+// Value is what the last Update recorded: one sample (empty before any).
+func (r *Recorder) Value() map[string][]float64 {
+	if len(r.outputs) == 0 {
+		return map[string][]float64{"recorded": nil}
+	}
+	return map[string][]float64{"recorded": {1}}
 }
 
 // AvgValue is the number of samples recorded.
-func (r *Recorder) AvgValue() map[string]float64 { return r.Value() }
+func (r *Recorder) AvgValue() map[string]float64 {
+	return map[string]float64{"recorded": float64(len(r.outputs))}
+}
 
 // HigherBetter is true (the value is a count).
 func (r *Recorder) HigherBetter() bool { return true }

@@ -35,7 +35,7 @@ func TestFidelityTop1Agreement(t *testing.T) {
 		if err := f.Update(outs, nil); err != nil {
 			t.Fatal(err)
 		}
-		if got := f.Value()[FidelityName]; got != tc.want {
+		if got := f.Value()[FidelityName]; len(got) != 1 || got[0] != tc.want {
 			t.Errorf("sample %d: value %v, want %v", i, got, tc.want)
 		}
 	}
@@ -80,7 +80,7 @@ func TestFidelityCosine(t *testing.T) {
 		if err := f.Update(map[string]pipeline.Tensor{"y": tensor(refs[i].Shape, tc.out...), "z": refs[0]}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if got := f.Value()[FidelityName]; math.Abs(got-tc.want) > 1e-12 {
+		if got := f.Value()[FidelityName]; len(got) != 1 || math.Abs(got[0]-tc.want) > 1e-12 {
 			t.Errorf("sample %d: cosine %v, want %v", i, got, tc.want)
 		}
 	}

@@ -117,8 +117,15 @@ func (a *Accuracy) name() string {
 	return fmt.Sprintf("accuracy@top%d", a.TopK)
 }
 
-// Value is the last sample's accuracy (0 or 1).
-func (a *Accuracy) Value() map[string]float64 { return map[string]float64{a.name(): a.last} }
+// Value is the accuracy of the last Update's sample, as POT's: a list of
+// one value, 1 when the label was among the top k scores, else 0 (empty
+// before any Update).
+func (a *Accuracy) Value() map[string][]float64 {
+	if a.n == 0 {
+		return map[string][]float64{a.name(): nil}
+	}
+	return map[string][]float64{a.name(): {a.last}}
+}
 
 // AvgValue is the fraction of samples classified correctly since Reset.
 func (a *Accuracy) AvgValue() map[string]float64 {

@@ -2,6 +2,7 @@ package metric
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,7 +26,8 @@ func TestAccuracyTopK(t *testing.T) {
 		if err := m.Update(out(0.5, 0.1, 0.9), tc.label); err != nil {
 			t.Fatal(err)
 		}
-		if got := m.Value()["accuracy@top2"]; got != tc.want {
+		// POT's value: a list per sample of the last update (one here).
+		if got := m.Value()["accuracy@top2"]; !slices.Equal(got, []float64{tc.want}) {
 			t.Fatalf("label %d: value %v, want %v", tc.label, got, tc.want)
 		}
 	}
@@ -37,6 +39,9 @@ func TestAccuracyTopK(t *testing.T) {
 	if got := m.AvgValue()["accuracy@top2"]; got != 0 {
 		t.Fatalf("avg after reset = %v", got)
 	}
+	if got := m.Value()["accuracy@top2"]; len(got) != 0 {
+		t.Fatalf("value after reset = %v, want no sample", got)
+	}
 	if !m.HigherBetter() || m.Attributes()["accuracy@top2"].Direction != "higher-better" {
 		t.Fatal("accuracy must be higher-better")
 	}
@@ -45,7 +50,7 @@ func TestAccuracyTopK(t *testing.T) {
 func TestAccuracyTiesGoToLowerIndex(t *testing.T) {
 	m := NewAccuracy(1)
 	_ = m.Update(out(0.5, 0.5), 1)
-	if m.Value()["accuracy"] != 0 {
+	if !slices.Equal(m.Value()["accuracy"], []float64{0}) {
 		t.Fatal("a tie with a lower class index must not count for top-1 (argmax picks class 0)")
 	}
 }

@@ -32,11 +32,20 @@ type MetricAttributes struct {
 
 // Metric accumulates a quality measure over model outputs (POT's Metric).
 // Update is called once per sample with that sample's outputs (by output
-// name) and annotation.
+// name) and annotation; engines call it in ascending sample-index order.
+//
+// Value and AvgValue follow POT's value and avg_value. Value is the
+// metric of the samples of the last Update, by metric name, a list with
+// one value per sample (POT: one per sample of the batch; engines update
+// one sample at a time, so each list holds one value, and that value is
+// what PredictResult.PerSample records with MetricPerSample). AvgValue is
+// the metric aggregated over every sample since Reset (the mean for an
+// accuracy), what PredictResult.Metrics holds. Before any Update, Value
+// may be empty.
 type Metric interface {
-	// Value is the metric of the last Update, by metric name.
-	Value() map[string]float64
-	// AvgValue is the metric averaged over every Update since Reset.
+	// Value is the per-sample values of the last Update, by metric name.
+	Value() map[string][]float64
+	// AvgValue is the metric aggregated over every Update since Reset.
 	AvgValue() map[string]float64
 	HigherBetter() bool
 	Update(outputs map[string]Tensor, annotation any) error
@@ -102,7 +111,8 @@ type MetricCloner interface {
 	Clone() Metric
 }
 
-// PerSampleMetric is one sample's metric values.
+// PerSampleMetric is one sample's metric values: Metric.Value after the
+// sample's Update, one value per metric name (SampleValues).
 type PerSampleMetric struct {
 	Index  int
 	Values map[string]float64

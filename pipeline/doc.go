@@ -3,7 +3,9 @@
 //
 //   - DataLoader: Len and Item(ctx, i) → Sample{Inputs, Annotation, Metadata}
 //     (POT's DataLoader with __len__ and __getitem__).
-//   - Metric: Value, AvgValue, HigherBetter, Update, Reset, Attributes.
+//   - Metric: Value, AvgValue, HigherBetter, Update, Reset, Attributes
+//     (Value a list per sample of the last Update, AvgValue the aggregate,
+//     as POT's value and avg_value).
 //   - Engine: SetModel(ctx, m) and Predict(ctx, PredictOptions) → PredictResult with the
 //     metric and the statistics asked for in a StatsLayout.
 //   - Sampler / BatchSampler: which sample indices are visited, in which batches.
@@ -26,6 +28,13 @@
 //	import _ "github.com/fleetcal/fleetcal/data"
 //
 // (an unknown type's error says so when none is registered).
+//
+// Statistics of the user's own are registered by name (RegisterStatistic,
+// POT's stats_layout {'node': {'stat': fn}}) with the rule their results
+// merge by, per sample or an exact fold, and asked for in a layout by name:
+//
+//	pipeline.RegisterStatistic("l1", pipeline.Statistic{Compute: meanAbs})
+//	layout := pipeline.StatsLayout{"conv1_out": {{Kind: "l1"}}}
 //
 // Algorithms are registered by name (RegisterAlgorithm) and built by
 // NewAlgorithm or Create (POT's create_pipeline); the built-in ones register

@@ -51,8 +51,12 @@ type StatSpec struct {
 }
 
 // Key is the spec's name inside a reduce.Set, e.g. "max", "channel_min@1",
-// or "sum(max)" for the fold of the per-sample max into an exact sum.
+// or "sum(max)" for the fold of the per-sample max into an exact sum. A
+// registered statistic's key is its name (RegisterStatistic).
 func (s StatSpec) Key() string {
+	if !isBuiltinStat(s.Kind) {
+		return string(s.Kind)
+	}
 	if s.Fold != reduce.FoldNone {
 		return fmt.Sprintf("%s(%s)", s.Fold, s.unfolded())
 	}
@@ -72,9 +76,13 @@ func (s StatSpec) unfolded() string {
 	return string(s.Kind)
 }
 
-// Validate rejects unknown kinds, quantiles outside [0, 1] and folds of
-// statistics that are not one scalar per sample.
+// Validate rejects unknown kinds (suggesting the closest name, see
+// LookupStatistic), quantiles outside [0, 1], folds of statistics that
+// are not one scalar per sample and parameters of registered statistics.
 func (s StatSpec) Validate() error {
+	if !isBuiltinStat(s.Kind) {
+		return s.validateCustom()
+	}
 	if s.Fold != reduce.FoldNone {
 		if !s.Fold.Valid() {
 			return fmt.Errorf("statistic %s: unknown fold %q", s.Kind, s.Fold)
@@ -99,11 +107,11 @@ func (s StatSpec) Validate() error {
 		if !(s.Lo < s.Hi) || math.IsInf(s.Lo, 0) || math.IsInf(s.Hi, 0) || s.Bins < 1 || s.Bins > 1<<24 {
 			return fmt.Errorf("statistic %s: edges [%g, %g) in %d bins: want finite lo < hi and 1 to 2^24 bins", s.Kind, s.Lo, s.Hi, s.Bins)
 		}
-	default:
-		return fmt.Errorf("unknown statistic %q", s.Kind)
 	}
 	return nil
 }
 
-// StatsLayout maps a tensor name to the statistics to collect on it.
+// StatsLayout maps a tensor name (or a node name, for the node's first
+// output: NodeIndex.Resolve) to the statistics to collect on it, built-in
+// kinds and registered statistics (RegisterStatistic) by name.
 type StatsLayout map[string][]StatSpec

@@ -18,6 +18,7 @@
 //	func main() {
 //		data.Register("boxes", boxes.Open)                 // a data_source {"type": "boxes", ...}
 //		pipeline.RegisterPostprocess("decode", boxes.Decode) // RunSpec.Postprocess
+//		pipeline.RegisterStatistic("iou", boxes.IoUStat)     // named in statistics layouts
 //		gob.Register(boxes.Annotation{})                   // an annotation type of the user's own
 //		worker.Main(worker.Options{})
 //	}

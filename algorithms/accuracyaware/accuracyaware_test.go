@@ -367,7 +367,9 @@ func (p penalizeFloat) SetModel(ctx context.Context, m *model.CompressedModel) e
 	return p.Engine.SetModel(ctx, m)
 }
 
-func (l *logitError) Value() map[string]float64 { return map[string]float64{"logit_error": l.last} }
+func (l *logitError) Value() map[string][]float64 {
+	return map[string][]float64{"logit_error": {l.last}}
+}
 func (l *logitError) AvgValue() map[string]float64 {
 	return map[string]float64{"logit_error": l.sum / float64(max(l.n, 1))}
 }

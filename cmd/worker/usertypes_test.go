@@ -28,14 +28,17 @@ func init() {
 	pipeline.RegisterPostprocess("user-post", func(map[string]pipeline.Tensor, map[string]any) (map[string]pipeline.Tensor, error) {
 		return nil, errors.New("only a user's worker binary runs it")
 	})
+	pipeline.RegisterStatistic("user-stat", pipeline.Statistic{Compute: func(pipeline.Tensor) ([]float64, error) {
+		return nil, errors.New("only a user's worker binary runs it")
+	}})
 }
 
 // countMetric counts its updates.
 type countMetric struct{ n int }
 
 func (m *countMetric) Update(map[string]pipeline.Tensor, any) error { m.n++; return nil }
-func (m *countMetric) Value() map[string]float64                    { return map[string]float64{"n": float64(m.n)} }
-func (m *countMetric) AvgValue() map[string]float64                 { return m.Value() }
+func (m *countMetric) Value() map[string][]float64                  { return map[string][]float64{"n": {1}} }
+func (m *countMetric) AvgValue() map[string]float64                 { return map[string]float64{"n": float64(m.n)} }
 func (m *countMetric) HigherBetter() bool                           { return true }
 func (m *countMetric) Reset()                                       { m.n = 0 }
 func (m *countMetric) Attributes() map[string]pipeline.MetricAttributes {
@@ -45,7 +48,9 @@ func (m *countMetric) Attributes() map[string]pipeline.MetricAttributes {
 // TestWorkerWithoutUserTypes: a worker binary that does not register the
 // run's data source type or postprocess fails the shard, after its
 // retries, with an error saying so (a user's worker binary registers them
-// before worker.Main).
+// before worker.Main). A statistic it does not register fails the shard
+// on its first delivery (ErrDeterministic: the layout is the same for
+// every worker of that binary).
 func TestWorkerWithoutUserTypes(t *testing.T) {
 	srv := startServer(t, cluster.ServerOptions{})
 	w := exec.Command(workerBinary(t), append([]string{"--nats", srv.ClientURL(), "--name", "plain"}, workerArgs(srv)...)...)
@@ -71,10 +76,12 @@ func TestWorkerWithoutUserTypes(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		name, source, post, want string
+		name, source, post, stat, want string
+		kind                           error
 	}{
-		{"data source", `{"type": "user-npy", "path": "calib"}`, "", `this worker binary does not register the data source type (data.Register before worker.Main): data_source.type: unknown type "user-npy"`},
-		{"postprocess", `{"type": "npy", "path": "calib"}`, "user-post", `this worker binary does not register the postprocess (pipeline.RegisterPostprocess before worker.Main): invalid config: unknown postprocess "user-post"`},
+		{"data source", `{"type": "user-npy", "path": "calib"}`, "", "", `this worker binary does not register the data source type (data.Register before worker.Main): data_source.type: unknown type "user-npy"`, cluster.ErrSetup},
+		{"postprocess", `{"type": "npy", "path": "calib"}`, "user-post", "", `this worker binary does not register the postprocess (pipeline.RegisterPostprocess before worker.Main): invalid config: unknown postprocess "user-post"`, cluster.ErrSetup},
+		{"statistic", `{"type": "npy", "path": "calib"}`, "", "user-stat", `(worker plain): this worker binary does not register the statistic (pipeline.RegisterStatistic before worker.Main): bad statistic: tensor "input": unknown statistic "user-stat"`, cluster.ErrDeterministic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, err := pipeline.DecodeDataSource(json.RawMessage(tc.source), dir)
@@ -92,9 +99,13 @@ func TestWorkerWithoutUserTypes(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
-			_, err = e.Predict(ctx, pipeline.PredictOptions{Metric: &countMetric{}})
-			if !errors.Is(err, cluster.ErrSetup) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v\nwant ErrSetup and %q", err, tc.want)
+			opts := pipeline.PredictOptions{Metric: &countMetric{}}
+			if tc.stat != "" {
+				opts = pipeline.PredictOptions{StatsLayout: pipeline.StatsLayout{"input": {{Kind: pipeline.StatKind(tc.stat)}}}}
+			}
+			_, err = e.Predict(ctx, opts)
+			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant %v and %q", err, tc.kind, tc.want)
 			}
 		})
 	}

@@ -1,13 +1,13 @@
-// Command api is POT's API sample in Go: a custom DataLoader (with box
-// annotations) and Metric, a postprocess, an engine (in this process, or a
-// fleet), a pipeline with DefaultQuantization, Predict with a statistics
+// Command api is POT's API sample in Go: a custom DataLoader (box
+// annotations), Metric and statistic, a postprocess, an engine (in process
+// or a fleet), a pipeline with DefaultQuantization, Predict with a stats
 // layout and per-sample metrics, and save_model, on examples/fashion-mnist.
 //
 //	go run ./examples/api -out /tmp/api            # ONNX Runtime in this process
 //	go run ./examples/api -out /tmp/api -workers 2 # embedded NATS, 2 workers
 //
-// Fleet workers rebuild the loader and postprocess by their registered
-// names (init); a worker binary of its own would call worker.Main.
+// Fleet workers rebuild the loader, postprocess and statistic by their
+// registered names (init); a worker binary of its own would call worker.Main.
 package main
 
 import (
@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	_ "github.com/fleetcal/fleetcal/algorithms/all" // DefaultQuantization, ...
@@ -45,6 +46,13 @@ func init() {
 	data.Register("fashion-idx", openFashion)
 	pipeline.RegisterPostprocess("argmax", argmax)
 	gob.Register(Annotation{}) // annotations travel from workers to the metric
+	// A custom statistic, POT's stats_layout {'node': {'active': fn}}: the
+	// share of a sample's activations above 0 (kept per sample).
+	pipeline.RegisterStatistic("active", pipeline.Statistic{Compute: func(t pipeline.Tensor) ([]float64, error) {
+		x := t.Data.([]float32)
+		n := len(x) - len(slices.DeleteFunc(slices.Clone(x), func(v float32) bool { return v > 0 }))
+		return []float64{float64(n) / float64(len(x))}, nil
+	}})
 }
 
 // fashionLoader is the DataLoader: IDX images and labels, in memory.
@@ -102,19 +110,14 @@ func argmax(out map[string]pipeline.Tensor, _ map[string]any) (map[string]pipeli
 	if !ok || len(logits) == 0 {
 		return nil, fmt.Errorf("output logits: %T, want float32 values", out["logits"].Data)
 	}
-	best := 0
-	for i, v := range logits {
-		if v > logits[best] {
-			best = i
-		}
-	}
+	best := slices.Index(logits, slices.Max(logits)) // the first of the largest
 	return map[string]pipeline.Tensor{"class": {Shape: []int64{1}, Data: []int64{int64(best)}}}, nil
 }
 
 // Accuracy is the Metric: top-1 accuracy, and the garment's area. As in
-// POT, Value is the last sample's and AvgValue the mean since Reset.
+// POT, Value is a list per sample of the last Update, AvgValue the mean.
 type Accuracy struct {
-	last       map[string]float64
+	last       map[string][]float64
 	hits, area float64
 	n          int
 }
@@ -125,15 +128,15 @@ func (m *Accuracy) Update(out map[string]pipeline.Tensor, annotation any) error 
 	if !ok || !ok2 || len(a.Box) != 4 {
 		return fmt.Errorf("annotation %v, outputs %v: want an Annotation with a box and a class", annotation, out)
 	}
-	m.last = map[string]float64{"accuracy": 0, "box_area": float64((a.Box[2] - a.Box[0]) * (a.Box[3] - a.Box[1]))}
+	m.last = map[string][]float64{"accuracy": {0}, "box_area": {float64((a.Box[2] - a.Box[0]) * (a.Box[3] - a.Box[1]))}}
 	if class[0] == int64(a.Label) {
-		m.last["accuracy"] = 1
+		m.last["accuracy"][0] = 1
 	}
-	m.hits, m.area, m.n = m.hits+m.last["accuracy"], m.area+m.last["box_area"], m.n+1
+	m.hits, m.area, m.n = m.hits+m.last["accuracy"][0], m.area+m.last["box_area"][0], m.n+1
 	return nil
 }
 
-func (m *Accuracy) Value() map[string]float64 { return m.last }
+func (m *Accuracy) Value() map[string][]float64 { return m.last }
 func (m *Accuracy) AvgValue() map[string]float64 {
 	return map[string]float64{"accuracy": m.hits / float64(m.n), "box_area": m.area / float64(m.n)}
 }
@@ -149,7 +152,7 @@ type Result struct {
 	Saved     []model.SavedFile
 	Metrics   map[string]float64 // the INT8 model's, on samples 0..7
 	PerSample []pipeline.PerSampleMetric
-	Relu2Max  []float64 // per-sample max of /Relu_2_output_0
+	Relu2     [2][]float64 // per-sample max and active share of /Relu_2_output_0
 }
 
 // run quantizes the model in dir/model.onnx on the fleet of workers (0: in
@@ -192,14 +195,14 @@ func run(ctx context.Context, dir, out string, workers int) (*Result, error) {
 	if err := eng.SetModel(ctx, q); err != nil { // POT's engine.set_model, engine.predict
 		return nil, err
 	}
-	layout := pipeline.StatsLayout{"/Relu_2_output_0": {{Kind: pipeline.StatMax}}}
+	layout := pipeline.StatsLayout{"/Relu_2_output_0": {{Kind: pipeline.StatMax}, {Kind: "active"}}}
 	res, err := eng.Predict(ctx, pipeline.PredictOptions{StatsLayout: layout, Metric: &Accuracy{}, MetricPerSample: true,
 		Sampler: pipeline.NewBatchSampler(loader.Len(), 1, []int{0, 1, 2, 3, 4, 5, 6, 7})})
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Metrics: res.Metrics, PerSample: res.PerSample,
-		Relu2Max: res.Stats.Get("/Relu_2_output_0", layout["/Relu_2_output_0"][0].Key()).Column(0)}
+	r := &Result{Metrics: res.Metrics, PerSample: res.PerSample, Relu2: [2][]float64{
+		res.Stats.Get("/Relu_2_output_0", "max").Column(0), res.Stats.Get("/Relu_2_output_0", "active").Column(0)}}
 	r.Saved, err = model.Save(q, out, "fashion_cnn", false)
 	return r, err
 }
@@ -242,5 +245,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "api:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("saved %s\nINT8 %v\nper sample %v\nmax of /Relu_2_output_0 %v\n", r.Saved[0].Model, r.Metrics, r.PerSample, r.Relu2Max)
+	fmt.Printf("saved %s\nINT8 %v\nper sample %v\n/Relu_2_output_0: max %v, active %v\n", r.Saved[0].Model, r.Metrics, r.PerSample, r.Relu2[0], r.Relu2[1])
 }

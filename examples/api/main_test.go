@@ -32,12 +32,18 @@ func TestFleetEqualsInProcess(t *testing.T) {
 	if !bytes.Contains(a, []byte("QuantizeLinear")) {
 		t.Error("the saved model has no QuantizeLinear node")
 	}
-	if !reflect.DeepEqual(local.Metrics, fleet.Metrics) || !reflect.DeepEqual(local.PerSample, fleet.PerSample) || !reflect.DeepEqual(local.Relu2Max, fleet.Relu2Max) {
-		t.Errorf("in process: %v %v %v\non the fleet: %v %v %v", local.Metrics, local.PerSample, local.Relu2Max, fleet.Metrics, fleet.PerSample, fleet.Relu2Max)
+	if !reflect.DeepEqual(local.Metrics, fleet.Metrics) || !reflect.DeepEqual(local.PerSample, fleet.PerSample) || !reflect.DeepEqual(local.Relu2, fleet.Relu2) {
+		t.Errorf("in process: %v %v %v\non the fleet: %v %v %v", local.Metrics, local.PerSample, local.Relu2, fleet.Metrics, fleet.PerSample, fleet.Relu2)
 	}
-	// 8 samples asked for; a garment covers part of its image.
-	if len(fleet.PerSample) != 8 || len(fleet.Relu2Max) != 8 || !(fleet.Metrics["box_area"] > 0 && fleet.Metrics["box_area"] < 1) {
-		t.Errorf("per sample %v, statistics %v, metrics %v", fleet.PerSample, fleet.Relu2Max, fleet.Metrics)
+	// 8 samples asked for; a garment covers part of its image; part of a
+	// Relu's outputs are above 0 (the custom statistic).
+	if len(fleet.PerSample) != 8 || len(fleet.Relu2[0]) != 8 || len(fleet.Relu2[1]) != 8 || !(fleet.Metrics["box_area"] > 0 && fleet.Metrics["box_area"] < 1) {
+		t.Errorf("per sample %v, statistics %v, metrics %v", fleet.PerSample, fleet.Relu2, fleet.Metrics)
+	}
+	for i, a := range fleet.Relu2[1] {
+		if !(a > 0 && a < 1) {
+			t.Errorf("sample %d: active share %v, want in (0, 1)", i, a)
+		}
 	}
 }
 
