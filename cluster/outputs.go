@@ -266,7 +266,7 @@ func decodeOutputs(b []byte) ([]sampleOutputs, error) {
 	d := outDecoder{wire.NewDecoder(b, 0, errOutputs)}
 	out, err := d.samples()
 	if err != nil {
-		return nil, fmt.Errorf("at byte %d of %d: %w", d.Offset(), d.Len(), err)
+		return nil, fmt.Errorf("%w (at byte %d of %d)", err, d.Offset(), d.Len())
 	}
 	return out, nil
 }

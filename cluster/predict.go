@@ -118,7 +118,7 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if opts.Metric != nil {
 		order := slices.Clone(indices)
 		slices.Sort(order)
-		p.col = &metricCollector{metric: opts.Metric, perSample: opts.MetricPerSample, order: order, pending: map[int]sampleOutputs{}}
+		p.col = pipeline.NewMetricFeed(opts.Metric, order, pipeline.MetricFeedOptions{PerSample: opts.MetricPerSample})
 	}
 	res, err := p.run(ctx, plan)
 	if err == nil {
@@ -218,7 +218,7 @@ type predictRun struct {
 	log     interface{ Warn(string, ...any) }
 	shards  map[string]*shardState
 	bySeq   map[uint64]*shardState
-	col     *metricCollector
+	col     *pipeline.MetricFeed
 
 	// order holds every shard published, in shard order (compareShards);
 	// the first merged of them are merged into stats (or were split).
@@ -700,8 +700,10 @@ func (p *predictRun) accept(ctx context.Context, st *shardState, env *envelope) 
 				return fmt.Errorf("%w: outputs of sample %d, not in the shard", ErrBadResult, o.index)
 			}
 		}
-		if err := p.col.add(outs); err != nil {
-			return fatal{err}
+		for _, o := range outs {
+			if err := p.col.Add(o.index, pipeline.FeedItem{Skip: o.skip, Outputs: o.outputs, Annotation: o.annotation}); err != nil {
+				return fatal{err}
+			}
 		}
 	}
 	// Histograms and non-finite counts are sums of integers, folds exact
@@ -852,50 +854,11 @@ func (p *predictRun) finish() (pipeline.PredictResult, error) {
 	slices.Sort(p.skipped)
 	res := pipeline.PredictResult{Stats: p.stats, Samples: p.total - len(p.skipped), Skipped: p.skipped}
 	if p.col != nil {
-		if p.col.next < len(p.col.order) {
-			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: sample %d: %w: no outputs", p.col.order[p.col.next], ErrBadResult)
+		if i, missing := p.col.Missing(); missing {
+			return pipeline.PredictResult{}, fmt.Errorf("cluster engine: sample %d: %w: no outputs", i, ErrBadResult)
 		}
 		res.Metrics = p.opts.Metric.AvgValue()
-		res.PerSample = p.col.results
+		res.PerSample = p.col.PerSample()
 	}
 	return res, nil
-}
-
-// metricCollector updates the metric in sample-index order as outputs arrive.
-type metricCollector struct {
-	metric    pipeline.Metric
-	perSample bool
-	order     []int // every index, ascending
-	next      int
-	pending   map[int]sampleOutputs
-	results   []pipeline.PerSampleMetric
-}
-
-func (c *metricCollector) add(outs []sampleOutputs) error {
-	for _, o := range outs {
-		c.pending[o.index] = o
-	}
-	for c.next < len(c.order) {
-		i := c.order[c.next]
-		o, ok := c.pending[i]
-		if !ok {
-			break
-		}
-		delete(c.pending, i)
-		c.next++
-		if o.skip {
-			continue
-		}
-		if err := pipeline.UpdateMetric(c.metric, i, o.outputs, o.annotation); err != nil {
-			return fmt.Errorf("sample %d: metric: %w", i, err)
-		}
-		if c.perSample {
-			vals, err := pipeline.SampleValues(c.metric)
-			if err != nil {
-				return fmt.Errorf("sample %d: %w", i, err)
-			}
-			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: vals})
-		}
-	}
-	return nil
 }

@@ -272,9 +272,10 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	if opts.Metric != nil {
 		opts.Metric.Reset()
 	}
-	col := &collector{
-		metric: opts.Metric, post: e.opts.Postprocess, perSample: opts.MetricPerSample,
-		progress: opts.Progress, total: len(order), order: order, pending: map[int]*sampleOut{},
+	col := &collector{metric: opts.Metric, progress: opts.Progress, total: len(order)}
+	if opts.Metric != nil {
+		col.feed = pipeline.NewMetricFeed(opts.Metric, order, pipeline.MetricFeedOptions{
+			PerSample: opts.MetricPerSample, Postprocess: e.opts.Postprocess, WrapError: sampleErr})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
@@ -308,7 +309,10 @@ func (e *Engine) Predict(ctx context.Context, opts pipeline.PredictOptions) (pip
 	}
 	slices.Sort(col.skipped)
 	res := pipeline.PredictResult{Stats: reduce.NewSet(), Samples: len(order) - len(col.skipped),
-		PerSample: col.results, Skipped: col.skipped}
+		Skipped: col.skipped}
+	if col.feed != nil {
+		res.PerSample = col.feed.PerSample()
+	}
 	for _, w := range workers {
 		if err := res.Stats.Merge(w.set); err != nil {
 			return pipeline.PredictResult{}, err
@@ -433,73 +437,29 @@ func sampleErr(index int, meta map[string]any, err error) error {
 	return fmt.Errorf("sample %d: %w", index, err)
 }
 
-// collector delivers outputs to the metric in sample-index order and
-// reports progress.
+// collector delivers outputs to the metric in sample-index order (a
+// pipeline.MetricFeed) and reports progress.
 type collector struct {
-	mu        sync.Mutex
-	metric    pipeline.Metric
-	post      func(map[string]pipeline.Tensor, map[string]any) (map[string]pipeline.Tensor, error)
-	perSample bool
-	progress  func(done, total int)
-	total     int
-	finished  int
-	order     []int // every index, ascending
-	next      int   // order[next] is the next sample for the metric
-	pending   map[int]*sampleOut
-	results   []pipeline.PerSampleMetric
-	err       error // the first postprocess or metric error: no more updates
-	skipped   []int // samples left out as invalid
-}
-
-type sampleOut struct {
-	skip       bool // an invalid sample left out: no metric update
-	outputs    map[string]pipeline.Tensor
-	annotation any
-	meta       map[string]any
+	mu       sync.Mutex
+	metric   pipeline.Metric
+	feed     *pipeline.MetricFeed // nil without a metric
+	progress func(done, total int)
+	total    int
+	finished int
+	err      error // the first postprocess or metric error: no more updates
+	skipped  []int // samples left out as invalid
 }
 
 // deliver hands over a sample's outputs and updates the metric with every
 // sample now in sequence.
-func (c *collector) deliver(index int, out *sampleOut) error {
+func (c *collector) deliver(index int, out pipeline.FeedItem) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return c.err
 	}
-	c.pending[index] = out
-	for c.next < len(c.order) {
-		i := c.order[c.next]
-		o, ok := c.pending[i]
-		if !ok {
-			break
-		}
-		delete(c.pending, i)
-		c.next++
-		if o.skip {
-			continue
-		}
-		outs := o.outputs
-		if c.post != nil {
-			var err error
-			if outs, err = c.post(outs, o.meta); err != nil {
-				c.err = sampleErr(i, o.meta, fmt.Errorf("postprocess: %w", err))
-				return c.err
-			}
-		}
-		if err := pipeline.UpdateMetric(c.metric, i, outs, o.annotation); err != nil {
-			c.err = sampleErr(i, o.meta, fmt.Errorf("metric: %w", err))
-			return c.err
-		}
-		if c.perSample {
-			vals, err := pipeline.SampleValues(c.metric)
-			if err != nil {
-				c.err = sampleErr(i, o.meta, err)
-				return c.err
-			}
-			c.results = append(c.results, pipeline.PerSampleMetric{Index: i, Values: vals})
-		}
-	}
-	return nil
+	c.err = c.feed.Add(index, out)
+	return c.err
 }
 
 // skip records an invalid sample left out of the pass.
@@ -510,7 +470,7 @@ func (c *collector) skip(index int) error {
 	if c.metric == nil {
 		return nil
 	}
-	return c.deliver(index, &sampleOut{skip: true})
+	return c.deliver(index, pipeline.FeedItem{Skip: true})
 }
 
 // done records n more samples done and calls the progress callback.

@@ -264,13 +264,13 @@ func (w *worker) run(ctx context.Context, p *plan, ss []loaded) error {
 		return nil
 	}
 	for j, s := range ss {
-		so := &sampleOut{outputs: make(map[string]pipeline.Tensor, len(outputs)), annotation: s.s.Annotation, meta: s.s.Metadata}
+		so := pipeline.FeedItem{Outputs: make(map[string]pipeline.Tensor, len(outputs)), Annotation: s.s.Annotation, Meta: s.s.Metadata}
 		for name, t := range outputs {
 			lo, hi, shape, err := sampleView(name, t.Shape, rows, j)
 			if err != nil {
 				return groupErr(ss, err)
 			}
-			so.outputs[name] = copyRange(t, lo, hi, shape)
+			so.Outputs[name] = copyRange(t, lo, hi, shape)
 		}
 		if err := w.col.deliver(s.index, so); err != nil {
 			return err
