@@ -271,7 +271,7 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 			li := len(p.layers)
 			parent = append(parent, li)
 			weights = append(weights, 0)
-			if l.weight != "" && positions == 1 {
+			if l.weight != "" && positions == 1 && n.GetOpType() == "Conv" {
 				weights[li] = elements(inits[l.weight].GetDims())
 			}
 			switch {
@@ -559,16 +559,19 @@ func outputPositions(shapes *model.Types, n *onnxpb.NodeProto) int64 {
 // than float, ppocr_det's from 2.4M up faster.
 const MinRegionMACs = 2_000_000
 
-// WeightMACs is what one weight element of a layer with a single output
-// position (a 1×1 map after a GlobalAveragePool: squeeze-excite, a
-// classifier head) counts for, in multiply-adds, in a region's size
+// WeightMACs is what one weight element of a Conv with a single output
+// position (a 1×1 map after a GlobalAveragePool: squeeze-excite) counts
+// for, in multiply-adds, in a region's size
 // (MinRegionMACs): a float layer reads its float32 weights at every
 // inference, an INT8 layer a quarter of the bytes, and with one output
 // position that traffic, not the multiply-adds, is the layer's time.
 // From ONNX Runtime's profile of lraspp_mobilenet_v3_large (BENCHMARKS.md):
 // its squeeze-excite 1×1 convolutions on a 1×1 map (672→168, 113K
 // multiply-adds) ran 25 to 77 µs in float, 0.2 to 0.7 ns per multiply-add,
-// where the large 1×1 convolutions ran 6 ps per multiply-add.
+// where the large 1×1 convolutions ran 6 ps per multiply-add. A Gemm or
+// MatMul head is not counted so: the Fashion-MNIST example's (fc1, 3136×128
+// weights on a flattened map) made its whole graph one INT8 region that
+// ran at 0.74× FP32 speed (report.json, 1,001 alternated runs).
 const WeightMACs = 64
 
 func elements(dims []int64) int64 {
