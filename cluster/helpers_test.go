@@ -42,7 +42,13 @@ func TestMain(m *testing.M) {
 		// (cleanupReplySub sets connStatusCh to nil), the goroutine receives
 		// from a nil channel for ever (seen once in CI). It holds nothing of
 		// ours.
-		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"))
+		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
+		// getObject returns when its context ends and leaves the object
+		// read to end by itself within nats.go's API timeout (5 s, see
+		// objects.go); a test that ends a run mid-download can leave one
+		// still waiting for its next chunk as the check runs (seen twice
+		// under load).
+		goleak.IgnoreAnyFunction("github.com/fleetcal/fleetcal/cluster.getObject.func1"))
 }
 
 // fixture is the path of a model under testdata/models.
