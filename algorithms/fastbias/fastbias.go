@@ -56,7 +56,10 @@ type Algorithm struct {
 
 // Report lists the corrected layers.
 type Report struct {
-	Layers []LayerShift `json:"layers"`
+	// CPUDependent is set by BiasCorrection, whose corrections come from
+	// ONNX Runtime's float kernels on the workers (see Summarize).
+	CPUDependent bool         `json:"-"`
+	Layers       []LayerShift `json:"layers"`
 	// Skipped lists the layers BiasCorrection left as they were.
 	Skipped []SkippedLayer `json:"skipped,omitempty"`
 }
@@ -126,7 +129,7 @@ func (a *Algorithm) RunWithStats(ctx context.Context, m *model.CompressedModel, 
 	if ref == nil {
 		return nil, fmt.Errorf("the model is not quantized: put %s after MinMaxQuantization, or use DefaultQuantization", a.name)
 	}
-	a.report = Report{}
+	a.report = Report{CPUDependent: a.Precise()}
 	out := make([]*model.Stage, len(m.Models()))
 	var targets []target
 	fLayout := pipeline.StatsLayout{}
