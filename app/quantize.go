@@ -169,7 +169,7 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 		return nil, nil, err
 	}
 	rep.Algorithms = p.Reports()
-	sum := rep.summarize()
+	rep.summarize()
 	rep.StageSeconds["quantization"] = time.Since(t).Seconds()
 	rep.CPU = engine.HostCPU()
 	if ce, ok := fl.engine.(interface{ WorkerCPUs() map[string]engine.CPU }); ok {
@@ -181,10 +181,6 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 	}
 	if rep.MixedCPUs = len(vnni) > 1; rep.MixedCPUs {
 		log.Warn("the fleet mixes CPUs with and without VNNI: the model is the same, its INT8 speed on each is not", "cpus", rep.WorkerCPUs)
-	}
-	if len(sum.CPUDependent) > 0 && mixedVectorUnits(rep.WorkerCPUs) {
-		rep.CPUDependent = sum.CPUDependent
-		log.Warn("the fleet mixes CPUs with and without AVX-512, and these algorithms' results depend on the CPU that ran each shard: the model may differ in a few bits from a run on one kind of CPU (FastBiasCorrection, use_fast_bias true, does not)", "algorithms", sum.CPUDependent, "cpus", rep.WorkerCPUs)
 	}
 
 	if evaluate {

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"slices"
-
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -42,11 +40,7 @@ type Report struct {
 	CPU        engine.CPU            `json:"cpu"`
 	WorkerCPUs map[string]engine.CPU `json:"worker_cpus,omitempty"`
 	MixedCPUs  bool                  `json:"mixed_cpus,omitempty"`
-	// CPUDependent names the algorithms of the run whose result depends on
-	// the CPU kind (pipeline.Summary.CPUDependent), when the workers mixed
-	// CPUs with and without AVX-512.
-	CPUDependent []string `json:"cpu_dependent_algorithms,omitempty"`
-	Warnings     []string `json:"warnings,omitempty"`
+	Warnings   []string              `json:"warnings,omitempty"`
 	// Stages holds each stage's report when a cascade's stages were
 	// calibrated on their own data.
 	Stages map[string]*Report `json:"stages,omitempty"`
@@ -77,14 +71,4 @@ func (r *Report) summarize() pipeline.Summary {
 		r.CalibrationSamples, r.NothingQuantized = q.CalibrationSamples, q.NothingQuantized
 	}
 	return s
-}
-
-// mixedVectorUnits reports whether the workers differ in AVX-512, where
-// ONNX Runtime's float kernels sum in another order than with AVX2.
-func mixedVectorUnits(cpus map[string]engine.CPU) bool {
-	seen := map[bool]bool{}
-	for _, c := range cpus {
-		seen[slices.Contains(c.Features, "avx512f")] = true
-	}
-	return len(seen) > 1
 }

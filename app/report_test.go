@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -72,27 +71,5 @@ func TestQuantizeHTMLReport(t *testing.T) {
 	}
 	if _, ok := back.StageSeconds["report_histograms"]; !ok {
 		t.Errorf("report.json stage_seconds lacks report_histograms: %v", back.StageSeconds)
-	}
-}
-
-// TestMixedVectorUnits: a fleet is mixed for the CPU-dependent algorithms
-// when its workers differ in AVX-512, whatever else they differ in.
-func TestMixedVectorUnits(t *testing.T) {
-	epyc := engine.CPU{Model: "EPYC", Features: []string{"avx2", "avx512f", "avx512_vnni"}, VNNI: true}
-	xeon := engine.CPU{Model: "Xeon", Features: []string{"avx2", "avx512f"}}
-	haswell := engine.CPU{Model: "Haswell", Features: []string{"avx2"}}
-	for _, c := range []struct {
-		cpus map[string]engine.CPU
-		want bool
-	}{
-		{nil, false},
-		{map[string]engine.CPU{"a": epyc}, false},
-		{map[string]engine.CPU{"a": epyc, "b": xeon}, false},
-		{map[string]engine.CPU{"a": epyc, "b": haswell}, true},
-		{map[string]engine.CPU{"a": haswell, "b": haswell}, false},
-	} {
-		if got := mixedVectorUnits(c.cpus); got != c.want {
-			t.Errorf("mixedVectorUnits(%v) = %v, want %v", c.cpus, got, c.want)
-		}
 	}
 }

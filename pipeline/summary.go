@@ -20,11 +20,6 @@ type Summary struct {
 	LeftInFloat []FloatLayer
 	// AccuracyAware is the accuracy-aware search (nil: none ran).
 	AccuracyAware *AccuracyAwareSummary
-	// CPUDependent names the algorithms whose result depends on the CPU
-	// kind that ran their fleet work (BiasCorrection: ONNX Runtime's float
-	// kernels sum in an order that differs between AVX2 and AVX-512), so
-	// that a run on a fleet mixing such CPUs can say so.
-	CPUDependent []string
 }
 
 // Summarize collects what the reports implementing Summarizer contribute,

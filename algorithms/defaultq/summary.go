@@ -42,9 +42,6 @@ func (r Report) MarshalJSON() ([]byte, error) {
 // latency-aware placement left in float (pipeline.Summarizer).
 func (r Report) Summarize(s *pipeline.Summary) {
 	r.MinMax.Summarize(s)
-	if r.Bias != nil {
-		r.Bias.Summarize(s)
-	}
 	if r.Latency != nil {
 		for _, l := range r.Latency.LeftInFloat {
 			s.LeftInFloat = append(s.LeftInFloat, pipeline.FloatLayer{Node: l.Node, Op: l.Op, By: LatencyPlacementName, Reason: l.Reason})

@@ -56,10 +56,7 @@ type Algorithm struct {
 
 // Report lists the corrected layers.
 type Report struct {
-	// CPUDependent is set by BiasCorrection, whose corrections come from
-	// ONNX Runtime's float kernels on the workers (see Summarize).
-	CPUDependent bool         `json:"-"`
-	Layers       []LayerShift `json:"layers"`
+	Layers []LayerShift `json:"layers"`
 	// Skipped lists the layers BiasCorrection left as they were.
 	Skipped []SkippedLayer `json:"skipped,omitempty"`
 }
@@ -129,7 +126,7 @@ func (a *Algorithm) RunWithStats(ctx context.Context, m *model.CompressedModel, 
 	if ref == nil {
 		return nil, fmt.Errorf("the model is not quantized: put %s after MinMaxQuantization, or use DefaultQuantization", a.name)
 	}
-	a.report = Report{CPUDependent: a.Precise()}
+	a.report = Report{}
 	out := make([]*model.Stage, len(m.Models()))
 	var targets []target
 	fLayout := pipeline.StatsLayout{}
