@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,11 +14,12 @@ import (
 )
 
 // TestMixedFleetCPUs: a fleet of one native worker and one worker run as an
-// AVX2 CPU without VNNI (qemu-x86_64 -cpu Haswell) writes the model an
-// in-process run writes, byte for byte, and report.json names both CPUs and
-// says the fleet is mixed. The default DefaultQuantization (saturation_fix
-// "all", bias correction computed in Go) does not depend on which CPU ran
-// which shard.
+// AVX2 CPU without VNNI (qemu-x86_64 -cpu Haswell) completes, and
+// report.json names both CPUs and says the fleet is mixed, in VNNI
+// (mixed_cpus) and, on an AVX-512 host, in vector units
+// (mixed_vector_units): ONNX Runtime's float kernels round differently on
+// AVX2 and AVX-512, so such a fleet's statistics, and model, may differ in
+// their last bits from a run on one kind of CPU.
 func TestMixedFleetCPUs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs nats-server and two workers, one under qemu")
@@ -68,14 +70,19 @@ func TestMixedFleetCPUs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != string(want) {
-		t.Errorf("the mixed fleet's model differs from the in-process one (%d vs %d bytes)", len(got), len(want))
-	}
+	// On convnet_op13 the model happens to be the in-process one; it is not
+	// promised: ONNX Runtime's float kernels round differently on AVX2 and
+	// AVX-512, so per-sample statistics differ in their last bits (see
+	// mixed_vector_units), and on other models so can the model.
+	t.Logf("model equal to the in-process one: %v", string(got) == string(want))
 	t.Logf("worker CPUs: %v", rep.WorkerCPUs)
 	if len(rep.WorkerCPUs) != 2 {
 		t.Fatalf("worker CPUs %v: want both workers (the emulated one took no shard?)", rep.WorkerCPUs)
 	}
 	if engine.HostCPU().VNNI && !rep.MixedCPUs {
 		t.Errorf("a VNNI host and an emulated Haswell: mixed_cpus = false, worker CPUs %v", rep.WorkerCPUs)
+	}
+	if slices.Contains(engine.HostCPU().Features, "avx512f") && !rep.MixedVectorUnits {
+		t.Errorf("an AVX-512 host and an emulated Haswell: mixed_vector_units = false, worker CPUs %v", rep.WorkerCPUs)
 	}
 }

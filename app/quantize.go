@@ -180,7 +180,10 @@ func (j *job) quantize(ctx context.Context, o QuantizeOptions, log *slog.Logger,
 		vnni[c.VNNI] = true
 	}
 	if rep.MixedCPUs = len(vnni) > 1; rep.MixedCPUs {
-		log.Warn("the fleet mixes CPUs with and without VNNI: the model is the same, its INT8 speed on each is not", "cpus", rep.WorkerCPUs)
+		log.Warn("the fleet mixes CPUs with and without VNNI: the INT8 model's speed on each differs", "cpus", rep.WorkerCPUs)
+	}
+	if rep.MixedVectorUnits = mixedVectorUnits(rep.WorkerCPUs); rep.MixedVectorUnits {
+		log.Warn("the fleet mixes CPUs with different vector units (AVX-512, AVX2): ONNX Runtime's float kernels round differently on them, so the statistics, and the model, may differ in their last bits from a run on one kind of CPU; calibrate on workers of one kind for a reproducible model", "cpus", rep.WorkerCPUs)
 	}
 
 	if evaluate {

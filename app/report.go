@@ -1,6 +1,8 @@
 package app
 
 import (
+	"slices"
+
 	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/model"
 	"github.com/fleetcal/fleetcal/pipeline"
@@ -35,12 +37,17 @@ type Report struct {
 	// CPU is the coordinator's processor (it measures latency); WorkerCPUs
 	// the processor each worker reported with its results (in process:
 	// the coordinator's). MixedCPUs is set when they differ in VNNI: the
-	// model is the same, but its INT8 speed and (without saturation_fix)
-	// its accuracy are not.
+	// INT8 model's speed and (without saturation_fix) accuracy on each
+	// differ.
 	CPU        engine.CPU            `json:"cpu"`
 	WorkerCPUs map[string]engine.CPU `json:"worker_cpus,omitempty"`
 	MixedCPUs  bool                  `json:"mixed_cpus,omitempty"`
-	Warnings   []string              `json:"warnings,omitempty"`
+	// MixedVectorUnits is set when the workers differ in their widest
+	// vector unit (AVX-512, AVX2, neither): ONNX Runtime's float kernels
+	// then sum in different orders, and the statistics (so the model) can
+	// depend on which worker ran which shard.
+	MixedVectorUnits bool     `json:"mixed_vector_units,omitempty"`
+	Warnings         []string `json:"warnings,omitempty"`
 	// Stages holds each stage's report when a cascade's stages were
 	// calibrated on their own data.
 	Stages map[string]*Report `json:"stages,omitempty"`
@@ -71,4 +78,21 @@ func (r *Report) summarize() pipeline.Summary {
 		r.CalibrationSamples, r.NothingQuantized = q.CalibrationSamples, q.NothingQuantized
 	}
 	return s
+}
+
+// mixedVectorUnits reports whether the workers differ in their widest
+// vector unit, which decides the float kernels ONNX Runtime runs.
+func mixedVectorUnits(cpus map[string]engine.CPU) bool {
+	seen := map[string]bool{}
+	for _, c := range cpus {
+		switch {
+		case slices.Contains(c.Features, "avx512f"):
+			seen["avx512f"] = true
+		case slices.Contains(c.Features, "avx2"):
+			seen["avx2"] = true
+		default:
+			seen[""] = true
+		}
+	}
+	return len(seen) > 1
 }

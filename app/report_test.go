@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetcal/fleetcal/engine"
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
@@ -71,5 +72,29 @@ func TestQuantizeHTMLReport(t *testing.T) {
 	}
 	if _, ok := back.StageSeconds["report_histograms"]; !ok {
 		t.Errorf("report.json stage_seconds lacks report_histograms: %v", back.StageSeconds)
+	}
+}
+
+// TestMixedVectorUnits: workers are mixed when their widest vector units
+// (AVX-512, AVX2, neither) differ, whatever else they differ in.
+func TestMixedVectorUnits(t *testing.T) {
+	epyc := engine.CPU{Model: "EPYC", Features: []string{"avx2", "avx512f", "avx512_vnni"}, VNNI: true}
+	xeon := engine.CPU{Model: "Xeon", Features: []string{"avx2", "avx512f"}}
+	haswell := engine.CPU{Model: "Haswell", Features: []string{"avx2"}}
+	old := engine.CPU{Model: "Westmere"}
+	for _, c := range []struct {
+		cpus map[string]engine.CPU
+		want bool
+	}{
+		{nil, false},
+		{map[string]engine.CPU{"a": epyc}, false},
+		{map[string]engine.CPU{"a": epyc, "b": xeon}, false},
+		{map[string]engine.CPU{"a": epyc, "b": haswell}, true},
+		{map[string]engine.CPU{"a": haswell, "b": haswell}, false},
+		{map[string]engine.CPU{"a": haswell, "b": old}, true},
+	} {
+		if got := mixedVectorUnits(c.cpus); got != c.want {
+			t.Errorf("mixedVectorUnits(%v) = %v, want %v", c.cpus, got, c.want)
+		}
 	}
 }
