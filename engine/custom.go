@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/fleetcal/fleetcal/pipeline"
 )
@@ -22,8 +23,8 @@ func (ts *tensorStats) addCustom(spec pipeline.StatSpec) {
 	}
 }
 
-// computeCustom runs the registered statistics of ts on one sample's
-// values (shape includes its batch axis) into r.custom. The functions see
+// computeCustom runs the registered statistics of ts on a copy of one
+// sample's values (shape includes its batch axis) into r.custom. The functions see
 // every value, NaN and ±Inf included; a result holding NaN or ±Inf, or of
 // more than one value for a fold, is an error naming the tensor and the
 // statistic.
@@ -33,7 +34,10 @@ func (ts *tensorStats) computeCustom(data []float32, shape []int64, r *sampleRes
 	}
 	r.custom = make([][]float64, len(ts.custom))
 	for i, c := range ts.custom {
-		v, err := c.stat.Compute(pipeline.Tensor{Shape: shape, Data: data[:len(data):len(data)]})
+		// A copy: data is ONNX Runtime's buffer, which the built-in
+		// statistics (and the metric, for a graph output) read too, and a
+		// Compute may sort or rewrite what it is given.
+		v, err := c.stat.Compute(pipeline.Tensor{Shape: slices.Clone(shape), Data: slices.Clone(data)})
 		if err != nil {
 			return fmt.Errorf("%w: tensor %q: statistic %s: %w", ErrBadStats, ts.name, c.spec.Kind, err)
 		}

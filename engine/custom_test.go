@@ -53,6 +53,13 @@ func init() {
 	pipeline.RegisterStatistic("test_max", pipeline.Statistic{Merge: reduce.FoldMax, Compute: func(t pipeline.Tensor) ([]float64, error) {
 		return []float64{float64(slices.Max(t.Data.([]float32)))}, nil
 	}})
+	// test_vandal overwrites what it is given (a Compute may sort in place).
+	pipeline.RegisterStatistic("test_vandal", pipeline.Statistic{Compute: func(t pipeline.Tensor) ([]float64, error) {
+		d := t.Data.([]float32)
+		slices.Sort(d)
+		clear(d[:len(d)/2])
+		return []float64{float64(d[len(d)-1])}, nil
+	}})
 	pipeline.RegisterStatistic("test_fails", pipeline.Statistic{Compute: func(t pipeline.Tensor) ([]float64, error) {
 		return nil, errors.New("cannot")
 	}})
@@ -125,6 +132,33 @@ func TestCustomStatistics(t *testing.T) {
 				t.Errorf("test_positive on the input: %+v, want a sum of %d", f, n)
 			}
 		})
+	}
+}
+
+// TestCustomStatisticGetsACopy: a registered statistic that rewrites its
+// tensor does not change the built-in statistics of the same tensor.
+func TestCustomStatisticGetsACopy(t *testing.T) {
+	l := randomSamples(4, "input", []int64{1, 3, 16, 16}, 3)
+	builtin := []pipeline.StatSpec{{Kind: pipeline.StatMin}, {Kind: pipeline.StatChannelMean, Axis: 1}, {Kind: pipeline.StatAbsMax}}
+	run := func(extra ...pipeline.StatSpec) *reduce.Set {
+		e := newEngine(t, l, Options{}, "convnet_op13.onnx")
+		layout := pipeline.StatsLayout{}
+		for _, name := range []string{"input", "conv_0_out"} {
+			layout[name] = slices.Concat(extra, builtin)
+		}
+		res, err := e.Predict(t.Context(), pipeline.PredictOptions{StatsLayout: layout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Stats
+	}
+	want, got := run(), run(pipeline.StatSpec{Kind: "test_vandal"})
+	for _, name := range []string{"input", "conv_0_out"} {
+		for _, b := range builtin {
+			if g, w := got.Get(name, b.Key()), want.Get(name, b.Key()); g == nil || !g.Equal(w) {
+				t.Errorf("%s: %s with test_vandal beside it: %v, alone %v", name, b.Key(), g, w)
+			}
+		}
 	}
 }
 

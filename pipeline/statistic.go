@@ -30,8 +30,9 @@ type Statistic struct {
 	// data (NaN and ±Inf included, as the model produced them) with the
 	// sample's shape, batch axis of 1 included. An empty result records
 	// nothing for the sample; a NaN or ±Inf in it is an error. Compute
-	// must be a pure function of t (the same values give the same bits),
-	// must not keep or change t.Data, and must be safe for concurrent use.
+	// must be a pure function of t (the same values give the same bits)
+	// and safe for concurrent use. t is Compute's own copy: it may sort or
+	// rewrite it.
 	Compute func(t Tensor) ([]float64, error)
 	// Merge is how the samples' results combine. reduce.FoldNone (the zero
 	// value) keeps every sample's result, a vector of the same length for
