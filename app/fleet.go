@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -240,16 +241,30 @@ func (f *fleet) Run(ctx context.Context) error {
 // run returns that worker's error, not do's. When do returns, the run ends
 // on the fleet (end) and the actors stop.
 func (f *fleet) run(ctx context.Context, do func(ctx context.Context) error) error {
+	return runBeside(ctx, f.Run, do, f.end)
+}
+
+// runBeside runs do with actors beside it under one errgroup, then end. A
+// failing actor ends do's context, and its error is returned; once do has
+// succeeded (its outputs are written), an actor failing as it is stopped
+// does not turn the run into a failure.
+func runBeside(ctx context.Context, actors, do func(ctx context.Context) error, end func()) error {
 	g, gctx := errgroup.WithContext(ctx)
-	actors, stop := context.WithCancel(gctx)
-	g.Go(func() error { return f.Run(actors) })
+	actx, stop := context.WithCancel(gctx)
+	var succeeded atomic.Bool
+	g.Go(func() error { return actors(actx) })
 	g.Go(func() error {
 		defer stop()
 		err := do(gctx)
-		f.end()
+		end()
+		succeeded.Store(err == nil)
 		return err
 	})
-	return g.Wait()
+	err := g.Wait()
+	if succeeded.Load() {
+		return nil
+	}
+	return err
 }
 
 // end ends the run on the fleet, once: its shards leave the queue and

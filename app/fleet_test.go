@@ -149,3 +149,35 @@ func TestNATSServerRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestRunBeside: a failing actor fails the run with its error and ends
+// do's context; once do has succeeded, an actor failing as it stops does
+// not.
+func TestRunBeside(t *testing.T) {
+	boom := errors.New("worker died")
+	ended := 0
+	end := func() { ended++ }
+
+	err := runBeside(t.Context(), func(ctx context.Context) error { return boom },
+		func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, end)
+	if !errors.Is(err, boom) {
+		t.Errorf("actor failed during do: run returned %v, want %v", err, boom)
+	}
+
+	doneDo := make(chan struct{})
+	err = runBeside(t.Context(), func(ctx context.Context) error { <-doneDo; return boom },
+		func(ctx context.Context) error { close(doneDo); return nil }, end)
+	if err != nil {
+		t.Errorf("actor failed after do succeeded: run returned %v, want nil", err)
+	}
+
+	bad := errors.New("do failed")
+	err = runBeside(t.Context(), func(ctx context.Context) error { <-ctx.Done(); return nil },
+		func(ctx context.Context) error { return bad }, end)
+	if !errors.Is(err, bad) {
+		t.Errorf("do failed: run returned %v, want %v", err, bad)
+	}
+	if ended != 3 {
+		t.Errorf("end ran %d times, want once per run (3)", ended)
+	}
+}
