@@ -126,7 +126,9 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig decodes a config from JSON, or from YAML when ext is ".yaml"
 // or ".yml", and validates it; relative paths stay relative to the working
-// directory.
+// directory. A data_source without a type (POT's plain "data_source":
+// "calib/") has its type guessed from the files it names, so parsing it
+// reads that folder.
 func ParseConfig(raw []byte, ext string) (*Config, error) {
 	return parseConfig(raw, ext, "")
 }
