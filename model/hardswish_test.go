@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/fleetcal/fleetcal/model/onnxpb"
 )
 
@@ -117,5 +119,59 @@ func TestHardSwishForms(t *testing.T) {
 	// 2 ulp of the largest output (10): float32 rounding, not a different function.
 	if worst > 2*float64(math.Nextafter32(10, 11)-10) {
 		t.Errorf("largest difference %g", worst)
+	}
+}
+
+// TestFuseHardSwishKeepsSubgraphConstants: a constant of the pattern that
+// an If's subgraph also reads (an outer-scope name) survives the rewrite.
+func TestFuseHardSwishKeepsSubgraphConstants(t *testing.T) {
+	three := NewTensorFloat32("three", nil, []float32{3})
+	zero := NewTensorFloat32("zero", nil, []float32{0})
+	six := NewTensorFloat32("six", nil, []float32{6})
+	body := &onnxpb.GraphProto{Name: proto.String("then"),
+		Node:   []*onnxpb.NodeProto{NewNode("Identity", "id", []string{"three"}, []string{"t_out"})},
+		Output: []*onnxpb.ValueInfoProto{fvi("t_out")}}
+	ifn := NewNode("If", "if", []string{"cond"}, []string{"w"},
+		&onnxpb.AttributeProto{Name: proto.String("then_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: body},
+		&onnxpb.AttributeProto{Name: proto.String("else_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: body})
+	nodes := []*onnxpb.NodeProto{
+		NewNode("Add", "add", []string{"x", "three"}, []string{"a"}),
+		NewNode("Clip", "clip", []string{"a", "zero", "six"}, []string{"c"}),
+		NewNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
+		NewNode("Div", "div", []string{"m", "six"}, []string{"y"}),
+		ifn,
+	}
+	p := synth(13, []*onnxpb.ValueInfoProto{fvi("x", 1, 4), fvi("cond")}, []*onnxpb.ValueInfoProto{fvi("y", 1, 4), fvi("w")}, nodes, three, zero, six)
+	if n, err := FuseHardSwish(p); n != 1 || err != nil {
+		t.Fatalf("FuseHardSwish: %d rewritten, %v; want 1", n, err)
+	}
+	var left []string
+	for _, it := range p.Graph.Initializer {
+		left = append(left, it.GetName())
+	}
+	if !slices.Contains(left, "three") {
+		t.Errorf("initializers left %v: \"three\", read by the If's subgraph, was deleted", left)
+	}
+	if slices.Contains(left, "zero") {
+		t.Errorf("initializers left %v: \"zero\", read by nothing now, was kept", left)
+	}
+}
+
+// TestFuseHardSwishKeepsRank: constants of rank 4 broadcast a rank-2 x to
+// rank 4 in the exported form; HardSigmoid·Mul would keep rank 2, so the
+// pattern is left as it is.
+func TestFuseHardSwishKeepsRank(t *testing.T) {
+	sc := func(name string, v float32) *onnxpb.TensorProto {
+		return NewTensorFloat32(name, []int64{1, 1, 1, 1}, []float32{v})
+	}
+	nodes := []*onnxpb.NodeProto{
+		NewNode("Add", "add", []string{"x", "three"}, []string{"a"}),
+		NewNode("Clip", "clip", []string{"a", "zero", "six"}, []string{"c"}),
+		NewNode("Mul", "mul", []string{"x", "c"}, []string{"m"}),
+		NewNode("Div", "div", []string{"m", "six"}, []string{"y"}),
+	}
+	p := synth(13, []*onnxpb.ValueInfoProto{fvi("x", 2, 4)}, []*onnxpb.ValueInfoProto{fvi("y", 1, 1, 2, 4)}, nodes, sc("three", 3), sc("zero", 0), sc("six", 6))
+	if n, err := FuseHardSwish(p); n != 0 || err != nil {
+		t.Errorf("FuseHardSwish rewrote %d (%v) hard-swish whose rank-4 constants broadcast x to rank 4", n, err)
 	}
 }

@@ -375,9 +375,10 @@ func FuseHardSwish(p *onnxpb.ModelProto) (int, error) {
 	}
 	g.Node = slices.DeleteFunc(g.Node, func(n *onnxpb.NodeProto) bool { return drop[n] })
 	// The intermediate tensors are gone; so are constants nothing reads.
+	// A subgraph (If, Loop, Scan) may read a constant from the outer scope.
 	live := map[string]bool{}
 	for _, n := range g.GetNode() {
-		for _, in := range n.GetInput() {
+		for _, in := range slices.Concat(n.GetInput(), outerNames(n)) {
 			live[in] = true
 		}
 		for _, o := range n.GetOutput() {
@@ -489,10 +490,12 @@ func clipZeroSix(p *onnxpb.ModelProto, x *Graph, n *onnxpb.NodeProto) bool {
 }
 
 // isScalar tells whether name is a constant float32 initializer holding
-// one value equal to v in float32 (its user cannot override it).
+// one value equal to v in float32 (its user cannot override it), of rank 0
+// or 1: a constant of higher rank (shape [1,1,1,1]) would broadcast x to
+// its rank, which HardSigmoid·Mul does not.
 func isScalar(p *onnxpb.ModelProto, x *Graph, name string, v float32) bool {
 	t := x.Initializer(name)
-	if t == nil || t.GetDataType() != TypeFloat || overridable(p, name) {
+	if t == nil || t.GetDataType() != TypeFloat || overridable(p, name) || len(t.GetDims()) > 1 {
 		return false
 	}
 	vals, err := TensorFloat32(t)
