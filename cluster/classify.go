@@ -19,7 +19,8 @@ import (
 // own or passing. NATS errors; ONNX Runtime sessions that fail for a
 // reason it does not blame on the model (engine.ErrSession); a data folder
 // or file the worker cannot open (a mount missing on one machine), an
-// unknown data source type (a worker binary without the user's loader),
+// unknown data source type or statistic (a worker binary without the
+// user's loader or statistic: another worker may have it),
 // a data set of another length (pipeline.ErrIndexOutOfRange); ONNX Runtime
 // errors while running a sample (kindSample: the shard is split to find
 // the sample).
@@ -58,6 +59,12 @@ var deterministicCauses = []struct {
 func classify(err error, fallback string) (kind, cause string) {
 	if errors.Is(err, ErrDataMismatch) {
 		return kindRefused, causeDataMismatch
+	}
+	// Before ErrBadStats, which wraps it: a statistic this worker binary
+	// does not register is the worker's own failure, not the layout's (the
+	// coordinator checked the layout against its own registry).
+	if errors.Is(err, pipeline.ErrUnknownStatistic) {
+		return kindSetup, ""
 	}
 	for _, c := range deterministicCauses {
 		if errors.Is(err, c.err) {

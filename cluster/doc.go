@@ -114,8 +114,8 @@
 // on the coordinator, that the data source decodes back through the
 // registry, that the postprocess is registered and that the data and
 // annotations files exist; Predict checks the layout's statistics before
-// publishing a shard, and a worker binary without one of them fails the
-// shard on its first delivery (ErrDeterministic), saying so. Annotations other than integers and strings
+// publishing a shard, and a worker binary without one of them hands the
+// shard back (a setup failure, retried: another worker may have it), saying so. Annotations other than integers and strings
 // travel as gob (a box []float32 as it is; a type of the user's own
 // registered with gob.Register on both sides), so the metric receives the
 // value the loader made, as with the in-process engine.

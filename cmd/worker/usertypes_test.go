@@ -48,9 +48,8 @@ func (m *countMetric) Attributes() map[string]pipeline.MetricAttributes {
 // TestWorkerWithoutUserTypes: a worker binary that does not register the
 // run's data source type or postprocess fails the shard, after its
 // retries, with an error saying so (a user's worker binary registers them
-// before worker.Main). A statistic it does not register fails the shard
-// on its first delivery (ErrDeterministic: the layout is the same for
-// every worker of that binary).
+// before worker.Main). So does a statistic it does not register (another
+// worker of the fleet, of the user's own binary, may run it).
 func TestWorkerWithoutUserTypes(t *testing.T) {
 	srv := startServer(t, cluster.ServerOptions{})
 	w := exec.Command(workerBinary(t), append([]string{"--nats", srv.ClientURL(), "--name", "plain"}, workerArgs(srv)...)...)
@@ -81,7 +80,7 @@ func TestWorkerWithoutUserTypes(t *testing.T) {
 	}{
 		{"data source", `{"type": "user-npy", "path": "calib"}`, "", "", `this worker binary does not register the data source type (data.Register before worker.Main): data_source.type: unknown type "user-npy"`, cluster.ErrSetup},
 		{"postprocess", `{"type": "npy", "path": "calib"}`, "user-post", "", `this worker binary does not register the postprocess (pipeline.RegisterPostprocess before worker.Main): invalid config: unknown postprocess "user-post"`, cluster.ErrSetup},
-		{"statistic", `{"type": "npy", "path": "calib"}`, "", "user-stat", `(worker plain): this worker binary does not register the statistic (pipeline.RegisterStatistic before worker.Main): bad statistic: tensor "input": unknown statistic "user-stat"`, cluster.ErrDeterministic},
+		{"statistic", `{"type": "npy", "path": "calib"}`, "", "user-stat", `this worker binary does not register the statistic (pipeline.RegisterStatistic before worker.Main): bad statistic: tensor "input": unknown statistic "user-stat"`, cluster.ErrSetup},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, err := pipeline.DecodeDataSource(json.RawMessage(tc.source), dir)
