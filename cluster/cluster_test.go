@@ -572,19 +572,23 @@ func TestShipData(t *testing.T) {
 	want := reference(t, d, m, o())
 	tmp := t.TempDir()
 	ws := startWorkers(t, wnc, 2, WorkerOptions{TempDir: tmp})
-	spec := d.spec()
-	spec.ShipData = true
-	e := newEngine(t, nc, spec, EngineOptions{ShardSize: 4})
-	if err := e.SetModel(t.Context(), m); err != nil {
-		t.Fatal(err)
-	}
-	got, err := e.Predict(t.Context(), o())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameStats(t, got, want)
-	if !reflect.DeepEqual(got.Metrics, want.Metrics) {
-		t.Errorf("metrics %v, want %v", got.Metrics, want.Metrics)
+	// Typed, and built in Go without a type (guessed from the files, on
+	// the coordinator, before the source is rebased for the workers).
+	for _, src := range []data.Config{{Type: "npy", Path: "calib", BaseDir: d.dir}, {Path: "calib", BaseDir: d.dir}} {
+		spec := d.spec()
+		spec.DataSource, spec.ShipData = src, true
+		e := newEngine(t, nc, spec, EngineOptions{ShardSize: 4})
+		if err := e.SetModel(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.Predict(t.Context(), o())
+		if err != nil {
+			t.Fatalf("data_source type %q: %v", src.Type, err)
+		}
+		sameStats(t, got, want)
+		if !reflect.DeepEqual(got.Metrics, want.Metrics) {
+			t.Errorf("data_source type %q: metrics %v, want %v", src.Type, got.Metrics, want.Metrics)
+		}
 	}
 	ws.stop()
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {

@@ -242,7 +242,10 @@ func encodeSource(src pipeline.DataSource) (sourceWire, error) {
 	}
 	w := sourceWire{Type: src.TypeName(), Config: b}
 	if _, err := w.decode(""); err != nil {
-		return sourceWire{}, fmt.Errorf("%w (a type of your own is registered with data.Register or pipeline.RegisterDataSource, in the coordinator and in every worker)", err)
+		if errors.Is(err, pipeline.ErrUnknownDataSource) {
+			err = fmt.Errorf("%w (a type of your own is registered with data.Register or pipeline.RegisterDataSource, in the coordinator and in every worker)", err)
+		}
+		return sourceWire{}, err
 	}
 	return w, nil
 }

@@ -75,6 +75,13 @@ func (c Config) Files() ([]pipeline.DataFile, error) {
 // "", the paths are left relative, for a decoder to resolve against the
 // folder it is given (a worker's download folder).
 func (c Config) Rebase(dir string) pipeline.DataSource {
+	if c.Type == "" {
+		// Typed here, from the files where they are: at the new root the
+		// guess would read a folder that is not there yet.
+		if t, err := GuessType(resolve(c.BaseDir, c.Path)); err == nil {
+			c.Type = t
+		}
+	}
 	p := "data"
 	if st, err := os.Stat(resolve(c.BaseDir, c.Path)); err == nil && !st.IsDir() {
 		p = filepath.Join("data", filepath.Base(c.Path))
