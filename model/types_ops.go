@@ -231,7 +231,7 @@ func init() {
 		},
 		"GatherElements": typeOfShapeOf(0, 1),
 		"GatherND":       sameType,
-		"Slice":          sameRank,
+		"Slice":          sliceRule,
 		"Reshape":        reshapeRule,
 		"Flatten":        flattenRule,
 		"Squeeze":        squeezeRule,
@@ -469,6 +469,122 @@ func broadcast(shapes ...[]int64) []int64 {
 		}
 	}
 	return out
+}
+
+// sliceRule gives Slice's output the dims its constant starts, ends, axes
+// and steps (attributes before opset 10) select from input 0's known dims;
+// the other dims of a sliced axis are unknown.
+func sliceRule(c *nodeCtx) []TensorType {
+	x := c.in(0)
+	out := TensorType{x.ElemType, unknownDims(rankOf(x.Shape))}
+	if x.Shape == nil {
+		return single(out)
+	}
+	spec, ok := c.sliceSpec(len(x.Shape))
+	if !ok {
+		return single(out)
+	}
+	copy(out.Shape, x.Shape)
+	for _, a := range spec {
+		out.Shape[a.axis] = -1
+		if d := x.Shape[a.axis]; d >= 0 {
+			out.Shape[a.axis] = a.len(d)
+		}
+	}
+	return single(out)
+}
+
+// sliceAxis is one axis of a Slice: start, end and step before clamping.
+type sliceAxis struct {
+	axis             int
+	start, end, step int64
+}
+
+// bounds are the clamped start and end of the slice on an axis of d
+// elements, as ONNX's Slice defines them (negative start and end count from
+// the end, then both are clamped).
+func (a sliceAxis) bounds(d int64) (start, end int64) {
+	start, end = a.start, a.end
+	if start < 0 {
+		start += d
+	}
+	if end < 0 {
+		end += d
+	}
+	if a.step > 0 {
+		return min(max(start, 0), d), min(max(end, 0), d)
+	}
+	return min(max(start, 0), d-1), min(max(end, -1), d-1)
+}
+
+// len is the number of elements the slice takes from an axis of d.
+func (a sliceAxis) len(d int64) int64 {
+	start, end := a.bounds(d)
+	if a.step > 0 && end > start {
+		return (end - start + a.step - 1) / a.step
+	}
+	if a.step < 0 && start > end {
+		return (start - end - a.step - 1) / -a.step
+	}
+	return 0
+}
+
+// sliceSpec reads a Slice's constant starts, ends, axes and steps for an
+// input of rank r; ok is false when one is not constant or is invalid.
+func (c *nodeCtx) sliceSpec(r int) ([]sliceAxis, bool) {
+	var starts, ends, axes, steps []int64
+	var ok bool
+	if c.inf.opset < 10 {
+		if starts, ok = c.ints("starts", -1); !ok {
+			return nil, false
+		}
+		if ends, ok = c.ints("ends", -1); !ok {
+			return nil, false
+		}
+		axes, _ = c.ints("axes", -1)
+	} else {
+		if starts, ok = c.ints("", 1); !ok {
+			return nil, false
+		}
+		if ends, ok = c.ints("", 2); !ok {
+			return nil, false
+		}
+		if c.has(3) {
+			if axes, ok = c.ints("", 3); !ok {
+				return nil, false
+			}
+		}
+		if c.has(4) {
+			if steps, ok = c.ints("", 4); !ok {
+				return nil, false
+			}
+		}
+	}
+	if len(starts) != len(ends) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
+		return nil, false
+	}
+	seen := map[int]bool{}
+	spec := make([]sliceAxis, len(starts))
+	for i := range starts {
+		a := int64(i)
+		if axes != nil {
+			a = axes[i]
+		}
+		ax, ok := normAxis(a, r)
+		if !ok || seen[ax] {
+			return nil, false
+		}
+		seen[ax] = true
+		st := int64(1)
+		if steps != nil {
+			st = steps[i]
+		}
+		if st == 0 {
+			return nil, false
+		}
+		spec[i] = sliceAxis{axis: ax, start: starts[i], end: ends[i], step: st}
+	}
+	return spec, true
 }
 
 func shapeRule(c *nodeCtx) []TensorType {
@@ -1171,6 +1287,25 @@ func (c *nodeCtx) fold() []*constVal {
 			v = append(v, d[i])
 		}
 		return []*constVal{{shape: slices.Clone(qs), ints: v}}
+	case "Slice":
+		d, ds, ok := ints(0)
+		if !ok || len(ds) != 1 {
+			return nil
+		}
+		spec, ok := c.sliceSpec(1)
+		if !ok {
+			return nil
+		}
+		v := d
+		if len(spec) == 1 {
+			a := spec[0]
+			start, _ := a.bounds(int64(len(d)))
+			v = make([]int64, a.len(int64(len(d))))
+			for i := range v {
+				v[i] = d[start+int64(i)*a.step]
+			}
+		}
+		return vec(slices.Clone(v))
 	case "Concat":
 		var v []int64
 		for i := range n.GetInput() {
@@ -1184,7 +1319,7 @@ func (c *nodeCtx) fold() []*constVal {
 			return nil
 		}
 		return vec(v)
-	case "Add", "Sub", "Mul":
+	case "Add", "Sub", "Mul", "Div":
 		a, as, ok1 := ints(0)
 		b, bs, ok2 := ints(1)
 		if !ok1 || !ok2 {
@@ -1206,6 +1341,11 @@ func (c *nodeCtx) fold() []*constVal {
 				v[i] = x + y
 			case "Sub":
 				v[i] = x - y
+			case "Div":
+				if y == 0 || (x == math.MinInt64 && y == -1) {
+					return nil
+				}
+				v[i] = x / y // integer Div truncates, as ONNX Runtime's does
 			default:
 				v[i] = x * y
 			}
