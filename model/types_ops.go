@@ -1022,11 +1022,72 @@ func convRule(xi, wi int, elem int32) rule {
 	}
 }
 
+// convTransposeRule is ConvTranspose's output shape as ONNX defines it:
+// W.shape[1]·group channels and, per spatial axis, output_shape if given,
+// else in·stride with auto_pad SAME_*, else stride·(in−1) + output_padding
+// + (k−1)·dilation + 1 − pad_begin − pad_end.
 func convTransposeRule(c *nodeCtx) []TensorType {
-	x := c.in(0)
+	x, w := c.in(0), c.in(1)
 	out := TensorType{x.ElemType, unknownDims(rankOf(x.Shape))}
-	if len(out.Shape) > 0 {
-		out.Shape[0] = x.Shape[0]
+	if len(out.Shape) == 0 {
+		return single(out)
+	}
+	out.Shape[0] = x.Shape[0]
+	sp := len(x.Shape) - 2
+	if sp < 1 {
+		return single(out)
+	}
+	if g := attrInt(c.n, "group", 1); len(w.Shape) == sp+2 && w.Shape[1] >= 0 && g >= 1 {
+		out.Shape[1] = prodDims([]int64{w.Shape[1], g})
+	}
+	if shape, ok := c.ints("output_shape", -1); ok {
+		if len(shape) == sp {
+			for i, d := range shape {
+				out.Shape[2+i] = max(d, -1)
+			}
+		}
+		return single(out)
+	}
+	per := func(name string, n int, def int64) ([]int64, bool) {
+		v, ok := c.ints(name, -1)
+		if !ok {
+			v = make([]int64, n)
+			for i := range v {
+				v[i] = def
+			}
+		}
+		return v, len(v) == n
+	}
+	kernel, ok := c.ints("kernel_shape", -1)
+	if !ok && len(w.Shape) == sp+2 {
+		kernel, ok = w.Shape[2:], true
+	}
+	strides, ok1 := per("strides", sp, 1)
+	dil, ok2 := per("dilations", sp, 1)
+	opad, ok3 := per("output_padding", sp, 0)
+	pads, ok4 := per("pads", 2*sp, 0)
+	if !ok || len(kernel) != sp || !ok1 || !ok2 || !ok3 || !ok4 {
+		return single(out)
+	}
+	autoPad := attrString(c.n, "auto_pad", "NOTSET")
+	for i := range sp {
+		in := x.Shape[2+i]
+		if in < 0 || in > math.MaxInt32 || kernel[i] < 1 || kernel[i] > math.MaxInt32 || strides[i] < 1 || strides[i] > math.MaxInt32 ||
+			dil[i] < 1 || dil[i] > math.MaxInt32 || max(opad[i], pads[i], pads[sp+i]) > math.MaxInt32 {
+			continue
+		}
+		var d int64
+		switch autoPad {
+		case "SAME_UPPER", "SAME_LOWER":
+			d = in * strides[i]
+		case "VALID":
+			d = strides[i]*(in-1) + opad[i] + (kernel[i]-1)*dil[i] + 1
+		default:
+			d = strides[i]*(in-1) + opad[i] + (kernel[i]-1)*dil[i] + 1 - pads[i] - pads[sp+i]
+		}
+		if d >= 0 {
+			out.Shape[2+i] = d
+		}
 	}
 	return single(out)
 }

@@ -276,8 +276,18 @@ func TestInferTypesOps(t *testing.T) {
 				nd("Conv", "x,w", "c", intsAttr("dilations", 2, 2)),
 				nd("Conv", "x,w", "d", StringAttr("auto_pad", "VALID"))},
 			want: map[string]TensorType{"a": {tF, s(1, 16, 4, 4)}, "b": {tF, s(1, 16, 3, 3)}, "c": {tF, s(1, 16, 4, 4)}, "d": {tF, s(1, 16, 6, 6)}}},
-		{name: "ConvTranspose", inputs: x(1, 3, 8, 8), inits: []*onnxpb.TensorProto{named("w", typed(tF, 3, 4, 2, 2))},
-			nodes: []*onnxpb.NodeProto{nd("ConvTranspose", "x,w", "y")}, want: map[string]TensorType{"y": {tF, s(1, -1, -1, -1)}}},
+		// Reference sizes: torch.nn.ConvTranspose2d on an 8×8 input with the
+		// same kernel, stride, padding, output_padding and groups
+		// ((8−1)·2 − 2 + (3−1) + 1 + 1 = 16), and ONNX's SAME_UPPER (in·stride).
+		{name: "ConvTranspose", inputs: x(1, 3, 8, 8),
+			inits: []*onnxpb.TensorProto{named("w", typed(tF, 3, 4, 2, 2)), named("w3", typed(tF, 3, 4, 3, 3)), named("wg", typed(tF, 3, 2, 3, 3))},
+			nodes: []*onnxpb.NodeProto{nd("ConvTranspose", "x,w", "y"),
+				nd("ConvTranspose", "x,w3", "s", intsAttr("strides", 2, 2), intsAttr("pads", 1, 1, 1, 1), intsAttr("output_padding", 1, 1)),
+				nd("ConvTranspose", "x,wg", "g", IntAttr("group", 3), intsAttr("strides", 2, 2), StringAttr("auto_pad", "SAME_UPPER")),
+				nd("ConvTranspose", "x,w", "o", intsAttr("strides", 2, 2), intsAttr("output_shape", 17, 18)),
+				nd("ConvTranspose", "x,w", "bad", intsAttr("strides", 2))},
+			want: map[string]TensorType{"y": {tF, s(1, 4, 9, 9)}, "s": {tF, s(1, 4, 16, 16)}, "g": {tF, s(1, 6, 16, 16)},
+				"o": {tF, s(1, 4, 17, 18)}, "bad": {tF, s(1, 4, -1, -1)}}},
 		{name: "Pools", inputs: x(1, 8, 7, 7),
 			nodes: []*onnxpb.NodeProto{
 				nd("MaxPool", "x", "a,ai", intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2)),
