@@ -56,6 +56,12 @@ type Types struct {
 // rule per ai.onnx operator. It never fails: what cannot be inferred (custom
 // domains, sequences, unknown operators) is unknown. A declared type wins
 // over an inferred one; a disagreement is recorded in Conflicts.
+//
+// Small int64/int32 constants are folded through exported shape arithmetic
+// (Shape, Gather, Slice, Concat, Cast, Unsqueeze, Squeeze, Reshape, integer
+// Add, Sub, Mul and Div), so that a Reshape's shape or a Resize's sizes
+// computed from Shape at run time give known dims once the graph inputs'
+// shapes are known (a calibration sample's shapes set into p's inputs).
 func InferTypes(p *onnxpb.ModelProto) *Types {
 	t := &Types{top: map[string]TensorType{}, sub: map[string]TensorType{}}
 	g := p.GetGraph()

@@ -231,7 +231,7 @@ func init() {
 		},
 		"GatherElements": typeOfShapeOf(0, 1),
 		"GatherND":       sameType,
-		"Slice":          sameRank,
+		"Slice":          sliceRule,
 		"Reshape":        reshapeRule,
 		"Flatten":        flattenRule,
 		"Squeeze":        squeezeRule,
@@ -469,6 +469,122 @@ func broadcast(shapes ...[]int64) []int64 {
 		}
 	}
 	return out
+}
+
+// sliceRule gives Slice's output the dims its constant starts, ends, axes
+// and steps (attributes before opset 10) select from input 0's known dims;
+// the other dims of a sliced axis are unknown.
+func sliceRule(c *nodeCtx) []TensorType {
+	x := c.in(0)
+	out := TensorType{x.ElemType, unknownDims(rankOf(x.Shape))}
+	if x.Shape == nil {
+		return single(out)
+	}
+	spec, ok := c.sliceSpec(len(x.Shape))
+	if !ok {
+		return single(out)
+	}
+	copy(out.Shape, x.Shape)
+	for _, a := range spec {
+		out.Shape[a.axis] = -1
+		if d := x.Shape[a.axis]; d >= 0 {
+			out.Shape[a.axis] = a.len(d)
+		}
+	}
+	return single(out)
+}
+
+// sliceAxis is one axis of a Slice: start, end and step before clamping.
+type sliceAxis struct {
+	axis             int
+	start, end, step int64
+}
+
+// bounds are the clamped start and end of the slice on an axis of d
+// elements, as ONNX's Slice defines them (negative start and end count from
+// the end, then both are clamped).
+func (a sliceAxis) bounds(d int64) (start, end int64) {
+	start, end = a.start, a.end
+	if start < 0 {
+		start += d
+	}
+	if end < 0 {
+		end += d
+	}
+	if a.step > 0 {
+		return min(max(start, 0), d), min(max(end, 0), d)
+	}
+	return min(max(start, 0), d-1), min(max(end, -1), d-1)
+}
+
+// len is the number of elements the slice takes from an axis of d.
+func (a sliceAxis) len(d int64) int64 {
+	start, end := a.bounds(d)
+	if a.step > 0 && end > start {
+		return (end - start + a.step - 1) / a.step
+	}
+	if a.step < 0 && start > end {
+		return (start - end - a.step - 1) / -a.step
+	}
+	return 0
+}
+
+// sliceSpec reads a Slice's constant starts, ends, axes and steps for an
+// input of rank r; ok is false when one is not constant or is invalid.
+func (c *nodeCtx) sliceSpec(r int) ([]sliceAxis, bool) {
+	var starts, ends, axes, steps []int64
+	var ok bool
+	if c.inf.opset < 10 {
+		if starts, ok = c.ints("starts", -1); !ok {
+			return nil, false
+		}
+		if ends, ok = c.ints("ends", -1); !ok {
+			return nil, false
+		}
+		axes, _ = c.ints("axes", -1)
+	} else {
+		if starts, ok = c.ints("", 1); !ok {
+			return nil, false
+		}
+		if ends, ok = c.ints("", 2); !ok {
+			return nil, false
+		}
+		if c.has(3) {
+			if axes, ok = c.ints("", 3); !ok {
+				return nil, false
+			}
+		}
+		if c.has(4) {
+			if steps, ok = c.ints("", 4); !ok {
+				return nil, false
+			}
+		}
+	}
+	if len(starts) != len(ends) || (axes != nil && len(axes) != len(starts)) || (steps != nil && len(steps) != len(starts)) {
+		return nil, false
+	}
+	seen := map[int]bool{}
+	spec := make([]sliceAxis, len(starts))
+	for i := range starts {
+		a := int64(i)
+		if axes != nil {
+			a = axes[i]
+		}
+		ax, ok := normAxis(a, r)
+		if !ok || seen[ax] {
+			return nil, false
+		}
+		seen[ax] = true
+		st := int64(1)
+		if steps != nil {
+			st = steps[i]
+		}
+		if st == 0 {
+			return nil, false
+		}
+		spec[i] = sliceAxis{axis: ax, start: starts[i], end: ends[i], step: st}
+	}
+	return spec, true
 }
 
 func shapeRule(c *nodeCtx) []TensorType {
@@ -906,11 +1022,72 @@ func convRule(xi, wi int, elem int32) rule {
 	}
 }
 
+// convTransposeRule is ConvTranspose's output shape as ONNX defines it:
+// W.shape[1]·group channels and, per spatial axis, output_shape if given,
+// else in·stride with auto_pad SAME_*, else stride·(in−1) + output_padding
+// + (k−1)·dilation + 1 − pad_begin − pad_end.
 func convTransposeRule(c *nodeCtx) []TensorType {
-	x := c.in(0)
+	x, w := c.in(0), c.in(1)
 	out := TensorType{x.ElemType, unknownDims(rankOf(x.Shape))}
-	if len(out.Shape) > 0 {
-		out.Shape[0] = x.Shape[0]
+	if len(out.Shape) == 0 {
+		return single(out)
+	}
+	out.Shape[0] = x.Shape[0]
+	sp := len(x.Shape) - 2
+	if sp < 1 {
+		return single(out)
+	}
+	if g := attrInt(c.n, "group", 1); len(w.Shape) == sp+2 && w.Shape[1] >= 0 && g >= 1 {
+		out.Shape[1] = prodDims([]int64{w.Shape[1], g})
+	}
+	if shape, ok := c.ints("output_shape", -1); ok {
+		if len(shape) == sp {
+			for i, d := range shape {
+				out.Shape[2+i] = max(d, -1)
+			}
+		}
+		return single(out)
+	}
+	per := func(name string, n int, def int64) ([]int64, bool) {
+		v, ok := c.ints(name, -1)
+		if !ok {
+			v = make([]int64, n)
+			for i := range v {
+				v[i] = def
+			}
+		}
+		return v, len(v) == n
+	}
+	kernel, ok := c.ints("kernel_shape", -1)
+	if !ok && len(w.Shape) == sp+2 {
+		kernel, ok = w.Shape[2:], true
+	}
+	strides, ok1 := per("strides", sp, 1)
+	dil, ok2 := per("dilations", sp, 1)
+	opad, ok3 := per("output_padding", sp, 0)
+	pads, ok4 := per("pads", 2*sp, 0)
+	if !ok || len(kernel) != sp || !ok1 || !ok2 || !ok3 || !ok4 {
+		return single(out)
+	}
+	autoPad := attrString(c.n, "auto_pad", "NOTSET")
+	for i := range sp {
+		in := x.Shape[2+i]
+		if in < 0 || in > math.MaxInt32 || kernel[i] < 1 || kernel[i] > math.MaxInt32 || strides[i] < 1 || strides[i] > math.MaxInt32 ||
+			dil[i] < 1 || dil[i] > math.MaxInt32 || max(opad[i], pads[i], pads[sp+i]) > math.MaxInt32 {
+			continue
+		}
+		var d int64
+		switch autoPad {
+		case "SAME_UPPER", "SAME_LOWER":
+			d = in * strides[i]
+		case "VALID":
+			d = strides[i]*(in-1) + opad[i] + (kernel[i]-1)*dil[i] + 1
+		default:
+			d = strides[i]*(in-1) + opad[i] + (kernel[i]-1)*dil[i] + 1 - pads[i] - pads[sp+i]
+		}
+		if d >= 0 {
+			out.Shape[2+i] = d
+		}
 	}
 	return single(out)
 }
@@ -1171,6 +1348,25 @@ func (c *nodeCtx) fold() []*constVal {
 			v = append(v, d[i])
 		}
 		return []*constVal{{shape: slices.Clone(qs), ints: v}}
+	case "Slice":
+		d, ds, ok := ints(0)
+		if !ok || len(ds) != 1 {
+			return nil
+		}
+		spec, ok := c.sliceSpec(1)
+		if !ok {
+			return nil
+		}
+		v := d
+		if len(spec) == 1 {
+			a := spec[0]
+			start, _ := a.bounds(int64(len(d)))
+			v = make([]int64, a.len(int64(len(d))))
+			for i := range v {
+				v[i] = d[start+int64(i)*a.step]
+			}
+		}
+		return vec(slices.Clone(v))
 	case "Concat":
 		var v []int64
 		for i := range n.GetInput() {
@@ -1184,7 +1380,7 @@ func (c *nodeCtx) fold() []*constVal {
 			return nil
 		}
 		return vec(v)
-	case "Add", "Sub", "Mul":
+	case "Add", "Sub", "Mul", "Div":
 		a, as, ok1 := ints(0)
 		b, bs, ok2 := ints(1)
 		if !ok1 || !ok2 {
@@ -1206,6 +1402,11 @@ func (c *nodeCtx) fold() []*constVal {
 				v[i] = x + y
 			case "Sub":
 				v[i] = x - y
+			case "Div":
+				if y == 0 || (x == math.MinInt64 && y == -1) {
+					return nil
+				}
+				v[i] = x / y // integer Div truncates, as ONNX Runtime's does
 			default:
 				v[i] = x * y
 			}

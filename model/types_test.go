@@ -229,7 +229,28 @@ func TestInferTypesOps(t *testing.T) {
 			want:  map[string]TensorType{"a": {tF, s(2, 4)}, "b": {tF, s(4, 4)}, "c": {tF, s(2, 4)}, "e": {tF, s(2, 4)}}},
 		{name: "Slice Pad Expand Tile", inputs: x(2, 3), inits: []*onnxpb.TensorProto{i64("st", 0), i64("en", 1), i64("sh", 4, 1, 3), i64("rep", 2, 2)},
 			nodes: []*onnxpb.NodeProto{nd("Slice", "x,st,en", "a"), nd("Pad", "x,st", "b"), nd("Expand", "x,sh", "c"), nd("Tile", "x,rep", "d")},
-			want:  map[string]TensorType{"a": {tF, s(-1, -1)}, "b": {tF, s(-1, -1)}, "c": {tF, s(4, 2, 3)}, "d": {tF, s(4, 6)}}},
+			want:  map[string]TensorType{"a": {tF, s(1, 3)}, "b": {tF, s(-1, -1)}, "c": {tF, s(4, 2, 3)}, "d": {tF, s(4, 6)}}},
+		// Output dims as numpy computes x[...] for the same starts, ends,
+		// axes and steps (ONNX's Slice definition).
+		{name: "Slice axes steps", opset: 13, inputs: x(4, 10, 6),
+			inits: []*onnxpb.TensorProto{i64("st", 1, -1), i64("en", 100, -8), i64("ax", -2, 2), i64("sp", 3, -2), i64("big", -100), i64("one", 1), i64("zero", 0)},
+			nodes: []*onnxpb.NodeProto{nd("Slice", "x,st,en,ax,sp", "a"), nd("Slice", "x,big,one", "b"), nd("Slice", "x,zero,one,,zero", "bad"),
+				nd("Slice", "x,st,en,sp", "c")},
+			want: map[string]TensorType{"a": {tF, s(4, 3, 3)}, "b": {tF, s(1, 10, 6)}, "bad": {tF, s(-1, -1, -1)}, "c": {tF, s(-1, -1, -1)}}},
+		{name: "Slice opset 9 attributes", opset: 9, inputs: x(2, 8),
+			nodes: []*onnxpb.NodeProto{nd("Slice", "x", "a", intsAttr("starts", 2), intsAttr("ends", -1), intsAttr("axes", 1)), nd("Slice", "x", "b", intsAttr("starts", 0))},
+			want:  map[string]TensorType{"a": {tF, s(2, 5)}, "b": {tF, s(-1, -1)}}},
+		// torch.onnx.export's F.interpolate(x, size=...): Resize sizes from
+		// Shape → Slice → Concat, and scales from Shape → Gather → Div →
+		// Mul; the input's batch dim is known only at the sample's shape.
+		{name: "Resize sizes from shape arithmetic", opset: 13, inputs: x(1, 1, 28, 28),
+			inits: []*onnxpb.TensorProto{i64("st", 0), i64("en", 2), i64("ax", 0), i64("hw", 56, 56), NewTensorInt64("two", nil, []int64{2}), NewTensorInt64("four", nil, []int64{4}), NewTensorInt64("i3", nil, []int64{3})},
+			nodes: []*onnxpb.NodeProto{
+				nd("Shape", "x", "sh"), nd("Slice", "sh,st,en,ax", "nc"), nd("Concat", "nc,hw", "sz", IntAttr("axis", 0)),
+				nd("Resize", "x,,,sz", "y"),
+				nd("Gather", "sh,i3", "w"), nd("Mul", "w,four", "w4"), nd("Div", "w4,two", "w2"), nd("Unsqueeze", "w2,ax", "w1"),
+				nd("Concat", "nc,w1,w1", "sz2", IntAttr("axis", 0)), nd("Resize", "x,,,sz2", "z")},
+			want: map[string]TensorType{"nc": {tI64, s(2)}, "sz": {tI64, s(4)}, "y": {tF, s(1, 1, 56, 56)}, "w2": {tI64, s()}, "z": {tF, s(1, 1, 56, 56)}}},
 		{name: "DepthToSpace SpaceToDepth", inputs: x(1, 8, 4, 4),
 			nodes: []*onnxpb.NodeProto{nd("DepthToSpace", "x", "a", IntAttr("blocksize", 2)), nd("SpaceToDepth", "x", "b", IntAttr("blocksize", 2))},
 			want:  map[string]TensorType{"a": {tF, s(1, 2, 8, 8)}, "b": {tF, s(1, 32, 2, 2)}}},
@@ -255,8 +276,18 @@ func TestInferTypesOps(t *testing.T) {
 				nd("Conv", "x,w", "c", intsAttr("dilations", 2, 2)),
 				nd("Conv", "x,w", "d", StringAttr("auto_pad", "VALID"))},
 			want: map[string]TensorType{"a": {tF, s(1, 16, 4, 4)}, "b": {tF, s(1, 16, 3, 3)}, "c": {tF, s(1, 16, 4, 4)}, "d": {tF, s(1, 16, 6, 6)}}},
-		{name: "ConvTranspose", inputs: x(1, 3, 8, 8), inits: []*onnxpb.TensorProto{named("w", typed(tF, 3, 4, 2, 2))},
-			nodes: []*onnxpb.NodeProto{nd("ConvTranspose", "x,w", "y")}, want: map[string]TensorType{"y": {tF, s(1, -1, -1, -1)}}},
+		// Reference sizes: torch.nn.ConvTranspose2d on an 8×8 input with the
+		// same kernel, stride, padding, output_padding and groups
+		// ((8−1)·2 − 2 + (3−1) + 1 + 1 = 16), and ONNX's SAME_UPPER (in·stride).
+		{name: "ConvTranspose", inputs: x(1, 3, 8, 8),
+			inits: []*onnxpb.TensorProto{named("w", typed(tF, 3, 4, 2, 2)), named("w3", typed(tF, 3, 4, 3, 3)), named("wg", typed(tF, 3, 2, 3, 3))},
+			nodes: []*onnxpb.NodeProto{nd("ConvTranspose", "x,w", "y"),
+				nd("ConvTranspose", "x,w3", "s", intsAttr("strides", 2, 2), intsAttr("pads", 1, 1, 1, 1), intsAttr("output_padding", 1, 1)),
+				nd("ConvTranspose", "x,wg", "g", IntAttr("group", 3), intsAttr("strides", 2, 2), StringAttr("auto_pad", "SAME_UPPER")),
+				nd("ConvTranspose", "x,w", "o", intsAttr("strides", 2, 2), intsAttr("output_shape", 17, 18)),
+				nd("ConvTranspose", "x,w", "bad", intsAttr("strides", 2))},
+			want: map[string]TensorType{"y": {tF, s(1, 4, 9, 9)}, "s": {tF, s(1, 4, 16, 16)}, "g": {tF, s(1, 6, 16, 16)},
+				"o": {tF, s(1, 4, 17, 18)}, "bad": {tF, s(1, 4, -1, -1)}}},
 		{name: "Pools", inputs: x(1, 8, 7, 7),
 			nodes: []*onnxpb.NodeProto{
 				nd("MaxPool", "x", "a,ai", intsAttr("kernel_shape", 2, 2), intsAttr("strides", 2, 2)),

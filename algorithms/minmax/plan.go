@@ -443,7 +443,9 @@ func makePlan(g *onnxpb.GraphProto, types *model.Types, nodes []*onnxpb.NodeProt
 //     ONNX Runtime fuses into a float Conv only (floatFusedActivations)
 //     counts UnfusedActivationCost times;
 //   - with the layers' sizes (the graph inputs shaped like calibration
-//     sample 0), a region of INT8 layers connected through uint8 tensors
+//     sample 0, followed through shape arithmetic such as the Shape →
+//     Slice → Concat that sizes an exported Resize: model.InferTypes), a
+//     region of INT8 layers connected through uint8 tensors
 //     needs MinRegionMACs multiply-adds in all, a weight element of a
 //     layer on a 1×1 map counting as WeightMACs (squeeze-excite layers do
 //     few multiply-adds but read as many weights, which INT8 shrinks 4×);
