@@ -62,15 +62,18 @@ func (f *flight) wait(ctx context.Context) error {
 
 type runEntry struct {
 	flight
-	key     string
-	spec    runWire
-	source  pipeline.DataSource   // spec.DataSource decoded
-	ann     *pipeline.Annotations // spec.Annotations resolved
-	tmpDir  string
-	refs    int
-	used    uint64
-	loaders map[string]*loaderEntry
-	engines map[string]*engineEntry
+	key    string
+	spec   runWire
+	source pipeline.DataSource   // spec.DataSource decoded
+	ann    *pipeline.Annotations // spec.Annotations resolved
+	tmpDir string
+	refs   int
+	used   uint64
+	// forgotten: the run ended while a shard used it (forget); the last
+	// release drops it.
+	forgotten bool
+	loaders   map[string]*loaderEntry
+	engines   map[string]*engineEntry
 }
 
 type loaderEntry struct {
@@ -104,7 +107,7 @@ func (c *cache) acquire(ctx context.Context, job *shardMsg) (*engine.Engine, pip
 	}
 	releaseRun := func() {
 		c.mu.Lock()
-		run.refs--
+		c.release(run)
 		c.mu.Unlock()
 	}
 	stages := make([]*model.Stage, len(job.Model.Stages))
@@ -134,7 +137,7 @@ func (c *cache) acquire(ctx context.Context, job *shardMsg) (*engine.Engine, pip
 	return ent.eng, loader, func() {
 		c.mu.Lock()
 		ent.refs--
-		run.refs--
+		c.release(run)
 		c.mu.Unlock()
 	}, nil
 }
@@ -174,7 +177,7 @@ func (c *cache) run(ctx context.Context, job *shardMsg) (*runEntry, error) {
 	}
 	if err := r.wait(ctx); err != nil {
 		c.mu.Lock()
-		r.refs--
+		c.release(r)
 		c.mu.Unlock()
 		return nil, err
 	}
@@ -488,9 +491,25 @@ func (c *cache) forget(run string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, r := range c.runs {
-		if strings.HasPrefix(k, run+"@") && r.refs == 0 && isReady(&r.flight) {
+		if !strings.HasPrefix(k, run+"@") {
+			continue
+		}
+		if r.refs == 0 && isReady(&r.flight) {
 			delete(c.runs, k)
 			c.dropRun(r)
+		} else {
+			// A shard being stopped still holds it: its release drops it.
+			r.forgotten = true
 		}
+	}
+}
+
+// release drops a reference to r, and r itself when it was forgotten
+// (its run ended) and this was the last. c.mu is held.
+func (c *cache) release(r *runEntry) {
+	r.refs--
+	if r.refs == 0 && r.forgotten && isReady(&r.flight) && c.runs[r.key] == r {
+		delete(c.runs, r.key)
+		c.dropRun(r)
 	}
 }
