@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -161,6 +162,10 @@ func (s *Session) Run(ctx context.Context, inputs map[string]pipeline.Tensor) (m
 	outs := make([]ort.Value, len(s.outputs))
 	defer destroyAll(outs)
 	if err := s.run(ctx, in, outs); err != nil {
+		if strings.Contains(err.Error(), "shape has no dimensions") {
+			// onnxruntime_go cannot wrap a rank-0 output it allocates.
+			return nil, fmt.Errorf("%w: %v: an output is a scalar (rank 0), which fleetcal cannot read back from ONNX Runtime; give it shape [1] (Reshape or Unsqueeze)", ErrBadModel, err)
+		}
 		return nil, err
 	}
 	res := make(map[string]pipeline.Tensor, len(outs))
@@ -275,11 +280,21 @@ func (s *Session) run(ctx context.Context, in, outs []ort.Value) error {
 
 func destroyAll(vs []ort.Value) {
 	for i, v := range vs {
-		if v != nil {
+		if !isNilValue(v) {
 			_ = v.Destroy()
 			vs[i] = nil
 		}
 	}
+}
+
+// isNilValue tells whether v is nil or holds a nil pointer (what
+// onnxruntime_go leaves for an output it did not wrap, a rank-0 one).
+func isNilValue(v ort.Value) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // toORT wraps t's data (not copied) as an ONNX Runtime tensor.
