@@ -12,8 +12,9 @@ import (
 	"github.com/fleetcal/fleetcal/pipeline"
 )
 
-// TestScalarOutput: a model whose output has rank 0 gets one error naming
-// the problem (ErrBadModel), not a panic.
+// TestScalarOutput: a model declaring an output of rank 0 is refused when
+// its session is made (ErrBadModel, naming the output); one that does not
+// declare the shape gets an error at run time, not a panic.
 func TestScalarOutput(t *testing.T) {
 	vi := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
 		sh := &onnxpb.TensorShapeProto{}
@@ -28,13 +29,19 @@ func TestScalarOutput(t *testing.T) {
 			Node:   []*onnxpb.NodeProto{model.NewNode("ReduceSum", "sum", []string{"x"}, []string{"y"}, model.IntAttr("keepdims", 0))},
 			Input:  []*onnxpb.ValueInfoProto{vi("x", 2)},
 			Output: []*onnxpb.ValueInfoProto{vi("y")}}}
+	_, err := NewSession(p, 1)
+	if !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), `output "y"`) || !strings.Contains(err.Error(), "rank 0") {
+		t.Fatalf("err = %v, want ErrBadModel saying output y has rank 0", err)
+	}
+	// Declared without a shape, the output is found at run time: an
+	// error, not a panic (onnxruntime_go leaves a nil tensor).
+	p.Graph.Output[0].Type.GetTensorType().Shape = nil
 	s, err := NewSession(p, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = s.Run(t.Context(), map[string]pipeline.Tensor{"x": {Shape: []int64{2}, Data: []float32{1, 2}}})
-	if !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), "rank 0") {
-		t.Fatalf("err = %v, want ErrBadModel saying the output has rank 0", err)
+	if _, err := s.Run(t.Context(), map[string]pipeline.Tensor{"x": {Shape: []int64{2}, Data: []float32{1, 2}}}); err == nil {
+		t.Fatal("a rank-0 output read back without an error")
 	}
 }

@@ -47,6 +47,13 @@ func newSession(data []byte, inputs, outputs []pipeline.TensorInfo, threads int)
 	if len(outputs) == 0 {
 		return nil, fmt.Errorf("%w: model has no outputs", ErrBadModel)
 	}
+	for _, o := range outputs {
+		// onnxruntime_go cannot wrap a rank-0 output it allocates: say so
+		// once, here, rather than fail every run.
+		if o.Shape != nil && len(o.Shape) == 0 {
+			return nil, fmt.Errorf("%w: output %q is a scalar (rank 0), which fleetcal cannot read back from ONNX Runtime; give it shape [1] (Reshape or Unsqueeze)", ErrBadModel, o.Name)
+		}
+	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("session options: %w", err)
@@ -162,10 +169,6 @@ func (s *Session) Run(ctx context.Context, inputs map[string]pipeline.Tensor) (m
 	outs := make([]ort.Value, len(s.outputs))
 	defer destroyAll(outs)
 	if err := s.run(ctx, in, outs); err != nil {
-		if strings.Contains(err.Error(), "shape has no dimensions") {
-			// onnxruntime_go cannot wrap a rank-0 output it allocates.
-			return nil, fmt.Errorf("%w: %v: an output is a scalar (rank 0), which fleetcal cannot read back from ONNX Runtime; give it shape [1] (Reshape or Unsqueeze)", ErrBadModel, err)
-		}
 		return nil, err
 	}
 	res := make(map[string]pipeline.Tensor, len(outs))
